@@ -1,0 +1,558 @@
+"""The render request: everything one render needs, as frozen plain data.
+
+A `RenderRequest` is what the queue stores and what the engine consumes. It imports no torch, so the
+project layer can build and store requests without loading the model stack, and it round-trips
+through JSON exactly, so any render can be repeated bit for bit.
+
+Geometry is in normalised [0, 1] coordinates of the canvas (x to the right, y down), which keeps a
+layout valid when the canvas size changes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Final, TypeVar
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+REQUEST_VERSION: Final = 1
+MAX_INSTANCES: Final = 30
+MIN_CANVAS: Final = 64
+MAX_CANVAS: Final = 4096
+CANVAS_MULTIPLE: Final = 8
+MAX_STEPS: Final = 1000
+MAX_GUIDANCE: Final = 50.0
+MAX_SEED: Final = 2**63 - 1  # fits SQLite's signed 64-bit integer
+MAX_SCRIBBLE_POINTS: Final = 1024
+MAX_POLYGON_POINTS: Final = 4096
+MAX_MASK_SIDE: Final = 8192
+MAX_CAPTION_CHARS: Final = 2000
+
+Point = tuple[float, float]
+Box = tuple[float, float, float, float]
+_E = TypeVar("_E", bound="StrEnum")
+
+
+class InstanceKind(StrEnum):
+    """How the user located an instance; decides which location inputs the model is given."""
+
+    BOX = "box"
+    POINT = "point"
+    SCRIBBLE = "scribble"
+    MASK = "mask"  # a polygon, a bitmap, or both
+
+
+class Scheduler(StrEnum):
+    PLMS = "plms"  # the official sampler, for parity
+    DDIM = "ddim"
+    DPM_SOLVER_PP = "dpmsolver++"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One validation failure: where it is (a dotted field path) and what is wrong, in words."""
+
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class RequestValidationError(ValueError):
+    """A request, instance or mask that cannot be rendered. Lists every problem found."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems: tuple[Problem, ...] = tuple(problems)
+        super().__init__("; ".join(str(p) for p in self.problems))
+
+
+@dataclass(frozen=True)
+class MaskRLE:
+    """A binary mask as COCO compressed RLE (column-major run lengths, LEB128-like string).
+
+    The bitmap covers the whole canvas at its own resolution `height` x `width`; it need not match
+    the canvas size in pixels.
+    """
+
+    height: int
+    width: int
+    counts: str
+
+    def __post_init__(self) -> None:
+        problems = _mask_problems(self)
+        if problems:
+            raise RequestValidationError([Problem(f"mask.{name}", f"mask: {text}") for name, text in problems])
+
+    @classmethod
+    def from_bitmap(cls, bitmap: npt.ArrayLike) -> MaskRLE:
+        """Encode a 2-D array (non-zero = inside) with pycocotools."""
+        import numpy as np
+        from pycocotools import mask as coco_mask
+
+        array = np.asarray(bitmap)
+        if array.ndim != 2:
+            raise ValueError(f"a mask bitmap must be 2-D, got shape {array.shape}")
+        encoded = coco_mask.encode(np.asfortranarray(array != 0, dtype=np.uint8))
+        height, width = (int(v) for v in encoded["size"])
+        return cls(height=height, width=width, counts=encoded["counts"].decode("ascii"))
+
+    def decode(self) -> np.ndarray[Any, np.dtype[np.uint8]]:
+        """Decode with pycocotools into a (height, width) uint8 array of 0/1.
+
+        pycocotools reads uninitialised memory when the runs cover fewer pixels than the size says,
+        so a decode is only trusted when re-encoding gives back exactly the same counts.
+        """
+        import numpy as np
+        from pycocotools import mask as coco_mask
+
+        rle = {"size": [self.height, self.width], "counts": self.counts.encode("ascii")}
+        bad = RequestValidationError(
+            [Problem("mask.counts", f"mask: the RLE does not decode to a {self.height}x{self.width} bitmap")]
+        )
+        try:
+            bitmap = coco_mask.decode(rle)
+        except ValueError as exc:
+            raise bad from exc
+        bitmap = np.ascontiguousarray(bitmap)
+        if bitmap.shape != (self.height, self.width) or int(bitmap.max(initial=0)) > 1:
+            raise bad
+        if coco_mask.encode(np.asfortranarray(bitmap))["counts"] != rle["counts"]:
+            raise bad
+        return bitmap
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"size": [self.height, self.width], "counts": self.counts}
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "mask") -> MaskRLE:
+        reader = _Reader(where)
+        obj = reader.mapping(data, where)
+        size = reader.sequence(obj.get("size"), f"{where}.size", length=2)
+        height, width = (reader.integer(v, f"{where}.size") for v in size)
+        counts = reader.string(obj.get("counts"), f"{where}.counts")
+        reader.raise_if_any()
+        assert counts is not None
+        return cls(height=height, width=width, counts=counts)
+
+
+@dataclass(frozen=True)
+class InstanceSpec:
+    """One instance: a caption and where it goes.
+
+    `kind` says which location the user gave and the model is conditioned on; the other geometry
+    fields may carry extra, derived locations (a mask instance usually keeps its box, as the
+    official format does).
+
+    An instance on its own may be incomplete (a scene being edited holds such instances); a
+    `RenderRequest` only accepts instances without problems, and names their slots in its errors.
+    """
+
+    caption: str
+    kind: InstanceKind
+    box: Box | None = None
+    point: Point | None = None
+    scribble: tuple[Point, ...] | None = None
+    polygon: tuple[Point, ...] | None = None
+    mask: MaskRLE | None = None
+
+    def problems(self, index: int | None = None) -> list[Problem]:
+        """What keeps this instance from being rendered; `index` (0-based) names its slot."""
+        return instance_problems(self, index)
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"caption": self.caption, "kind": self.kind.value}
+        if self.box is not None:
+            data["box"] = list(self.box)
+        if self.point is not None:
+            data["point"] = list(self.point)
+        if self.scribble is not None:
+            data["scribble"] = [list(p) for p in self.scribble]
+        if self.polygon is not None:
+            data["polygon"] = [list(p) for p in self.polygon]
+        if self.mask is not None:
+            data["mask"] = self.mask.to_dict()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Any, index: int | None = None) -> InstanceSpec:
+        """Read and validate an instance from JSON-shaped data."""
+        where = "instance" if index is None else f"instances[{index}]"
+        reader = _Reader(where)
+        obj = reader.mapping(data, where)
+        reader.no_unknown_keys(obj, {"caption", "kind", "box", "point", "scribble", "polygon", "mask"}, where)
+        caption = reader.string(obj.get("caption"), f"{where}.caption")
+        kind = reader.enum(InstanceKind, obj.get("kind"), f"{where}.kind")
+        box = point = None
+        scribble = polygon = None
+        if obj.get("box") is not None:
+            box = reader.floats(obj["box"], f"{where}.box", length=4)
+        if obj.get("point") is not None:
+            point = reader.floats(obj["point"], f"{where}.point", length=2)
+        if obj.get("scribble") is not None:
+            scribble = reader.points(obj["scribble"], f"{where}.scribble")
+        if obj.get("polygon") is not None:
+            polygon = reader.points(obj["polygon"], f"{where}.polygon")
+        mask = None
+        if obj.get("mask") is not None:
+            try:
+                mask = MaskRLE.from_dict(obj["mask"], f"{where}.mask")
+            except RequestValidationError as exc:
+                reader.problems.extend(exc.problems)
+        reader.raise_if_any()
+        assert caption is not None and kind is not None
+        spec = cls(
+            caption=caption,
+            kind=kind,
+            box=_as_box(box),
+            point=_as_point(point),
+            scribble=scribble,
+            polygon=polygon,
+            mask=mask,
+        )
+        problems = spec.problems(index)
+        if problems:
+            raise RequestValidationError(problems)
+        return spec
+
+
+@dataclass(frozen=True)
+class RenderRequest:
+    """Every parameter of one render. Defaults are the official InstanceDiffusion ones."""
+
+    prompt: str
+    width: int = 512
+    height: int = 512
+    seed: int = 0
+    negative_prompt: str = ""
+    steps: int = 50
+    guidance: float = 7.5
+    alpha: float = 0.75  # grounding is on for the first int(alpha * steps) steps
+    mis: float = 0.36  # multi-instance sampler runs for the first int(mis * steps) steps
+    scheduler: Scheduler = Scheduler.PLMS
+    model_id: str = "demo"
+    instances: tuple[InstanceSpec, ...] = field(default_factory=tuple)
+    version: int = REQUEST_VERSION
+
+    def __post_init__(self) -> None:
+        problems = request_problems(self)
+        if problems:
+            raise RequestValidationError(problems)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "prompt": self.prompt,
+            "negative_prompt": self.negative_prompt,
+            "width": self.width,
+            "height": self.height,
+            "seed": self.seed,
+            "steps": self.steps,
+            "guidance": self.guidance,
+            "alpha": self.alpha,
+            "mis": self.mis,
+            "scheduler": self.scheduler.value,
+            "model_id": self.model_id,
+            "instances": [inst.to_dict() for inst in self.instances],
+        }
+
+    def to_json(self) -> str:
+        # Python writes floats as their shortest repr, which parses back to the identical double.
+        return json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=False, allow_nan=False)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> RenderRequest:
+        reader = _Reader("request")
+        obj = reader.mapping(data, "request")
+        known = {
+            "version", "prompt", "negative_prompt", "width", "height", "seed", "steps",
+            "guidance", "alpha", "mis", "scheduler", "model_id", "instances",
+        }  # fmt: skip
+        reader.no_unknown_keys(obj, known, "request")
+        version = reader.integer(obj.get("version"), "version")
+        if version is not None and version > REQUEST_VERSION:
+            reader.fail("version", f"request version {version} is newer than this app understands ({REQUEST_VERSION})")
+        instances: list[InstanceSpec] = []
+        raw_instances = reader.sequence(obj.get("instances", []), "instances")
+        if len(raw_instances) > MAX_INSTANCES:
+            reader.fail("instances", f"{len(raw_instances)} instances; at most {MAX_INSTANCES} are allowed")
+        else:
+            for index, raw in enumerate(raw_instances):
+                try:
+                    instances.append(InstanceSpec.from_dict(raw, index))
+                except RequestValidationError as exc:
+                    reader.problems.extend(exc.problems)
+        values = {
+            "prompt": reader.string(obj.get("prompt"), "prompt"),
+            "negative_prompt": reader.string(obj.get("negative_prompt", ""), "negative_prompt"),
+            "width": reader.integer(obj.get("width"), "width"),
+            "height": reader.integer(obj.get("height"), "height"),
+            "seed": reader.integer(obj.get("seed"), "seed"),
+            "steps": reader.integer(obj.get("steps"), "steps"),
+            "guidance": reader.number(obj.get("guidance"), "guidance"),
+            "alpha": reader.number(obj.get("alpha"), "alpha"),
+            "mis": reader.number(obj.get("mis"), "mis"),
+            "scheduler": reader.enum(Scheduler, obj.get("scheduler"), "scheduler"),
+            "model_id": reader.string(obj.get("model_id"), "model_id"),
+        }
+        reader.raise_if_any()
+        return cls(instances=tuple(instances), **values)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_json(cls, text: str) -> RenderRequest:
+        try:
+            data = json.loads(text, parse_constant=_reject_constant)
+        except (ValueError, RecursionError) as exc:
+            raise RequestValidationError([Problem("request", f"request is not valid JSON: {exc}")]) from exc
+        return cls.from_dict(data)
+
+
+# --- validation -------------------------------------------------------------------------------
+
+
+def instance_label(index: int | None, caption: str) -> str:
+    """How messages name an instance: 1-based, as the user sees it, with its caption."""
+    short = caption if len(caption) <= 40 else caption[:37] + "..."
+    name = "instance" if index is None else f"instance {index + 1}"
+    return f"{name} ({short!r})" if short.strip() else name
+
+
+def instance_problems(inst: InstanceSpec, index: int | None = None) -> list[Problem]:
+    """Everything wrong with one instance, each message naming the instance and the field."""
+    prefix = "instance" if index is None else f"instances[{index}]"
+    label = instance_label(index, inst.caption if isinstance(inst.caption, str) else "")
+    problems: list[Problem] = []
+
+    def fail(name: str, message: str) -> None:
+        problems.append(Problem(f"{prefix}.{name}", f"{label}: {name}: {message}"))
+
+    # Fields are read as `object`: a dataclass does not enforce its annotations at run time.
+    caption: object = inst.caption
+    kind: object = inst.kind
+    mask: object = inst.mask
+    if not isinstance(caption, str) or not caption.strip():
+        fail("caption", "the caption is empty")
+    elif len(caption) > MAX_CAPTION_CHARS:
+        fail("caption", f"the caption has {len(caption)} characters; at most {MAX_CAPTION_CHARS}")
+    if not isinstance(kind, InstanceKind):
+        fail("kind", f"unknown kind {kind!r}")
+        return problems
+
+    if inst.box is not None and _coords_ok(inst.box, 4, "box", fail):
+        x0, y0, x1, y1 = inst.box
+        if not (x1 > x0 and y1 > y0):
+            fail("box", f"the box has no area (x0={x0:g}, y0={y0:g}, x1={x1:g}, y1={y1:g})")
+    if inst.point is not None:
+        _coords_ok(inst.point, 2, "point", fail)
+    for name, points, minimum, maximum in (
+        ("scribble", inst.scribble, 2, MAX_SCRIBBLE_POINTS),
+        ("polygon", inst.polygon, 3, MAX_POLYGON_POINTS),
+    ):
+        if points is None:
+            continue
+        if not isinstance(points, tuple) or not minimum <= len(points) <= maximum:
+            count = len(points) if isinstance(points, tuple) else "?"
+            fail(name, f"needs {minimum} to {maximum} points, got {count}")
+            continue
+        for i, p in enumerate(points):
+            if not _coords_ok(p, 2, f"{name} point {i + 1}", fail):
+                break
+    if isinstance(mask, MaskRLE):
+        for _name, text in _mask_problems(mask):
+            fail("mask", text)
+    elif mask is not None:
+        fail("mask", "must be a MaskRLE")
+
+    required = {
+        InstanceKind.BOX: (inst.box is not None, "a box"),
+        InstanceKind.POINT: (inst.point is not None, "a point"),
+        InstanceKind.SCRIBBLE: (inst.scribble is not None, "scribble points"),
+        InstanceKind.MASK: (inst.polygon is not None or inst.mask is not None, "a polygon or a mask bitmap"),
+    }
+    present, what = required[kind]
+    if not present:
+        fail("kind", f"a {kind.value} instance needs {what}")
+    return problems
+
+
+def request_problems(req: RenderRequest) -> list[Problem]:
+    """Everything wrong with a request, instances included."""
+    problems: list[Problem] = []
+
+    def fail(name: str, message: str) -> None:
+        problems.append(Problem(name, f"{name}: {message}"))
+
+    # Fields are read as `object`: a dataclass does not enforce its annotations at run time.
+    prompt: object = req.prompt
+    negative_prompt: object = req.negative_prompt
+    scheduler: object = req.scheduler
+    instances: object = req.instances
+    if not _is_int(req.version) or not 1 <= req.version <= REQUEST_VERSION:
+        fail("version", f"unsupported request version {req.version!r}")
+    if not isinstance(prompt, str):
+        fail("prompt", "must be text")
+    elif len(prompt) > MAX_CAPTION_CHARS:
+        fail("prompt", f"has {len(prompt)} characters; at most {MAX_CAPTION_CHARS}")
+    if not isinstance(negative_prompt, str):
+        fail("negative_prompt", "must be text")
+    for name, size in (("width", req.width), ("height", req.height)):
+        if not _is_int(size) or not MIN_CANVAS <= size <= MAX_CANVAS or size % CANVAS_MULTIPLE:
+            fail(name, f"{size!r} is not a multiple of {CANVAS_MULTIPLE} between {MIN_CANVAS} and {MAX_CANVAS}")
+    if not _is_int(req.seed) or not 0 <= req.seed <= MAX_SEED:
+        fail("seed", f"{req.seed!r} is not an integer between 0 and {MAX_SEED}")
+    if not _is_int(req.steps) or not 1 <= req.steps <= MAX_STEPS:
+        fail("steps", f"{req.steps!r} is not an integer between 1 and {MAX_STEPS}")
+    for name, value, high in (
+        ("guidance", req.guidance, MAX_GUIDANCE),
+        ("alpha", req.alpha, 1.0),
+        ("mis", req.mis, 1.0),
+    ):
+        if not _is_number(value) or not 0.0 <= value <= high:
+            fail(name, f"{value!r} is not a number between 0 and {high:g}")
+    if not isinstance(scheduler, Scheduler):
+        fail("scheduler", f"unknown scheduler {scheduler!r}; use one of {', '.join(s.value for s in Scheduler)}")
+    if not isinstance(req.model_id, str) or not req.model_id.strip():
+        fail("model_id", "the model id is empty")
+    if not isinstance(instances, tuple):
+        fail("instances", "must be a tuple of InstanceSpec")
+    elif len(instances) > MAX_INSTANCES:
+        fail("instances", f"{len(instances)} instances; at most {MAX_INSTANCES} are allowed")
+    else:
+        for index, inst in enumerate(instances):
+            if isinstance(inst, InstanceSpec):
+                problems.extend(inst.problems(index))
+            else:
+                fail(f"instances[{index}]", "must be an InstanceSpec")
+    return problems
+
+
+def _mask_problems(mask: MaskRLE) -> list[tuple[str, str]]:
+    """(field, text) for each structural problem of a mask; callers add their own context."""
+    problems: list[tuple[str, str]] = []
+    for name, side in (("height", mask.height), ("width", mask.width)):
+        if not _is_int(side) or not 1 <= side <= MAX_MASK_SIDE:
+            problems.append(("size", f"{name} {side!r} is not between 1 and {MAX_MASK_SIDE}"))
+    if not isinstance(mask.counts, str) or not mask.counts:
+        problems.append(("counts", "the RLE counts are empty"))
+    elif not mask.counts.isascii() or not all(48 <= ord(c) < 48 + 64 for c in mask.counts):
+        # pycocotools' compressed alphabet is the 64 characters from '0' to 'o'.
+        problems.append(("counts", "the RLE counts contain characters outside COCO's alphabet"))
+    return problems
+
+
+def _coords_ok(values: Any, length: int, name: str, fail: Any) -> bool:
+    if not isinstance(values, tuple) or len(values) != length:
+        fail(name, f"needs {length} coordinates")
+        return False
+    for v in values:
+        if not _is_number(v) or not math.isfinite(v):
+            fail(name, f"coordinate {v!r} is not a finite number")
+            return False
+        if not 0.0 <= v <= 1.0:
+            fail(name, f"coordinate {v:g} is outside the canvas (normalised coordinates are in [0, 1])")
+            return False
+    return True
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _as_box(values: tuple[float, ...] | None) -> Box | None:
+    return None if values is None else (values[0], values[1], values[2], values[3])
+
+
+def _as_point(values: tuple[float, ...] | None) -> Point | None:
+    return None if values is None else (values[0], values[1])
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed")
+
+
+class _Reader:
+    """Type-checks untrusted JSON-shaped data, collecting problems instead of raising at the first."""
+
+    def __init__(self, context: str) -> None:
+        self.context = context
+        self.problems: list[Problem] = []
+
+    def fail(self, where: str, message: str) -> None:
+        self.problems.append(Problem(where, message))
+
+    def raise_if_any(self) -> None:
+        if self.problems:
+            raise RequestValidationError(self.problems)
+
+    def mapping(self, value: Any, where: str) -> Mapping[str, Any]:
+        if not isinstance(value, Mapping):
+            self.fail(where, f"{where} must be an object, got {type(value).__name__}")
+            self.raise_if_any()
+        return value  # type: ignore[no-any-return]
+
+    def no_unknown_keys(self, obj: Mapping[str, Any], known: set[str], where: str) -> None:
+        unknown = sorted(str(k) for k in obj if k not in known)
+        if unknown:
+            self.fail(where, f"{where} has unknown fields: {', '.join(unknown)}")
+
+    def sequence(self, value: Any, where: str, length: int | None = None) -> Sequence[Any]:
+        if not isinstance(value, (list, tuple)):
+            self.fail(where, f"{where} must be a list, got {type(value).__name__}")
+            return ()
+        if length is not None and len(value) != length:
+            self.fail(where, f"{where} must have {length} values, got {len(value)}")
+            return ()
+        return value
+
+    def string(self, value: Any, where: str) -> str | None:
+        if not isinstance(value, str):
+            self.fail(where, f"{where} must be text, got {type(value).__name__}")
+            return None
+        return value
+
+    def integer(self, value: Any, where: str) -> int:
+        if not _is_int(value):
+            self.fail(where, f"{where} must be an integer, got {value!r:.40}")
+            return 0
+        return int(value)
+
+    def number(self, value: Any, where: str) -> float:
+        if not _is_number(value) or not math.isfinite(value):
+            self.fail(where, f"{where} must be a finite number, got {value!r:.40}")
+            return 0.0
+        return float(value)
+
+    def floats(self, value: Any, where: str, length: int) -> tuple[float, ...] | None:
+        items = self.sequence(value, where, length)
+        if len(items) != length:
+            return None
+        numbers = tuple(self.number(v, where) for v in items)
+        return numbers
+
+    def points(self, value: Any, where: str) -> tuple[Point, ...] | None:
+        items = self.sequence(value, where)
+        result: list[Point] = []
+        for i, item in enumerate(items):
+            xy = self.floats(item, f"{where}[{i}]", 2)
+            if xy is None:
+                return None
+            result.append((xy[0], xy[1]))
+        return tuple(result)
+
+    def enum(self, cls: type[_E], value: Any, where: str) -> _E | None:
+        try:
+            return cls(value)
+        except ValueError:
+            choices = ", ".join(member.value for member in cls)
+            self.fail(where, f"{where} {value!r:.40} is not one of: {choices}")
+            return None

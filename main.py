@@ -1,0 +1,228 @@
+"""Instance Studio: with no arguments, the GUI; with a subcommand, the same work headless.
+
+Exit codes: 0 success, 1 the command failed (one line on stderr says why), 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import logging.handlers
+import os
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+log = logging.getLogger("instance_studio")
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class CommandError(Exception):
+    """A failure to report as one line and exit code 1."""
+
+
+def data_dir() -> Path:
+    """Where logs and settings live: INSTANCE_STUDIO_HOME, else the platform's user data folder."""
+    override = os.environ.get("INSTANCE_STUDIO_HOME")
+    if override:
+        return Path(override)
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("instance-studio", appauthor=False))
+
+
+def configure_logging(verbose: bool) -> Path:
+    """Log to a rotating file always, and to the console with --verbose. Returns the log file."""
+    log_dir = data_dir() / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_file = log_dir / "instance-studio.log"
+    root = logging.getLogger()
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    for handler in list(root.handlers):
+        if getattr(handler, "_instance_studio", False):
+            root.removeHandler(handler)
+            handler.close()
+    file_handler = logging.handlers.RotatingFileHandler(log_file, maxBytes=2_000_000, backupCount=3, encoding="utf-8")
+    file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handlers: list[logging.Handler] = [file_handler]
+    if verbose:
+        console = logging.StreamHandler(sys.stderr)
+        console.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        handlers.append(console)
+    for handler in handlers:
+        handler._instance_studio = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # it narrates every plugin at INFO
+    return log_file
+
+
+# --- commands ---------------------------------------------------------------------------------
+
+
+def cmd_gui(args: argparse.Namespace) -> int:
+    from desktop.app import default_summary, run
+
+    return run(sys.argv[:1], default_summary(args.project))
+
+
+def cmd_new(args: argparse.Namespace) -> int:
+    from projects.database import Project
+
+    with Project.create(args.project, name=args.name):
+        pass
+    print(f"created {args.project}")
+    return EXIT_OK
+
+
+def cmd_import_json(args: argparse.Namespace) -> int:
+    from projects.database import Project
+    from projects.official_json import read_official_json
+    from projects.scenes import add_scene
+
+    # Read every file before writing anything: one bad file imports nothing.
+    imported = [read_official_json(path) for path in args.files]
+    with Project.open(args.project) as project, project.write() as session:
+        for path, item in zip(args.files, imported, strict=True):
+            scene = add_scene(session, item.layout)
+            session.flush()
+            for warning in item.warnings:
+                print(f"warning: {warning}", file=sys.stderr)
+            print(f"imported {path} as scene {scene.id} ({len(item.layout.instances)} instances)")
+    return EXIT_OK
+
+
+def cmd_export_json(args: argparse.Namespace) -> int:
+    from projects.database import Project
+    from projects.official_json import write_official_json
+    from projects.scenes import find_scene, scene_layout
+
+    with Project.open(args.project) as project, project.read() as session:
+        layout = scene_layout(find_scene(session, args.scene))
+    out = Path(args.out)
+    if out.is_dir():
+        raise CommandError(f"{out} is a folder; give a file name such as {out / 'scene.json'}")
+    write_official_json(layout, out)
+    print(f"wrote {out}")
+    return EXIT_OK
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from projects import schema
+    from projects.database import Project
+    from projects.queue import status_counts
+    from projects.scenes import get_settings, list_scenes
+
+    with Project.open(args.project) as project, project.read() as session:
+        settings = get_settings(session)
+        scenes = [
+            {
+                "id": scene.id,
+                "name": scene.name,
+                "width": scene.width,
+                "height": scene.height,
+                "instances": len(scene.instances),
+                "kinds": dict(Counter(inst.kind for inst in scene.instances)),
+                "renders": len(scene.renders),
+            }
+            for scene in list_scenes(session)
+        ]
+        info = {
+            "project": str(project.path),
+            "name": settings.name,
+            "schema": schema.head_revision(),
+            "scenes": scenes,
+            "instances": sum(s["instances"] for s in scenes),  # type: ignore[misc]
+            "queue": {status.value: count for status, count in status_counts(session).items()},
+        }
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return EXIT_OK
+    print(f"{info['name']}  ({info['project']}, schema {info['schema']})")
+    print(f"scenes: {len(scenes)}  instances: {info['instances']}")
+    print("queue: " + ", ".join(f"{name} {count}" for name, count in info["queue"].items()))  # type: ignore[attr-defined]
+    for scene in scenes:
+        kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(scene["kinds"].items()))  # type: ignore[attr-defined]
+        size = f"{scene['width']}x{scene['height']}"
+        print(f"  {scene['id']:>4}  {scene['name'][:32]:<32}  {size:>9}  {scene['instances']:>2} instances  {kinds}")
+    return EXIT_OK
+
+
+# --- parsing ----------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="instance-studio",
+        description="Compose layout-controlled scenes and render them with InstanceDiffusion.",
+        epilog="With no command, the GUI opens. Exit codes: 0 success, 1 failure, 2 bad usage.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log to the console too")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    gui = commands.add_parser("gui", help="open the GUI (the default)")
+    gui.add_argument("project", nargs="?", type=Path, help="a project to open")
+    gui.set_defaults(func=cmd_gui)
+
+    new = commands.add_parser("new", help="create an empty project file")
+    new.add_argument("project", type=Path, help="the file to create, e.g. shapes.instproj")
+    new.add_argument("--name", help="the project's name (default: the file name)")
+    new.set_defaults(func=cmd_new)
+
+    imp = commands.add_parser("import-json", help="add scenes from official InstanceDiffusion JSON files")
+    imp.add_argument("project", type=Path)
+    imp.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    imp.set_defaults(func=cmd_import_json)
+
+    exp = commands.add_parser("export-json", help="write one scene as official InstanceDiffusion JSON")
+    exp.add_argument("project", type=Path)
+    exp.add_argument("scene", help="the scene's id or exact name")
+    exp.add_argument("out", type=Path, help="the JSON file to write")
+    exp.set_defaults(func=cmd_export_json)
+
+    info = commands.add_parser("info", help="list scenes, instances and queue counts")
+    info.add_argument("project", type=Path)
+    info.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    info.set_defaults(func=cmd_info)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        args.func, args.project = cmd_gui, None
+    try:
+        log_file = configure_logging(args.verbose)
+    except OSError as exc:
+        print(f"error: cannot write the log in {data_dir()}: {exc.strerror}", file=sys.stderr)
+        return EXIT_FAILED
+    log.debug("command %s, log %s", args.command or "gui", log_file)
+
+    from engine.request import RequestValidationError
+    from projects.errors import ProjectError
+
+    try:
+        return int(args.func(args))
+    except (CommandError, ProjectError, RequestValidationError) as exc:
+        log.warning("%s failed: %s", args.command, exc)
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except BrokenPipeError:
+        # The reader went away (`| head`); say nothing more on the closed pipe.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILED
+    except OSError as exc:
+        log.exception("%s failed", args.command)
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

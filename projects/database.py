@@ -1,0 +1,288 @@
+"""Opening, creating and closing a project file.
+
+One project is one SQLite file. It is opened with WAL (readers never wait for the writer),
+synchronous=FULL (a committed edit survives a power cut), foreign keys on, and `BEGIN IMMEDIATE` for
+write transactions, so two writers queue for the lock at BEGIN instead of failing halfway.
+Before anything is written, the file is checked: that it is SQLite, that it is ours, that it is not
+damaged and not from a newer app; an older schema is backed up, then migrated.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import ConnectionPoolEntry, QueuePool
+
+from projects import schema
+from projects.errors import (
+    CorruptProjectError,
+    NotAProjectError,
+    ProjectExistsError,
+    ProjectNotFoundError,
+    ProjectTooNewError,
+)
+from projects.files import temporary_sibling
+from projects.locking import ProjectLock
+from projects.models import ProjectSettings
+
+log = logging.getLogger(__name__)
+
+PROJECT_SUFFIX = ".instproj"
+# PRAGMA application_id marks the file as ours: "ISTD".
+APPLICATION_ID = 0x49535444
+SQLITE_HEADER = b"SQLite format 3\x00"
+BUSY_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class OpenReport:
+    """What happened while opening: a migration (and its backup), jobs recovered from a crash."""
+
+    migrated_from: str | None = None
+    backup: Path | None = None
+    requeued_jobs: tuple[int, ...] = ()
+    failed_jobs: tuple[int, ...] = ()
+
+    @property
+    def had_unclean_exit(self) -> bool:
+        return bool(self.requeued_jobs or self.failed_jobs)
+
+
+class Project:
+    """An open project file. Thread-safe: each thread makes its own sessions through `read`/`write`.
+
+    ORM objects belong to the session that loaded them and must not cross threads.
+    """
+
+    def __init__(self, path: Path, engine: Engine, lock: ProjectLock, report: OpenReport) -> None:
+        self.path = path
+        self.engine = engine
+        self.report = report
+        self._lock = lock
+        self._sessions = sessionmaker(bind=engine, expire_on_commit=False)
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    @classmethod
+    def create(cls, path: str | os.PathLike[str], name: str | None = None) -> Project:
+        """Create a new, empty project at `path` (which must not exist) and open it."""
+        path = Path(path).absolute()
+        if path.exists():
+            raise ProjectExistsError(path)
+        if not path.parent.is_dir():
+            raise ProjectNotFoundError(path.parent)
+        # Build it under a temporary name, so a failure leaves no half-made project behind.
+        tmp = temporary_sibling(path)
+        try:
+            with closing(_raw_connect(tmp)) as conn:
+                conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                conn.execute("PRAGMA journal_mode = WAL")
+            migration_engine = _migration_engine(tmp)
+            try:
+                with migration_engine.begin() as connection:
+                    schema.upgrade(connection)
+                with Session(migration_engine) as session, session.begin():
+                    session.add(ProjectSettings(id=1, name=name or path.stem))
+            finally:
+                migration_engine.dispose()
+            with closing(_raw_connect(tmp)) as conn:
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            if path.exists():
+                raise ProjectExistsError(path)
+            os.replace(tmp, path)
+        finally:
+            for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
+                leftover.unlink(missing_ok=True)
+        return cls.open(path)
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> Project:
+        """Open an existing project, after checking it and migrating it if it is older."""
+        path = Path(path).absolute()
+        _check_header(path)
+        lock = ProjectLock.acquire(path)
+        try:
+            revision = _inspect(path)
+            migrated_from, backup = None, None
+            if revision != schema.head_revision():
+                backup = _backup(path, revision)
+                migration_engine = _migration_engine(path)
+                try:
+                    with migration_engine.begin() as connection:
+                        schema.upgrade(connection)
+                        violations = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                        if violations:
+                            raise CorruptProjectError(path, f"foreign key violations after upgrade: {violations[:3]}")
+                finally:
+                    migration_engine.dispose()
+                migrated_from = revision
+                log.info("upgraded %s from schema %s (backup at %s)", path, revision, backup)
+            engine = _project_engine(path)
+            project = cls(path, engine, lock, OpenReport(migrated_from=migrated_from, backup=backup))
+            # Imported here to keep the module graph one-way (queue needs Project only for typing).
+            from projects.queue import recover_interrupted_jobs
+
+            requeued, failed = recover_interrupted_jobs(project)
+            project.report = OpenReport(migrated_from, backup, requeued, failed)
+            return project
+        except BaseException:
+            lock.release()
+            raise
+
+    def close(self) -> None:
+        if self._lock.held:
+            self.engine.dispose()
+            self._lock.release()
+
+    @property
+    def is_open(self) -> bool:
+        return self._lock.held
+
+    def __enter__(self) -> Project:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- sessions ----------------------------------------------------------------------------
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A read-only session: a snapshot that sees nothing written after it began."""
+        with self._sessions() as session:
+            try:
+                yield session
+            finally:
+                session.rollback()
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """A short write transaction (BEGIN IMMEDIATE), committed on success, rolled back on error."""
+        with self._sessions() as session:
+            session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+
+
+# --- opening checks ---------------------------------------------------------------------------
+
+
+def _check_header(path: Path) -> None:
+    if not path.exists():
+        raise ProjectNotFoundError(path)
+    if not path.is_file():
+        raise NotAProjectError(path, "it is a folder")
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(len(SQLITE_HEADER))
+    except OSError as exc:
+        raise NotAProjectError(path, f"cannot be read: {exc.strerror}") from exc
+    if header != SQLITE_HEADER:
+        raise NotAProjectError(path, "not an SQLite database")
+
+
+def _raw_connect(path: Path, *, must_exist: bool = False) -> sqlite3.Connection:
+    target = f"{path.as_uri()}?mode=rw" if must_exist else path.as_uri()
+    conn = sqlite3.connect(target, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+    # A hostile file must not run SQL functions from its schema (triggers, views) on open.
+    conn.execute("PRAGMA trusted_schema = OFF")
+    return conn
+
+
+def _inspect(path: Path) -> str:
+    """Return the file's schema revision, or raise if it is not a healthy project we can open."""
+    try:
+        conn = _raw_connect(path, must_exist=True)
+    except sqlite3.Error as exc:
+        raise CorruptProjectError(path, str(exc)) from exc
+    try:
+        (app_id,) = conn.execute("PRAGMA application_id").fetchone()
+        if app_id != APPLICATION_ID:
+            raise NotAProjectError(path, "an SQLite database of another program")
+        problems = [row[0] for row in conn.execute("PRAGMA quick_check").fetchall()]
+        if problems != ["ok"]:
+            raise CorruptProjectError(path, "; ".join(problems[:3]))
+        try:
+            row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+        except sqlite3.Error as exc:
+            raise CorruptProjectError(path, "it has no schema version") from exc
+    except sqlite3.DatabaseError as exc:
+        raise CorruptProjectError(path, str(exc)) from exc
+    finally:
+        conn.close()
+    if row is None:
+        raise CorruptProjectError(path, "it has no schema version")
+    revision = str(row[0])
+    if revision not in schema.known_revisions():
+        raise ProjectTooNewError(path, revision)
+    return revision
+
+
+def _backup(path: Path, revision: str) -> Path:
+    """Copy the file with SQLite's online backup before a migration touches it."""
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    target = path.with_name(f"{path.stem}.schema-{revision}-{stamp}.backup{path.suffix}")
+    source = _raw_connect(path, must_exist=True)
+    try:
+        destination = sqlite3.connect(target)
+        try:
+            source.backup(destination)
+        finally:
+            destination.close()
+    finally:
+        source.close()
+    return target
+
+
+# --- engines ----------------------------------------------------------------------------------
+
+
+def _make_engine(path: Path, *, foreign_keys: bool) -> Engine:
+    engine = create_engine(
+        "sqlite://",
+        creator=lambda: _raw_connect(path, must_exist=True),
+        poolclass=QueuePool,
+        pool_size=4,
+        max_overflow=4,
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = FULL")
+        cursor.execute(f"PRAGMA foreign_keys = {'ON' if foreign_keys else 'OFF'}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        # pysqlite's own transaction handling is off (isolation_level=None); we say BEGIN ourselves.
+        mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine
+
+
+def _project_engine(path: Path) -> Engine:
+    return _make_engine(path, foreign_keys=True)
+
+
+def _migration_engine(path: Path) -> Engine:
+    # Foreign keys stay off while migrating: batch mode drops and recreates tables, and with them on,
+    # dropping a parent table would cascade-delete its children.
+    return _make_engine(path, foreign_keys=False)

@@ -1,0 +1,258 @@
+"""Render-queue transitions, as functions over a write session.
+
+States: pending -> running -> done | failed | cancelled; pending -> cancelled. Final states never
+change: retrying a failed job makes a new job. Every function checks the state it starts from and
+raises `QueueError` otherwise, so a late message from the worker (finishing a job the user just
+cancelled) can never resurrect it.
+
+Functions return `JobSnapshot`s, plain data that may cross threads; ORM rows stay in their session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from engine.request import RenderRequest
+from projects.errors import QueueError
+from projects.models import JobStatus, Render, RenderJob, utcnow
+
+if TYPE_CHECKING:
+    from projects.database import Project
+
+# A job is claimed at most this many times; a job that was running when the app died twice fails
+# instead of crashing the app at every start.
+MAX_ATTEMPTS = 2
+
+
+@dataclass(frozen=True)
+class JobSnapshot:
+    id: int
+    scene_id: int | None
+    request: RenderRequest
+    status: JobStatus
+    priority: int
+    position: int
+    attempts: int
+    error: str | None
+    progress_step: int
+    progress_total: int
+
+    @classmethod
+    def of(cls, job: RenderJob) -> JobSnapshot:
+        return cls(
+            id=job.id,
+            scene_id=job.scene_id,
+            request=RenderRequest.from_json(job.request_json),
+            status=JobStatus(job.status),
+            priority=job.priority,
+            position=job.position,
+            attempts=job.attempts,
+            error=job.error,
+            progress_step=job.progress_step,
+            progress_total=job.progress_total,
+        )
+
+
+@dataclass(frozen=True)
+class RenderOutput:
+    """What a finished render stores: the image, its thumbnail and how it was made."""
+
+    png: bytes
+    thumbnail: bytes
+    timings: dict[str, Any]
+    model_hashes: dict[str, Any]
+    device: str = ""
+    dtype: str = ""
+
+
+def _claim_order() -> tuple[Any, ...]:
+    return (RenderJob.priority.desc(), RenderJob.position.asc(), RenderJob.id.asc())
+
+
+def enqueue(session: Session, request: RenderRequest, scene_id: int | None = None, priority: int = 0) -> JobSnapshot:
+    """Append a job that renders `request` exactly as it is now."""
+    last = session.scalar(select(func.max(RenderJob.position)))
+    job = RenderJob(
+        scene_id=scene_id,
+        request_json=request.to_json(),
+        status=JobStatus.PENDING.value,
+        priority=priority,
+        position=(last or 0) + 1,
+    )
+    session.add(job)
+    session.flush()
+    return JobSnapshot.of(job)
+
+
+def claim_next(session: Session) -> JobSnapshot | None:
+    """Mark the next pending job (highest priority, then oldest) running and return it, if any.
+
+    The status guard in the UPDATE makes the claim atomic even if two workers race for one job.
+    """
+    candidate = session.scalar(
+        select(RenderJob.id).where(RenderJob.status == JobStatus.PENDING.value).order_by(*_claim_order()).limit(1)
+    )
+    if candidate is None:
+        return None
+    result = session.execute(
+        update(RenderJob)
+        .where(RenderJob.id == candidate, RenderJob.status == JobStatus.PENDING.value)
+        .values(
+            status=JobStatus.RUNNING.value,
+            attempts=RenderJob.attempts + 1,
+            started_at=utcnow(),
+            progress_step=0,
+            progress_total=0,
+            error=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return None
+    return JobSnapshot.of(_load(session, candidate))
+
+
+def report_progress(session: Session, job_id: int, step: int, total: int) -> None:
+    job = _load_in(session, job_id, {JobStatus.RUNNING})
+    job.progress_step, job.progress_total = step, total
+
+
+def finish(session: Session, job_id: int, output: RenderOutput) -> int:
+    """Store the render of a running job and mark it done, in the caller's transaction. Returns the render id."""
+    job = _load_in(session, job_id, {JobStatus.RUNNING})
+    request = RenderRequest.from_json(job.request_json)
+    if job.scene_id is None:
+        raise QueueError(f"job {job_id} has no scene any more (it was deleted); the render is discarded")
+    render = Render(
+        scene_id=job.scene_id,
+        job_id=job.id,
+        png=output.png,
+        thumbnail=output.thumbnail,
+        request_json=job.request_json,
+        seed=request.seed,
+        width=request.width,
+        height=request.height,
+        timings=dict(output.timings),
+        model_hashes=dict(output.model_hashes),
+        device=output.device,
+        dtype=output.dtype,
+    )
+    session.add(render)
+    job.status = JobStatus.DONE.value
+    job.finished_at = utcnow()
+    job.progress_step = job.progress_total
+    session.flush()
+    return render.id
+
+
+def fail(session: Session, job_id: int, error: str) -> JobSnapshot:
+    job = _load_in(session, job_id, {JobStatus.RUNNING})
+    job.status, job.error, job.finished_at = JobStatus.FAILED.value, error, utcnow()
+    return JobSnapshot.of(job)
+
+
+def cancel(session: Session, job_id: int) -> JobSnapshot:
+    """Cancel a pending or running job. The worker notices a running one by its status."""
+    job = _load_in(session, job_id, {JobStatus.PENDING, JobStatus.RUNNING})
+    job.status, job.finished_at = JobStatus.CANCELLED.value, utcnow()
+    return JobSnapshot.of(job)
+
+
+def requeue(session: Session, job_id: int) -> JobSnapshot:
+    """Put a running job back to pending after a clean stop (closing the app); no attempt is spent."""
+    job = _load_in(session, job_id, {JobStatus.RUNNING})
+    job.status = JobStatus.PENDING.value
+    job.attempts = max(0, job.attempts - 1)
+    job.started_at = None
+    job.progress_step = job.progress_total = 0
+    return JobSnapshot.of(job)
+
+
+def retry(session: Session, job_id: int) -> JobSnapshot:
+    """Queue a new job with the same frozen request as a failed or cancelled one."""
+    job = _load_in(session, job_id, {JobStatus.FAILED, JobStatus.CANCELLED})
+    return enqueue(session, RenderRequest.from_json(job.request_json), job.scene_id, job.priority)
+
+
+def reorder(session: Session, job_ids: Sequence[int]) -> None:
+    """Give the listed pending jobs this relative order, reusing the positions they hold."""
+    if len(set(job_ids)) != len(job_ids):
+        raise QueueError("a job is listed twice in the new order")
+    jobs = [_load_in(session, job_id, {JobStatus.PENDING}) for job_id in job_ids]
+    for job, position in zip(jobs, sorted(job.position for job in jobs), strict=True):
+        job.position = position
+
+
+def move_to_front(session: Session, job_id: int) -> None:
+    """Make a pending job the next one claimed."""
+    job = _load_in(session, job_id, {JobStatus.PENDING})
+    pending = RenderJob.status == JobStatus.PENDING.value
+    top_priority = session.scalar(select(func.max(RenderJob.priority)).where(pending)) or 0
+    first = session.scalar(select(func.min(RenderJob.position)).where(pending)) or 0
+    job.priority = max(job.priority, top_priority)
+    job.position = first - 1
+
+
+def clear_finished(session: Session) -> int:
+    """Delete done, failed and cancelled jobs (their renders stay). Returns how many went."""
+    finals = [s.value for s in JobStatus if s.is_final]
+    jobs = session.scalars(select(RenderJob).where(RenderJob.status.in_(finals))).all()
+    for job in jobs:
+        session.delete(job)
+    return len(jobs)
+
+
+def list_jobs(session: Session) -> list[JobSnapshot]:
+    """Every job in queue order: the running ones, then pending in claim order, then finished."""
+    rank = {JobStatus.RUNNING: 0, JobStatus.PENDING: 1}
+    jobs = [JobSnapshot.of(job) for job in session.scalars(select(RenderJob).order_by(*_claim_order()))]
+    return sorted(jobs, key=lambda job: rank.get(job.status, 2))
+
+
+def status_counts(session: Session) -> dict[JobStatus, int]:
+    rows = session.execute(select(RenderJob.status, func.count()).group_by(RenderJob.status)).all()
+    counts = dict.fromkeys(JobStatus, 0)
+    for status, count in rows:
+        counts[JobStatus(status)] = count
+    return counts
+
+
+def recover_interrupted_jobs(project: Project) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """At open: jobs still `running` were interrupted by a crash. Requeue each once, then fail it."""
+    requeued: list[int] = []
+    failed: list[int] = []
+    with project.write() as session:
+        for job in session.scalars(select(RenderJob).where(RenderJob.status == JobStatus.RUNNING.value)):
+            job.progress_step = job.progress_total = 0
+            if job.attempts < MAX_ATTEMPTS:
+                job.status, job.started_at = JobStatus.PENDING.value, None
+                requeued.append(job.id)
+            else:
+                job.status, job.finished_at = JobStatus.FAILED.value, utcnow()
+                job.error = (
+                    f"interrupted {job.attempts} times: the app stopped while rendering it; "
+                    "retry it if that was not caused by this job"
+                )
+                failed.append(job.id)
+    return tuple(requeued), tuple(failed)
+
+
+def _load(session: Session, job_id: int) -> RenderJob:
+    job = session.get(RenderJob, job_id, populate_existing=True)
+    if job is None:
+        raise QueueError(f"there is no job {job_id}")
+    return job
+
+
+def _load_in(session: Session, job_id: int, allowed: set[JobStatus]) -> RenderJob:
+    job = _load(session, job_id)
+    status = JobStatus(job.status)
+    if status not in allowed:
+        wanted = " or ".join(sorted(s.value for s in allowed))
+        raise QueueError(f"job {job_id} is {status.value}, not {wanted}")
+    return job

@@ -1,0 +1,184 @@
+"""Scenes and their instances: creating them, finding them, and turning them into plain data.
+
+`SceneLayout` is the plain-data view of a scene (what importers produce and exporters consume);
+`scene_to_request` freezes a scene into a `RenderRequest`, project defaults overridden by the scene.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from engine.request import (
+    InstanceKind,
+    InstanceSpec,
+    MaskRLE,
+    Problem,
+    RenderRequest,
+    RequestValidationError,
+    Scheduler,
+)
+from projects.errors import ProjectError, SceneNotFoundError
+from projects.models import Instance, ProjectSettings, Scene
+
+# Distinct, readable on dark and light canvases; instance i gets colour i mod len.
+INSTANCE_PALETTE: Final = (
+    "#4f9dff", "#ff7a45", "#52c41a", "#f759ab", "#fadb14", "#9254de",
+    "#13c2c2", "#ff4d4f", "#a0d911", "#2f54eb", "#fa8c16", "#eb2f96",
+)  # fmt: skip
+
+# Scene-level overrides of the project defaults, and how each is read.
+OVERRIDE_KEYS: Final = ("steps", "guidance", "alpha", "mis", "scheduler", "model_id")
+
+
+@dataclass(frozen=True)
+class SceneLayout:
+    """A scene as plain data: what it shows, independent of any database."""
+
+    name: str
+    caption: str
+    width: int
+    height: int
+    instances: tuple[InstanceSpec, ...] = ()
+    seed: int = 0
+    negative_prompt: str | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+
+def get_settings(session: Session) -> ProjectSettings:
+    settings = session.get(ProjectSettings, 1)
+    if settings is None:
+        raise ProjectError("the project file has no settings row; it is damaged")
+    return settings
+
+
+def add_scene(session: Session, layout: SceneLayout) -> Scene:
+    """Append a scene with the layout's instances, in their order."""
+    last = session.scalar(select(func.max(Scene.position)))
+    scene = Scene(
+        position=(last if last is not None else -1) + 1,
+        name=layout.name,
+        caption=layout.caption,
+        negative_prompt=layout.negative_prompt,
+        width=layout.width,
+        height=layout.height,
+        seed=layout.seed,
+        overrides=dict(layout.overrides),
+    )
+    session.add(scene)
+    for spec in layout.instances:
+        add_instance(session, scene, spec)
+    session.flush()
+    return scene
+
+
+def new_scene_layout(session: Session, name: str) -> SceneLayout:
+    """An empty scene with the project's default canvas."""
+    settings = get_settings(session)
+    return SceneLayout(name=name, caption="", width=settings.width, height=settings.height)
+
+
+def add_instance(session: Session, scene: Scene, spec: InstanceSpec, *, locked: bool = False) -> Instance:
+    position = len(scene.instances)
+    instance = Instance(
+        position=position,
+        caption=spec.caption,
+        kind=spec.kind.value,
+        geometry=geometry_of(spec),
+        locked=locked,
+        color=INSTANCE_PALETTE[position % len(INSTANCE_PALETTE)],
+    )
+    scene.instances.append(instance)
+    return instance
+
+
+def geometry_of(spec: InstanceSpec) -> dict[str, Any]:
+    """The location fields of an instance, as stored in `instances.geometry`."""
+    data = spec.to_dict()
+    del data["caption"], data["kind"]
+    return data
+
+
+def instance_spec(instance: Instance) -> InstanceSpec:
+    """An instance row as an `InstanceSpec` (not validated: a scene may hold unfinished instances)."""
+    geometry = instance.geometry or {}
+
+    def points(name: str) -> tuple[tuple[float, float], ...] | None:
+        raw = geometry.get(name)
+        return None if raw is None else tuple((float(x), float(y)) for x, y in raw)
+
+    box = geometry.get("box")
+    point = geometry.get("point")
+    mask = geometry.get("mask")
+    return InstanceSpec(
+        caption=instance.caption,
+        kind=InstanceKind(instance.kind),
+        box=None if box is None else (float(box[0]), float(box[1]), float(box[2]), float(box[3])),
+        point=None if point is None else (float(point[0]), float(point[1])),
+        scribble=points("scribble"),
+        polygon=points("polygon"),
+        mask=None if mask is None else MaskRLE.from_dict(mask),
+    )
+
+
+def scene_layout(scene: Scene) -> SceneLayout:
+    return SceneLayout(
+        name=scene.name,
+        caption=scene.caption,
+        width=scene.width,
+        height=scene.height,
+        instances=tuple(instance_spec(inst) for inst in scene.instances),
+        seed=scene.seed,
+        negative_prompt=scene.negative_prompt,
+        overrides=dict(scene.overrides or {}),
+    )
+
+
+def list_scenes(session: Session) -> list[Scene]:
+    return list(session.scalars(select(Scene).order_by(Scene.position, Scene.id)))
+
+
+def find_scene(session: Session, ref: str | int) -> Scene:
+    """A scene by id (a number) or by exact name; ambiguous names are an error listing the ids."""
+    if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
+        scene = session.get(Scene, int(ref))
+        if scene is not None:
+            return scene
+    matches = list(session.scalars(select(Scene).where(Scene.name == str(ref)).order_by(Scene.id)))
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        ids = ", ".join(str(s.id) for s in matches)
+        raise SceneNotFoundError(f"{len(matches)} scenes are named {str(ref)!r} (ids {ids}); give the id")
+    raise SceneNotFoundError(f"no scene with id or name {str(ref)!r}")
+
+
+def scene_to_request(session: Session, scene: Scene) -> RenderRequest:
+    """Freeze a scene into a validated request; raises RequestValidationError naming what is wrong."""
+    settings = get_settings(session)
+    overrides = scene.overrides or {}
+    unknown = sorted(set(overrides) - set(OVERRIDE_KEYS))
+    if unknown:
+        raise RequestValidationError([Problem("overrides", f"unknown scene overrides: {', '.join(unknown)}")])
+    scheduler_name = overrides.get("scheduler", settings.scheduler)
+    try:
+        scheduler = Scheduler(scheduler_name)
+    except ValueError:
+        raise RequestValidationError([Problem("scheduler", f"unknown scheduler {scheduler_name!r}")]) from None
+    return RenderRequest(
+        prompt=scene.caption,
+        negative_prompt=scene.negative_prompt if scene.negative_prompt is not None else settings.negative_prompt,
+        width=scene.width,
+        height=scene.height,
+        seed=scene.seed,
+        steps=overrides.get("steps", settings.steps),
+        guidance=overrides.get("guidance", settings.guidance),
+        alpha=overrides.get("alpha", settings.alpha),
+        mis=overrides.get("mis", settings.mis),
+        scheduler=scheduler,
+        model_id=overrides.get("model_id", settings.model_id),
+        instances=tuple(instance_spec(inst) for inst in scene.instances),
+    )

@@ -1,0 +1,30 @@
+"""Test-wide setup: offscreen Qt, a private data folder, hypothesis profiles, the QThread guard."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+# Before any Qt import: tests never need a screen.
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# Logs and settings of the code under test go to a throwaway folder, never the user's.
+_HOME = Path(tempfile.mkdtemp(prefix="instance-studio-tests-"))
+os.environ["INSTANCE_STUDIO_HOME"] = str(_HOME)
+
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+from tests.qthread_guard import no_qthread_left_running  # noqa: E402, F401
+
+settings.register_profile("default", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("thorough", deadline=None, max_examples=1000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED = REPO_ROOT.parent / "shared"
+OFFICIAL_DEMOS = REPO_ROOT / "resources" / "official-demos"
+
+
+def pytest_sessionfinish() -> None:
+    shutil.rmtree(_HOME, ignore_errors=True)

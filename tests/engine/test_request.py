@@ -1,0 +1,223 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given
+
+from engine.request import (
+    MAX_INSTANCES,
+    InstanceKind,
+    InstanceSpec,
+    MaskRLE,
+    RenderRequest,
+    RequestValidationError,
+    Scheduler,
+)
+from tests.conftest import REPO_ROOT
+from tests.layouts import requests
+
+
+def box(
+    caption: str = "a red circle", coords: tuple[float, float, float, float] = (0.1, 0.2, 0.5, 0.6)
+) -> InstanceSpec:
+    return InstanceSpec(caption, InstanceKind.BOX, box=coords)
+
+
+def every_kind() -> tuple[InstanceSpec, ...]:
+    bitmap = np.zeros((16, 16), np.uint8)
+    bitmap[4:9, 3:12] = 1
+    return (
+        box(),
+        InstanceSpec("a star", InstanceKind.POINT, point=(0.25, 0.75)),
+        InstanceSpec("a snake", InstanceKind.SCRIBBLE, scribble=((0.1, 0.1), (0.2, 0.3), (0.3, 0.2))),
+        InstanceSpec("a kite", InstanceKind.MASK, polygon=((0.5, 0.5), (0.9, 0.5), (0.7, 0.9))),
+        InstanceSpec("a cloud", InstanceKind.MASK, mask=MaskRLE.from_bitmap(bitmap), box=(0.2, 0.25, 0.75, 0.5625)),
+    )
+
+
+def errors_of(**kwargs: object) -> list[str]:
+    with pytest.raises(RequestValidationError) as info:
+        RenderRequest(**{"prompt": "a scene", **kwargs})  # type: ignore[arg-type]
+    return [p.message for p in info.value.problems]
+
+
+# --- round trip -------------------------------------------------------------------------------
+
+
+def test_request_with_every_kind_round_trips_through_json_exactly() -> None:
+    request = RenderRequest(
+        prompt="shapes on a table",
+        negative_prompt="blurry",
+        width=768,
+        height=512,
+        seed=1234567890123,
+        steps=30,
+        guidance=6.5,
+        alpha=0.8,
+        mis=0.2,
+        scheduler=Scheduler.DDIM,
+        model_id="sd15",
+        instances=every_kind(),
+    )
+    text = request.to_json()
+    again = RenderRequest.from_json(text)
+    assert again == request
+    assert again.to_json() == text
+    assert json.loads(text)["version"] == 1
+
+
+@given(requests())
+def test_any_valid_request_round_trips_exactly(request: RenderRequest) -> None:
+    assert RenderRequest.from_json(request.to_json()) == request
+
+
+def test_defaults_are_the_official_ones() -> None:
+    request = RenderRequest(prompt="x")
+    assert (request.steps, request.guidance, request.alpha, request.mis) == (50, 7.5, 0.75, 0.36)
+    assert request.scheduler is Scheduler.PLMS
+
+
+def test_request_module_imports_no_torch() -> None:
+    code = "import sys, engine.request; sys.exit('torch' in sys.modules or 'PySide6' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT).returncode == 0
+
+
+# --- validation: every message names the instance and the field --------------------------------
+
+
+def test_more_than_thirty_instances_is_refused() -> None:
+    (message,) = errors_of(instances=tuple(box(f"thing {i}") for i in range(MAX_INSTANCES + 1)))
+    assert "31 instances" in message and "at most 30" in message
+    RenderRequest(prompt="ok", instances=tuple(box(f"thing {i}") for i in range(MAX_INSTANCES)))
+
+
+@pytest.mark.parametrize(
+    ("instance", "expected"),
+    [
+        (
+            box(coords=(0.1, 0.2, float("nan"), 0.6)),
+            "instance 1 ('a red circle'): box: coordinate nan is not a finite",
+        ),
+        (box(coords=(0.1, 0.2, 0.5, float("inf"))), "box: coordinate inf is not a finite"),
+        (box(coords=(0.1, 0.2, 1.2, 0.6)), "box: coordinate 1.2 is outside the canvas"),
+        (box(coords=(-0.1, 0.2, 0.5, 0.6)), "box: coordinate -0.1 is outside the canvas"),
+        (box(coords=(0.5, 0.2, 0.5, 0.6)), "box: the box has no area"),
+        (box(coords=(0.6, 0.2, 0.5, 0.6)), "box: the box has no area"),
+        (box(caption="   "), "instance 1: caption: the caption is empty"),
+        (InstanceSpec("a snake", InstanceKind.SCRIBBLE, scribble=((0.1, 0.1),)), "scribble: needs 2 to"),
+        (InstanceSpec("a kite", InstanceKind.MASK, polygon=((0.1, 0.1), (0.2, 0.2))), "polygon: needs 3 to"),
+        (InstanceSpec("a star", InstanceKind.POINT, point=(0.5, 1.5)), "point: coordinate 1.5 is outside"),
+        (InstanceSpec("a star", InstanceKind.POINT), "kind: a point instance needs a point"),
+        (InstanceSpec("a star", InstanceKind.BOX, point=(0.5, 0.5)), "kind: a box instance needs a box"),
+        (InstanceSpec("a blob", InstanceKind.MASK, box=(0.1, 0.1, 0.2, 0.2)), "needs a polygon or a mask bitmap"),
+    ],
+)
+def test_bad_instance_is_named_with_its_field(instance: InstanceSpec, expected: str) -> None:
+    messages = errors_of(instances=(instance,))
+    assert any(expected in m for m in messages), messages
+
+
+def test_problem_names_the_slot_of_the_bad_instance() -> None:
+    with pytest.raises(RequestValidationError) as info:
+        RenderRequest(prompt="x", instances=(box("fine"), box("bad one", (0.3, 0.3, 0.3, 0.9))))
+    (problem,) = info.value.problems
+    assert problem.field == "instances[1].box"
+    assert problem.message.startswith("instance 2 ('bad one'): box:")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        ("width", 100, "width: 100 is not a multiple of 8"),
+        ("height", 8192, "height: 8192 is not a multiple of 8 between 64 and 4096"),
+        ("width", 56, "width: 56"),
+        ("width", True, "width: True"),
+        ("seed", -1, "seed: -1 is not an integer"),
+        ("seed", 2**63, "seed:"),
+        ("steps", 0, "steps: 0"),
+        ("guidance", float("nan"), "guidance: nan"),
+        ("alpha", 1.5, "alpha: 1.5 is not a number between 0 and 1"),
+        ("mis", -0.1, "mis: -0.1"),
+        ("scheduler", "euler", "scheduler: unknown scheduler 'euler'"),
+        ("model_id", " ", "model_id: the model id is empty"),
+    ],
+)
+def test_bad_parameter_is_named(field: str, value: object, expected: str) -> None:
+    messages = errors_of(**{field: value})
+    assert any(expected in m for m in messages), messages
+
+
+def test_all_problems_are_reported_together() -> None:
+    messages = errors_of(width=100, alpha=2.0, instances=(box(caption=""),))
+    assert len(messages) == 3
+
+
+# --- reading untrusted JSON -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (lambda d: d.update(width=512.0), "width must be an integer"),
+        (lambda d: d.update(seed="7"), "seed must be an integer"),
+        (lambda d: d.update(prompt=None), "prompt must be text"),
+        (lambda d: d.update(surprise=1), "unknown fields: surprise"),
+        (lambda d: d.update(version=99), "newer than this app understands"),
+        (lambda d: d.update(instances={"a": 1}), "instances must be a list"),
+        (lambda d: d["instances"][0].update(kind="blob"), "instances[0].kind 'blob' is not one of"),
+        (lambda d: d["instances"][0].update(box=[0.1, 0.2, 0.3]), "instances[0].box must have 4 values"),
+        (lambda d: d["instances"][0].update(box=[0.1, 0.2, 0.3, "x"]), "instances[0].box must be a finite number"),
+        (
+            lambda d: d["instances"][0].update(box=[0.1, 0.2, 0.05, 0.6]),
+            "instance 1 ('a red circle'): box: the box has no area",
+        ),
+        (
+            lambda d: d["instances"][0].update(mask={"size": [4, 4], "counts": 5}),
+            "instances[0].mask.counts must be a string",
+        ),
+    ],
+)
+def test_malformed_request_json_is_refused_with_the_field(mutate: object, expected: str) -> None:
+    data = RenderRequest(prompt="x", instances=(box(),)).to_dict()
+    mutate(data)  # type: ignore[operator]
+    with pytest.raises(RequestValidationError) as info:
+        RenderRequest.from_json(json.dumps(data))
+    assert expected in str(info.value)
+
+
+@pytest.mark.parametrize("text", ["{", "[]", '"x"', '{"prompt": NaN}', "[" * 100_000])
+def test_request_json_that_is_not_an_object_is_refused(text: str) -> None:
+    with pytest.raises(RequestValidationError):
+        RenderRequest.from_json(text)
+
+
+# --- masks ------------------------------------------------------------------------------------
+
+
+def test_mask_bitmap_round_trips_through_pycocotools() -> None:
+    bitmap = (np.random.default_rng(0).random((33, 47)) > 0.6).astype(np.uint8)
+    rle = MaskRLE.from_bitmap(bitmap)
+    assert (rle.height, rle.width) == (33, 47)
+    np.testing.assert_array_equal(rle.decode(), bitmap)
+
+
+@pytest.mark.parametrize(
+    "counts",
+    [
+        "0",  # runs cover fewer pixels than the size says: pycocotools would return uninitialised memory
+        "1",
+        "Q[a19]?:L4M3N3",  # runs overflow the 4x4 mask
+        "zzzz",
+    ],
+)
+def test_rle_that_does_not_describe_its_size_is_refused(counts: str) -> None:
+    with pytest.raises(RequestValidationError, match=r"does not decode|outside COCO's alphabet"):
+        MaskRLE(4, 4, counts).decode()
+
+
+@pytest.mark.parametrize(("height", "width", "counts"), [(0, 4, "8"), (4, 100_000, "8"), (4, 4, ""), (4, 4, "ab cd")])
+def test_structurally_bad_mask_is_refused_on_construction(height: int, width: int, counts: str) -> None:
+    with pytest.raises(RequestValidationError):
+        MaskRLE(height, width, counts)
