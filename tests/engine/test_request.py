@@ -175,7 +175,7 @@ def test_all_problems_are_reported_together() -> None:
         ),
         (
             lambda d: d["instances"][0].update(mask={"size": [4, 4], "counts": 5}),
-            "instances[0].mask.counts must be a string",
+            "instances[0].mask.counts must be text, got int",
         ),
     ],
 )
