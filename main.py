@@ -63,9 +63,18 @@ def configure_logging(verbose: bool) -> Path:
 
 
 def cmd_gui(args: argparse.Namespace) -> int:
+    if not has_display():
+        # Qt would abort with a core dump; say what to do instead.
+        raise CommandError("no display to open the window on; use a headless command (see --help)")
     from desktop.app import default_summary, run
 
     return run(sys.argv[:1], default_summary(args.project))
+
+
+def has_display() -> bool:
+    if sys.platform != "linux" or os.environ.get("QT_QPA_PLATFORM"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
 def cmd_new(args: argparse.Namespace) -> int:

@@ -139,6 +139,14 @@ def test_no_arguments_opens_the_gui(monkeypatch: pytest.MonkeyPatch) -> None:
     assert len(calls) == 1
 
 
+def test_gui_without_a_display_says_so_instead_of_crashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    proc = subprocess.run([sys.executable, str(REPO_ROOT / "main.py")], capture_output=True, text=True, env=env)
+    if sys.platform == "linux":
+        assert proc.returncode == 1
+        assert proc.stderr == "error: no display to open the window on; use a headless command (see --help)\n"
+
+
 def test_installed_command_is_the_same_entry_point() -> None:
     command = shutil.which("instance-studio", path=str(Path(sys.executable).parent))
     if command is None:
