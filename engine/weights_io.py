@@ -222,8 +222,11 @@ def load_torch_checkpoint(path: str | os.PathLike[str], *, hint: str | None = No
     `UnsafeCheckpointError`. `hint` is appended to the message if the file does not exist.
     """
     file = Path(os.fspath(path))
+    # Zip-format files are memory-mapped: a multi-GB checkpoint of which we need one part is then read
+    # only where it is used. (torch cannot map the legacy format.)
+    mmap = file.is_file() and _starts_with(file, _ZIP_MAGIC)
     try:
-        checkpoint = torch.load(file, map_location="cpu", weights_only=True)
+        checkpoint = torch.load(file, map_location="cpu", weights_only=True, mmap=mmap)
     except FileNotFoundError:
         raise WeightFileMissingError(file, hint) from None
     except pickle.UnpicklingError as error:

@@ -413,3 +413,23 @@ def test_check_finite_ignores_integers_and_passes_finite_tensors() -> None:
         },
         "x.pth",
     )
+
+
+@pytest.mark.parametrize(("zip_format", "mapped"), [(True, True), (False, False)])
+def test_zip_checkpoints_are_memory_mapped_not_read_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, zip_format: bool, mapped: bool
+) -> None:
+    """A multi-GB checkpoint of which the converter needs one part must not be read whole (torch cannot
+    map the legacy format, so that one is read normally)."""
+    path = tmp_path / "big.pth"
+    torch.save({"model": {"w": torch.ones(64, 64)}}, path, _use_new_zipfile_serialization=zip_format)
+    calls: list[bool] = []
+    real_load = torch.load
+
+    def spying_load(*args: Any, **kwargs: Any) -> Any:
+        calls.append(bool(kwargs.get("mmap")))
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", spying_load)
+    assert torch.equal(load_torch_checkpoint(path)["model"]["w"], torch.ones(64, 64))
+    assert calls == [mapped]
