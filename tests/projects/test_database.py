@@ -32,6 +32,15 @@ def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def assert_refused_untouched(path: Path, error: type[Exception], match: str) -> None:
+    """Opening `path` fails with `error`, and leaves the file byte for byte as it was, with no lock behind."""
+    before = digest(path)
+    with pytest.raises(error, match=match):
+        Project.open(path)
+    assert digest(path) == before
+    assert not lock_path_for(path).exists()
+
+
 def layout(name: str = "scene") -> SceneLayout:
     return SceneLayout(
         name=name,
@@ -159,10 +168,7 @@ def test_folder(tmp_path: Path) -> None:
 def test_file_that_is_not_sqlite(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "x.instproj"
     path.write_bytes(content)
-    with pytest.raises(NotAProjectError, match="not an SQLite database"):
-        Project.open(path)
-    assert path.read_bytes() == content
-    assert not lock_path_for(path).exists()
+    assert_refused_untouched(path, NotAProjectError, "not an SQLite database")
 
 
 def test_sqlite_database_of_another_program(tmp_path: Path) -> None:
@@ -171,10 +177,7 @@ def test_sqlite_database_of_another_program(tmp_path: Path) -> None:
     conn.execute("CREATE TABLE contacts (name TEXT)")
     conn.commit()
     conn.close()
-    before = digest(path)
-    with pytest.raises(NotAProjectError, match="another program"):
-        Project.open(path)
-    assert digest(path) == before
+    assert_refused_untouched(path, NotAProjectError, "another program")
 
 
 def test_truncated_project_is_reported_damaged_and_left_untouched(project_path: Path) -> None:
@@ -183,11 +186,7 @@ def test_truncated_project_is_reported_damaged_and_left_untouched(project_path: 
             add_scene(session, layout(f"scene {i} " + "x" * 150))
     data = project_path.read_bytes()
     project_path.write_bytes(data[: len(data) // 2])
-    before = digest(project_path)
-    with pytest.raises(CorruptProjectError, match="damaged"):
-        Project.open(project_path)
-    assert digest(project_path) == before
-    assert not lock_path_for(project_path).exists()
+    assert_refused_untouched(project_path, CorruptProjectError, "damaged")
 
 
 def test_garbage_after_a_valid_header_is_reported_damaged(tmp_path: Path) -> None:
@@ -203,10 +202,7 @@ def test_project_from_a_newer_app_is_refused_untouched(project_path: Path) -> No
     conn.execute("UPDATE alembic_version SET version_num = '9999'")
     conn.commit()
     conn.close()
-    before = digest(project_path)
-    with pytest.raises(ProjectTooNewError, match="newer Instance Studio"):
-        Project.open(project_path)
-    assert digest(project_path) == before
+    assert_refused_untouched(project_path, ProjectTooNewError, "newer Instance Studio")
 
 
 # --- the lock file ----------------------------------------------------------------------------
