@@ -159,6 +159,30 @@ def cmd_info(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def models_dir() -> Path:
+    return data_dir() / "models"
+
+
+def cmd_models_convert(args: argparse.Namespace) -> int:
+    """Convert the official InstanceDiffusion .pth once into a safetensors adapter with a manifest."""
+    from engine.checkpoint import convert_official_checkpoint, manifest_path
+    from engine.models.builder import InstanceUNetConfig
+    from engine.weights_io import WeightFileError
+
+    out: Path = args.out or models_dir() / f"{args.path.stem}.adapter.safetensors"
+    if out.exists() and not args.force:
+        raise CommandError(f"{out} exists; pass --force to replace it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    print(f"reading {args.path} (weights only; no code in it is run)...", flush=True)
+    try:
+        manifest = convert_official_checkpoint(args.path, out, InstanceUNetConfig())
+    except WeightFileError as exc:
+        raise CommandError(str(exc)) from exc
+    print(f"wrote {out}: {manifest.tensors} tensors, {manifest.parameters:,} parameters")
+    print(f"manifest {manifest_path(out)} (adapter sha256 {manifest.adapter_sha256[:16]}...)")
+    return EXIT_OK
+
+
 # --- parsing ----------------------------------------------------------------------------------
 
 
@@ -195,6 +219,16 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("project", type=Path)
     info.add_argument("--json", action="store_true", help="print machine-readable JSON")
     info.set_defaults(func=cmd_info)
+
+    models = commands.add_parser("models", help="list, verify and convert model files")
+    model_commands = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
+    convert = model_commands.add_parser(
+        "convert", help="convert the official instancediffusion_sd15.pth to an adapter"
+    )
+    convert.add_argument("path", type=Path, help="the official checkpoint (.pth)")
+    convert.add_argument("--out", type=Path, help="adapter file to write (default: in the user data folder)")
+    convert.add_argument("--force", action="store_true", help="replace an existing adapter file")
+    convert.set_defaults(func=cmd_models_convert)
     return parser
 
 

@@ -24,6 +24,7 @@ import torch
 from diffusers.loaders.single_file_utils import convert_ldm_unet_checkpoint
 from diffusers.models.unets.unet_2d_condition import UNet2DConditionModel
 
+from engine.models.builder import InstanceUNetConfig, build_instance_unet
 from engine.weights_io import (
     CorruptWeightsError,
     WeightFileError,
@@ -137,17 +138,25 @@ def manifest_path(adapter_path: Path) -> Path:
 
 
 def convert_official_checkpoint(
-    source: str | os.PathLike[str], adapter: str | os.PathLike[str], unet_config: Mapping[str, Any]
+    source: str | os.PathLike[str], adapter: str | os.PathLike[str], config: InstanceUNetConfig
 ) -> AdapterManifest:
-    """Read the official .pth once, keep its added parts as a safetensors adapter with a manifest."""
+    """Read the official .pth once, keep its added parts as a safetensors adapter with a manifest.
+
+    The adapter is checked against the model `config` describes (built on the meta device, so for free):
+    a checkpoint of another size fails here, not at the first render.
+    """
     source, adapter = Path(source), Path(adapter)
     state = official_unet_state(load_torch_checkpoint(source), source)
-    converted = convert_official_unet(state, unet_config, source)
-    tensors = {k: v.contiguous() for k, v in converted.items() if adapter_part(k)}
-    if not tensors:
+    converted = convert_official_unet(state, config.unet_kwargs(), source)
+    parts = {k: v for k, v in converted.items() if adapter_part(k)}
+    if not parts:
         raise CheckpointMismatchError(
             source, "it holds no fusers, position_net or ScaleU: not an InstanceDiffusion checkpoint"
         )
+    model = build_instance_unet(config, device="meta")
+    check_fits(model, {**{k: v for k, v in model.state_dict().items() if not adapter_part(k)}, **parts}, source)
+    # Own copies: checkpoint tensors may be views of shared storage, which safetensors refuses to write.
+    tensors = {k: v.clone(memory_format=torch.contiguous_format) for k, v in parts.items()}
     check_finite(tensors, source)
     write_safetensors_atomic(tensors, adapter, metadata={"format": ADAPTER_FORMAT, "source": source.name})
     manifest = AdapterManifest(

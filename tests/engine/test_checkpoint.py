@@ -19,7 +19,7 @@ from engine.models.builder import build_instance_unet
 from engine.weights_io import CorruptWeightsError, NonFiniteWeightsError, UnsafeCheckpointError
 from tests.engine.tiny_models import TINY_SD15_SHAPED, tiny_unet, to_official_layout
 
-CONFIG = TINY_SD15_SHAPED.unet_kwargs()
+CONFIG = TINY_SD15_SHAPED
 
 
 @pytest.fixture(scope="module")
