@@ -117,15 +117,19 @@ class UniFusion(nn.Module):
 
     def forward(
         self,
-        boxes: torch.Tensor,
-        masks: torch.Tensor,
-        positive_embeddings: torch.Tensor,
+        boxes: torch.Tensor | None = None,
+        masks: torch.Tensor | None = None,
+        positive_embeddings: torch.Tensor | None = None,
         scribbles: torch.Tensor | None = None,
         polygons: torch.Tensor | None = None,
         segs: torch.Tensor | None = None,
         points: torch.Tensor | None = None,
+        objs: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Tokens (B, 4*max_objs + seg_tokens, out_dim): box, point, scribble, polygon, then seg tokens.
+
+        The tokens do not depend on the timestep, so a sampler computes them once and passes them back in
+        as `objs` on every UNet call; they are then returned as they are.
 
         Args:
             boxes: (B, N, 4) normalised x0, y0, x1, y1.
@@ -135,7 +139,12 @@ class UniFusion(nn.Module):
             polygons: (B, N, 2 * polygon_points); zeros where absent.
             segs: (B, N, H, W) binary masks, slot s in channel s; resized to seg_size.
             points: (B, N, 2); callers put the box centre where no point was given.
+            objs: precomputed tokens, returned unchanged.
         """
+        if objs is not None:
+            return objs
+        if boxes is None or masks is None or positive_embeddings is None:
+            raise ValueError("UniFusion needs boxes, masks and positive_embeddings (or precomputed objs)")
         cfg = self.config
         batch, slots = masks.shape
         dtype = positive_embeddings.dtype

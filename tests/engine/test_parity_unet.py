@@ -4,28 +4,15 @@ Full size (1.2 B parameters, fp32 on CPU): the recipe weights go through the sam
 official checkpoint, so this also proves the key conversion end to end.
 """
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 from diffusers.models.unets.unet_2d_condition import UNet2DConditionModel
 
-from engine.checkpoint import convert_official_unet, load_weights
-from engine.models.builder import InstanceUNetConfig, build_instance_unet, position_net_of, scaleu_of
+from engine.models.builder import position_net_of, scaleu_of
 from engine.models.fusers import set_fusers_enabled
-from tests.engine.parity import assert_close, dense_segs, drops_from_metadata, read_fixture, recipe_state_dict
+from tests.engine.parity import assert_close, dense_segs, drops_from_metadata, read_fixture
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def recipe_unet() -> Iterator[UNet2DConditionModel]:
-    config = InstanceUNetConfig()
-    unet = build_instance_unet(config, device="meta")
-    converted = convert_official_unet(recipe_state_dict(), config.unet_kwargs(), "recipe")
-    load_weights(unet, converted, "recipe")
-    yield unet.eval()
-    del unet
 
 
 def test_parity_unet_eps_match_official(recipe_unet: UNet2DConditionModel) -> None:

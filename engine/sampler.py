@@ -1,0 +1,163 @@
+"""The InstanceDiffusion sampling loop on tensors: CFG with null grounding, the alpha schedule, and the
+multi-instance sampler with every chain of a step in one batched UNet call (spec §2).
+
+Chains: chain 0 is the full condition (global prompt, all instances); chain k is instance k-1 alone in
+slot 0 with its caption as the prompt. All start from the same noise; each has its own scheduler
+history. For the first `int(mis * steps)` steps every chain runs; then their latents are averaged and
+chain 0 continues alone with its own history. Grounding (the fusers) is on for the first
+`int(alpha * steps)` steps. Unconditional rows use the negative prompt and null grounding.
+
+Text encoding, layouts and decoding live in `engine.pipeline`; this module knows only tensors.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from diffusers.models.unets.unet_2d_condition import UNet2DConditionModel
+
+from engine.schedulers import DiffusionScheduler, sampler_step
+
+
+class RenderCancelled(Exception):
+    """Raised from inside the loop when the caller cancels; no image is produced."""
+
+
+@dataclass(frozen=True)
+class Chain:
+    """One chain's conditioning: its prompt context (1, 77, D) and grounding tokens (1, T, D)."""
+
+    context: torch.Tensor
+    tokens: torch.Tensor
+
+
+@dataclass(frozen=True)
+class SamplerSettings:
+    steps: int = 50
+    guidance: float = 7.5
+    alpha: float = 0.75
+    mis: float = 0.36
+
+    @property
+    def grounded_steps(self) -> int:
+        return int(self.alpha * self.steps)
+
+    @property
+    def mis_steps(self) -> int:
+        return int(self.mis * self.steps)
+
+
+@dataclass(frozen=True)
+class UNetCall:
+    """What one batched UNet call computed, for tests and diagnostics: one entry per batch row."""
+
+    iteration: int
+    step: int
+    timestep: int
+    grounded: bool
+    chains: tuple[int, ...]  # chain index of each row
+    conditional: tuple[bool, ...]
+    sample: torch.Tensor  # the rows' input latents
+    output: torch.Tensor  # the rows' raw UNet output
+
+
+StepCallback = Callable[[int, int, torch.Tensor], None]
+
+
+@dataclass
+class SamplerHooks:
+    on_step: StepCallback | None = None  # (iteration done, iterations, chain-0 latents)
+    should_cancel: Callable[[], bool] | None = None  # checked before every UNet call
+    on_unet_call: Callable[[UNetCall], None] | None = None
+    max_batch: int | None = None  # split a step's rows into UNet calls of at most this many
+    merged: list[torch.Tensor] = field(default_factory=list)  # filled with the pre-merge latents, if MIS ran
+
+
+def sample(
+    unet: UNet2DConditionModel,
+    scheduler: DiffusionScheduler,
+    noise: torch.Tensor,
+    full: Chain,
+    instance_chains: Sequence[Chain],
+    uncond_context: torch.Tensor,
+    null_tokens: torch.Tensor,
+    settings: SamplerSettings,
+    hooks: SamplerHooks | None = None,
+) -> torch.Tensor:
+    """Denoise `noise` (1, C, h, w) and return the final latents of chain 0."""
+    hooks = hooks or SamplerHooks()
+    scheduler.set_timesteps(settings.steps, device=noise.device)
+    timesteps = scheduler.timesteps
+    iterations = len(timesteps)
+    mis_steps = settings.mis_steps if instance_chains else 0
+    chains = [full, *instance_chains] if mis_steps > 0 else [full]
+    schedulers = [copy.deepcopy(scheduler) for _ in chains]
+    latents = [noise * schedulers[0].init_noise_sigma for _ in chains]
+    use_cfg = settings.guidance != 1.0
+
+    for iteration, t in enumerate(timesteps):
+        step = sampler_step(iteration, iterations, settings.steps)
+        if len(chains) > 1 and step >= mis_steps:
+            # Multi-instance sampler: average every chain, continue with chain 0's own history.
+            hooks.merged.extend(latents)
+            latents = [torch.stack(latents).mean(0)]
+            chains, schedulers = chains[:1], schedulers[:1]
+        grounded = step < settings.grounded_steps
+
+        rows_chain: list[int] = []
+        rows_cond: list[bool] = []
+        for index in range(len(chains)):
+            if use_cfg:
+                rows_chain.append(index)
+                rows_cond.append(False)
+            rows_chain.append(index)
+            rows_cond.append(True)
+        inputs = torch.cat([schedulers[c].scale_model_input(latents[c], t) for c in rows_chain])
+        context = torch.cat(
+            [chains[c].context if cond else uncond_context for c, cond in zip(rows_chain, rows_cond, strict=True)]
+        )
+        tokens = torch.cat(
+            [chains[c].tokens if cond else null_tokens for c, cond in zip(rows_chain, rows_cond, strict=True)]
+        )
+        output = _unet(unet, inputs, t, context, tokens if grounded else None, hooks)
+        if hooks.on_unet_call is not None:
+            hooks.on_unet_call(
+                UNetCall(iteration, step, int(t), grounded, tuple(rows_chain), tuple(rows_cond), inputs, output)
+            )
+
+        for index in range(len(chains)):
+            rows = [r for r, c in enumerate(rows_chain) if c == index]
+            if use_cfg:
+                uncond, cond = output[rows[0] : rows[0] + 1], output[rows[1] : rows[1] + 1]
+                eps = uncond + settings.guidance * (cond - uncond)
+            else:
+                eps = output[rows[0] : rows[0] + 1]
+            latents[index] = schedulers[index].step(eps, t, latents[index]).prev_sample
+        if hooks.on_step is not None:
+            hooks.on_step(iteration + 1, iterations, latents[0])
+    return latents[0]
+
+
+def _unet(
+    unet: UNet2DConditionModel,
+    inputs: torch.Tensor,
+    t: torch.Tensor,
+    context: torch.Tensor,
+    tokens: torch.Tensor | None,
+    hooks: SamplerHooks,
+) -> torch.Tensor:
+    """One step's rows through the UNet, in chunks of at most `max_batch` rows; cancellable between chunks."""
+    size = hooks.max_batch or inputs.shape[0]
+    outputs = []
+    for start in range(0, inputs.shape[0], size):
+        if hooks.should_cancel is not None and hooks.should_cancel():
+            raise RenderCancelled
+        part = slice(start, start + size)
+        kwargs: Mapping[str, object] | None = None if tokens is None else {"gligen": {"objs": tokens[part]}}
+        outputs.append(
+            unet(inputs[part], t, encoder_hidden_states=context[part], cross_attention_kwargs=kwargs).sample
+        )
+    return torch.cat(outputs)

@@ -1,0 +1,16 @@
+import pytest
+from diffusers.models.unets.unet_2d_condition import UNet2DConditionModel
+
+from engine.checkpoint import convert_official_unet, load_weights
+from engine.models.builder import InstanceUNetConfig, build_instance_unet
+
+
+@pytest.fixture(scope="session")
+def recipe_unet() -> UNet2DConditionModel:
+    """The full-size UNet (1.2 B parameters) with the parity recipe's weights, loaded through our converter."""
+    from tests.engine.parity import recipe_state_dict
+
+    config = InstanceUNetConfig()
+    unet = build_instance_unet(config, device="meta")
+    load_weights(unet, convert_official_unet(recipe_state_dict(), config.unet_kwargs(), "recipe"), "recipe")
+    return unet.eval()
