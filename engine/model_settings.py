@@ -1,0 +1,129 @@
+"""Where the user's model files are and how to run them: a small JSON file the settings dialog edits.
+
+Kept free of torch (and of any default location) so the GUI and the CLI can read and write it cheaply;
+the caller decides where the file lives. A broken file is a typed error naming it, never a silent reset,
+and saving goes through a temporary file and a rename, so a crash mid-write keeps the previous settings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+__all__ = ["DEVICE_CHOICES", "DTYPE_CHOICES", "ModelSettings", "ModelSettingsError"]
+
+SETTINGS_VERSION: Final = 1
+DEVICE_CHOICES: Final = ("auto", "cpu", "cuda", "mps")  # plus "cuda:N"
+DTYPE_CHOICES: Final = ("auto", "fp16", "bf16", "fp32")
+_CUDA_INDEX: Final = re.compile(r"cuda:\d+")
+_FIELDS: Final = ("version", "sd15", "adapter", "device", "dtype")
+
+
+class ModelSettingsError(Exception):
+    """The settings file is missing, unreadable or holds wrong values; `str()` is "<path>: <reason>"."""
+
+    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+def valid_device(value: str) -> bool:
+    return value in DEVICE_CHOICES or bool(_CUDA_INDEX.fullmatch(value))
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """The SD1.5 location (folder, HF cache entry or single file), the adapter file, and device/dtype preferences."""
+
+    sd15: Path | None = None
+    adapter: Path | None = None
+    device: str = "auto"
+    dtype: str = "auto"
+
+    def __post_init__(self) -> None:
+        if not valid_device(self.device):
+            raise ValueError(f"device must be one of {', '.join(DEVICE_CHOICES)} or cuda:N, not {self.device!r}")
+        if self.dtype not in DTYPE_CHOICES:
+            raise ValueError(f"dtype must be one of {', '.join(DTYPE_CHOICES)}, not {self.dtype!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": SETTINGS_VERSION,
+            "sd15": None if self.sd15 is None else str(self.sd15),
+            "adapter": None if self.adapter is None else str(self.adapter),
+            "device": self.device,
+            "dtype": self.dtype,
+        }
+
+    @classmethod
+    def from_dict(cls, data: object, path: str | os.PathLike[str] = "<settings>") -> ModelSettings:
+        """Validate a parsed JSON value; every problem is a ModelSettingsError naming `path`."""
+        if not isinstance(data, dict):
+            raise ModelSettingsError(path, f"expected a JSON object, found {type(data).__name__}")
+        unknown = sorted(str(k) for k in data if k not in _FIELDS)
+        if unknown:
+            raise ModelSettingsError(path, f"unknown setting{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}")
+        version = data.get("version", SETTINGS_VERSION)
+        if version != SETTINGS_VERSION:
+            raise ModelSettingsError(
+                path, f"settings version {version!r} is not supported (expected {SETTINGS_VERSION})"
+            )
+        paths: dict[str, Path | None] = {}
+        for key in ("sd15", "adapter"):
+            value = data.get(key)
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                raise ModelSettingsError(path, f"{key!r} must be a path (a non-empty string) or null, not {value!r}")
+            paths[key] = None if value is None else Path(value).expanduser()
+        choices: dict[str, str] = {}
+        for key in ("device", "dtype"):
+            value = data.get(key, "auto")
+            if not isinstance(value, str):
+                raise ModelSettingsError(path, f"{key!r} must be a string, not {value!r}")
+            choices[key] = value
+        try:
+            return cls(sd15=paths["sd15"], adapter=paths["adapter"], device=choices["device"], dtype=choices["dtype"])
+        except ValueError as exc:
+            raise ModelSettingsError(path, str(exc)) from None
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], *, missing_ok: bool = False) -> ModelSettings:
+        """Read settings from `path`; with `missing_ok`, a file that does not exist yet gives the defaults."""
+        file = Path(path)
+        try:
+            text = file.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            if missing_ok:
+                return cls()
+            raise ModelSettingsError(file, "settings file not found") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ModelSettingsError(file, f"could not read the settings file ({exc})") from exc
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ModelSettingsError(
+                file, f"not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
+            ) from None
+        return cls.from_dict(data, file)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write atomically: a temporary sibling, flushed, then renamed over the old file (kept on any failure)."""
+        target = Path(path)
+        text = json.dumps(self.to_dict(), indent=2) + "\n"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
