@@ -46,6 +46,10 @@ def location_inputs(
     if box is None and spec.scribble is not None:
         xs, ys = zip(*spec.scribble, strict=True)
         box = (min(xs), min(ys), max(xs), max(ys))
+    if box is None and spec.point is not None:
+        # A zero-size box at the point, not the official [0, 0, 0, 0] (a box in the corner), which would
+        # mislead the model whenever boxes are not dropped (a scene that mixes points and boxes).
+        box = (spec.point[0], spec.point[1], spec.point[0], spec.point[1])
     box_array = np.array(box if box is not None else (0.0, 0.0, 0.0, 0.0))
     point = (
         spec.point

@@ -28,10 +28,11 @@ class RenderCancelled(Exception):
 
 @dataclass(frozen=True)
 class Chain:
-    """One chain's conditioning: its prompt context (1, 77, D) and grounding tokens (1, T, D)."""
+    """One chain's conditioning: its prompt context (1, 77, D) and grounding tokens (1, T, D), or None
+    for a render without instances (then the fusers never run: it is plain Stable Diffusion)."""
 
     context: torch.Tensor
-    tokens: torch.Tensor
+    tokens: torch.Tensor | None
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,7 @@ def sample(
     schedulers = [copy.deepcopy(scheduler) for _ in chains]
     latents = [noise * schedulers[0].init_noise_sigma for _ in chains]
     use_cfg = settings.guidance != 1.0
+    has_grounding = full.tokens is not None
 
     for iteration, t in enumerate(timesteps):
         step = sampler_step(iteration, iterations, settings.steps)
@@ -105,7 +107,8 @@ def sample(
             hooks.merged.extend(latents)
             latents = [torch.stack(latents).mean(0)]
             chains, schedulers = chains[:1], schedulers[:1]
-        grounded = step < settings.grounded_steps
+        # No instances: plain Stable Diffusion (the fusers would only see null tokens).
+        grounded = has_grounding and step < settings.grounded_steps
 
         rows_chain: list[int] = []
         rows_cond: list[bool] = []
@@ -119,10 +122,12 @@ def sample(
         context = torch.cat(
             [chains[c].context if cond else uncond_context for c, cond in zip(rows_chain, rows_cond, strict=True)]
         )
-        tokens = torch.cat(
-            [chains[c].tokens if cond else null_tokens for c, cond in zip(rows_chain, rows_cond, strict=True)]
-        )
-        output = _unet(unet, inputs, t, context, tokens if grounded else None, hooks)
+        tokens = None
+        if grounded:
+            tokens = torch.cat(
+                [_tokens_of(chains[c]) if cond else null_tokens for c, cond in zip(rows_chain, rows_cond, strict=True)]
+            )
+        output = _unet(unet, inputs, t, context, tokens, hooks)
         if hooks.on_unet_call is not None:
             hooks.on_unet_call(
                 UNetCall(iteration, step, int(t), grounded, tuple(rows_chain), tuple(rows_cond), inputs, output)
@@ -161,3 +166,9 @@ def _unet(
             unet(inputs[part], t, encoder_hidden_states=context[part], cross_attention_kwargs=kwargs).sample
         )
     return torch.cat(outputs)
+
+
+def _tokens_of(chain: Chain) -> torch.Tensor:
+    if chain.tokens is None:
+        raise ValueError("a grounded step needs every chain's tokens")
+    return chain.tokens

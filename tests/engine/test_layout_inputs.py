@@ -13,9 +13,9 @@ def test_box_instance_gets_its_box_and_centre_point() -> None:
     assert inputs.scribble.abs().sum() == 0 and inputs.polygon.abs().sum() == 0 and inputs.seg is None
 
 
-def test_point_instance_has_no_box_as_in_the_official_point_demo() -> None:
+def test_point_instance_gets_a_zero_size_box_at_its_point() -> None:
     inputs = location_inputs(InstanceSpec("a star", InstanceKind.POINT, point=(0.7, 0.25)))
-    torch.testing.assert_close(inputs.box, torch.zeros(4))
+    torch.testing.assert_close(inputs.box, torch.tensor([0.7, 0.25, 0.7, 0.25]))
     torch.testing.assert_close(inputs.point, torch.tensor([0.7, 0.25]))
 
 

@@ -1,0 +1,302 @@
+"""InstanceDiffusionPipeline: a `RenderRequest` in, an image out.
+
+Written in diffusers' shape (`check_inputs`, `encode_prompt`, `prepare_latents`, numbered steps,
+`@torch.no_grad()`), around the tensor-level sampler in `engine.sampler`:
+
+1. check the request against the model;
+2. encode the prompt, the negative prompt and the instance captions (cached by text);
+3. turn the layout into grounding tokens: the full condition, one chain per instance, the null input;
+4. draw the noise: from the seed and the canvas size only, on a CPU generator in fp32, so editing the
+   layout never changes it;
+5. sample;
+6. decode with the VAE (retried once in fp32 if the output is not finite).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from diffusers.models.autoencoders.autoencoder_kl import AutoencoderKL
+from diffusers.models.unets.unet_2d_condition import UNet2DConditionModel
+from transformers import CLIPTextModel, CLIPTokenizer
+
+from engine.grounding import InstanceTensors, null_grounding, slot_grounding
+from engine.layout_inputs import location_inputs
+from engine.models.builder import position_net_of
+from engine.models.unifusion import OFFICIAL_DROPS, GroundingDrops
+from engine.request import InstanceKind, InstanceSpec, RenderRequest
+from engine.sampler import Chain, RenderCancelled, SamplerHooks, SamplerSettings, sample
+from engine.schedulers import make_scheduler
+
+__all__ = ["InstanceDiffusionPipeline", "NonFiniteOutputError", "PipelineOutput", "RenderCancelled"]
+
+# (step done, steps, preview as an (h, w, 3) uint8 array or None)
+ProgressCallback = Callable[[int, int, "npt.NDArray[np.uint8] | None"], None]
+
+# Approximate linear map from SD1.5 latents to RGB, for cheap previews without the VAE.
+SD15_PREVIEW_FACTORS = (
+    (0.298, 0.207, 0.208),
+    (0.187, 0.286, 0.173),
+    (-0.158, 0.189, 0.264),
+    (-0.184, -0.271, -0.473),
+)
+
+
+class NonFiniteOutputError(RuntimeError):
+    """The render produced NaN or inf; no image is returned (a black image is never saved)."""
+
+
+@dataclass
+class PipelineOutput:
+    image: npt.NDArray[np.uint8]  # (H, W, 3)
+    latents: torch.Tensor
+    timings: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # fallbacks taken, e.g. "vae decoded in fp32"
+
+
+def grounding_config(instances: Sequence[InstanceSpec]) -> str:
+    """Which official test config (drop flags) fits the location kinds in a layout."""
+    kinds = {inst.kind for inst in instances}
+    if InstanceKind.SCRIBBLE in kinds:
+        return "scribble"
+    if InstanceKind.MASK in kinds:
+        return "mask"
+    if InstanceKind.BOX in kinds:
+        return "box"
+    return "point"
+
+
+class InstanceDiffusionPipeline:
+    """Stable Diffusion 1.5 with InstanceDiffusion's instance-level control.
+
+    Args:
+        vae ([`AutoencoderKL`]): decodes latents to images.
+        text_encoder ([`CLIPTextModel`]): encodes the prompt (last hidden state) and the instance
+            captions (pooled output, before the projection, as the official model).
+        tokenizer ([`CLIPTokenizer`]): pads and truncates to 77 tokens.
+        unet ([`UNet2DConditionModel`]): built by `engine.models.builder.build_instance_unet`.
+        preview_factors: a (latent channels x 3) matrix mapping latents to RGB for previews.
+    """
+
+    def __init__(
+        self,
+        vae: AutoencoderKL,
+        text_encoder: CLIPTextModel,
+        tokenizer: CLIPTokenizer,
+        unet: UNet2DConditionModel,
+        preview_factors: Sequence[Sequence[float]] | None = SD15_PREVIEW_FACTORS,
+    ) -> None:
+        self.vae, self.text_encoder, self.tokenizer, self.unet = vae, text_encoder, tokenizer, unet
+        self.position_net = position_net_of(unet)
+        self.preview_factors = None if preview_factors is None else torch.tensor(preview_factors, dtype=torch.float32)
+        self._prompt_cache: dict[str, torch.Tensor] = {}
+        self._pooled_cache: dict[str, torch.Tensor] = {}
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.unet.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.unet.parameters()).dtype
+
+    @property
+    def vae_scale_factor(self) -> int:
+        return int(2 ** (len(self.vae.config["block_out_channels"]) - 1))
+
+    @property
+    def canvas_multiple(self) -> int:
+        """Canvas sides must be multiples of this: the VAE's factor times the UNet's downsampling."""
+        return self.vae_scale_factor * int(2 ** (len(self.unet.config["block_out_channels"]) - 1))
+
+    # 1. Check inputs
+
+    def check_inputs(self, request: RenderRequest) -> None:
+        multiple = self.canvas_multiple
+        for name, side in (("width", request.width), ("height", request.height)):
+            if side % multiple:
+                raise ValueError(f"{name} {side} must be a multiple of {multiple} for this model")
+        slots = self.position_net.config.max_objs
+        if len(request.instances) > slots:
+            raise ValueError(f"{len(request.instances)} instances; this model has {slots} slots")
+
+    # 2. Encode text
+
+    def encode_prompt(self, texts: Sequence[str]) -> torch.Tensor:
+        """(N, 77, D) last hidden states, each text encoded once per pipeline."""
+        missing = [t for t in dict.fromkeys(texts) if t not in self._prompt_cache]
+        if missing:
+            hidden, _ = self._encode(missing, pad_to_max=True)
+            self._prompt_cache.update((text, hidden[i : i + 1]) for i, text in enumerate(missing))
+        return torch.cat([self._prompt_cache[t] for t in texts])
+
+    def encode_instance_captions(self, captions: Sequence[str]) -> torch.Tensor:
+        """(N, D) CLIP pooled outputs (the EOS token after the final norm, before the projection)."""
+        missing = [t for t in dict.fromkeys(captions) if t not in self._pooled_cache]
+        if missing:
+            # The official code tokenises each caption alone (no padding to 77): pooling reads the EOS token,
+            # so padding does not change it, and encoding them one by one keeps the cache simple.
+            for caption in missing:
+                _, pooled = self._encode([caption], pad_to_max=False)
+                self._pooled_cache[caption] = pooled
+        if not captions:
+            return torch.zeros(0, self.position_net.config.text_dim, device=self.device, dtype=self.dtype)
+        return torch.cat([self._pooled_cache[t] for t in captions])
+
+    def _encode(self, texts: list[str], pad_to_max: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        tokens = self.tokenizer(
+            texts,
+            padding="max_length" if pad_to_max else True,
+            max_length=self.tokenizer.model_max_length,
+            truncation=True,
+            return_tensors="pt",
+        )
+        output = self.text_encoder(tokens.input_ids.to(self.text_encoder.device))
+        return output.last_hidden_state.to(self.dtype), output.pooler_output.to(self.dtype)
+
+    # 3. Grounding
+
+    def grounding_tokens(
+        self, instances: Sequence[InstanceSpec]
+    ) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
+        """Tokens for the full condition, for each instance alone (in slot 0), and the null input."""
+        net = self.position_net
+        config = net.config
+        net.drops = OFFICIAL_DROPS[grounding_config(instances)] if instances else GroundingDrops()
+        texts = self.encode_instance_captions([inst.caption for inst in instances])
+        tensors = []
+        for inst, text in zip(instances, texts, strict=True):
+            loc = location_inputs(
+                inst,
+                scribble_points=config.scribble_points,
+                polygon_points=config.polygon_points,
+                seg_side=config.seg_size,
+            )
+            tensors.append(
+                InstanceTensors(
+                    text=text,
+                    box=loc.box.to(self.device, self.dtype),
+                    point=loc.point.to(self.device, self.dtype),
+                    scribble=loc.scribble.to(self.device, self.dtype),
+                    polygon=loc.polygon.to(self.device, self.dtype),
+                    seg=None if loc.seg is None else loc.seg.to(self.device, self.dtype),
+                )
+            )
+        full = net(**slot_grounding(tensors, config))
+        alone = [net(**slot_grounding([t], config)) for t in tensors]
+        null = net(**null_grounding(config, self.dtype, self.device))
+        return full, alone, null
+
+    # 4. Noise
+
+    def prepare_latents(self, request: RenderRequest) -> torch.Tensor:
+        """The starting noise: a function of the seed and the canvas size only (fp32, CPU generator)."""
+        factor = self.vae_scale_factor
+        shape = (1, self.unet.config["in_channels"], request.height // factor, request.width // factor)
+        generator = torch.Generator("cpu").manual_seed(request.seed)
+        noise = torch.randn(shape, generator=generator, dtype=torch.float32)
+        return noise.to(self.device, self.dtype)
+
+    # The whole render
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        request: RenderRequest,
+        *,
+        callback: ProgressCallback | None = None,
+        preview_every: int = 0,
+        should_cancel: Callable[[], bool] | None = None,
+        max_batch: int | None = None,
+    ) -> PipelineOutput:
+        """Render `request`. Raises `RenderCancelled` when `should_cancel` turns true (no image is made).
+
+        Args:
+            callback: called after every sampler iteration with (done, total, preview).
+            preview_every: build a preview every this many iterations (0: never).
+            max_batch: at most this many rows per UNet call (lower it to save memory).
+        """
+        timings: dict[str, float] = {}
+        start = time.perf_counter()
+
+        # 1. Check inputs
+        self.check_inputs(request)
+
+        # 2. Encode prompts
+        captions = [inst.caption for inst in request.instances]
+        contexts = self.encode_prompt([request.prompt, request.negative_prompt, *captions])
+        context, uncond = contexts[:1], contexts[1:2]
+
+        # 3. Grounding tokens
+        full_tokens, alone_tokens, null_tokens = self.grounding_tokens(request.instances)
+        chains = [Chain(contexts[2 + i : 3 + i], tokens) for i, tokens in enumerate(alone_tokens)]
+        timings["encode"] = time.perf_counter() - start
+
+        # 4. Noise
+        noise = self.prepare_latents(request)
+
+        # 5. Sample
+        def on_step(done: int, total: int, latents: torch.Tensor) -> None:
+            if callback is not None:
+                wants_preview = preview_every > 0 and (done % preview_every == 0 or done == total)
+                callback(done, total, self.preview(latents) if wants_preview else None)
+
+        hooks = SamplerHooks(on_step=on_step, should_cancel=should_cancel, max_batch=max_batch)
+        settings = SamplerSettings(request.steps, request.guidance, request.alpha, request.mis)
+        sample_start = time.perf_counter()
+        full = Chain(context, full_tokens if request.instances else None)
+        latents = sample(
+            self.unet, make_scheduler(request.scheduler), noise, full, chains, uncond, null_tokens, settings, hooks
+        )
+        timings["sample"] = time.perf_counter() - sample_start
+        if not torch.isfinite(latents).all():
+            raise NonFiniteOutputError("the sampler produced NaN or inf latents")
+
+        # 6. Decode
+        decode_start = time.perf_counter()
+        notes: list[str] = []
+        pixels = self.decode(latents, notes)
+        timings["decode"] = time.perf_counter() - decode_start
+        timings["total"] = time.perf_counter() - start
+        return PipelineOutput(image=to_uint8(pixels), latents=latents, timings=timings, notes=notes)
+
+    def decode(self, latents: torch.Tensor, notes: list[str] | None = None) -> torch.Tensor:
+        """Latents to pixels in [0, 1], (1, 3, H, W) float32. A non-finite decode is retried once in fp32."""
+        scaling = float(self.vae.config["scaling_factor"])
+        pixels = self.vae.decode(latents.to(self.vae.dtype) / scaling).sample
+        if not torch.isfinite(pixels).all():
+            if self.vae.dtype == torch.float32:
+                raise NonFiniteOutputError("the VAE produced NaN or inf")
+            original = self.vae.dtype
+            # nn.Module.to directly: diffusers' wrapped `to` is mistyped and warns needlessly.
+            torch.nn.Module.to(self.vae, torch.float32)
+            try:
+                pixels = self.vae.decode(latents.to(torch.float32) / scaling).sample
+            finally:
+                torch.nn.Module.to(self.vae, original)
+            if notes is not None:
+                notes.append("vae decoded in fp32 after a non-finite result")
+            if not torch.isfinite(pixels).all():
+                raise NonFiniteOutputError("the VAE produced NaN or inf, also in fp32")
+        result: torch.Tensor = (pixels.float().clamp(-1, 1) + 1) / 2
+        return result
+
+    def preview(self, latents: torch.Tensor) -> npt.NDArray[np.uint8]:
+        """A cheap (h, w, 3) RGB approximation at latent resolution, without the VAE."""
+        x = latents[0].float().cpu()
+        if self.preview_factors is not None and self.preview_factors.shape[0] == x.shape[0]:
+            rgb = torch.einsum("chw,cr->hwr", x, self.preview_factors)
+        else:
+            rgb = x[:3].permute(1, 2, 0) / 4  # no factors for this model: show the first channels
+        return ((rgb.clamp(-1, 1) + 1) * 127.5).to(torch.uint8).numpy()
+
+
+def to_uint8(pixels: torch.Tensor) -> npt.NDArray[np.uint8]:
+    """(1, 3, H, W) in [0, 1] to (H, W, 3) uint8, truncating as the official code does."""
+    array: npt.NDArray[np.uint8] = (pixels[0].permute(1, 2, 0).cpu().numpy() * 255).astype(np.uint8)
+    return array

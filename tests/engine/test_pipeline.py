@@ -1,0 +1,216 @@
+"""The pipeline on tiny real components (diffusers UNet/VAE, transformers CLIP, the bundled tokenizer)."""
+
+import numpy as np
+import pytest
+import torch
+from diffusers import StableDiffusionPipeline
+
+from engine.checkpoint import load_weights
+from engine.loading import SD15_CONFIGS, load_tokenizer
+from engine.models.builder import build_instance_unet
+from engine.pipeline import InstanceDiffusionPipeline, NonFiniteOutputError, grounding_config
+from engine.request import InstanceKind, InstanceSpec, MaskRLE, RenderRequest, Scheduler
+from engine.sampler import RenderCancelled
+from engine.schedulers import make_scheduler
+from tests.engine.tiny_sd import TINY_CONFIG, build_tiny_sd
+
+BOX = InstanceSpec("a red circle", InstanceKind.BOX, box=(0.1, 0.1, 0.5, 0.6))
+POINT = InstanceSpec("a blue star", InstanceKind.POINT, point=(0.75, 0.3))
+SCRIBBLE = InstanceSpec("a green snake", InstanceKind.SCRIBBLE, scribble=((0.2, 0.8), (0.5, 0.7), (0.8, 0.9)))
+POLYGON = InstanceSpec("a yellow kite", InstanceKind.MASK, polygon=((0.6, 0.5), (0.9, 0.5), (0.75, 0.95)))
+_bitmap = np.zeros((32, 32), np.uint8)
+_bitmap[4:12, 18:30] = 1
+BITMAP = InstanceSpec("a grey cloud", InstanceKind.MASK, mask=MaskRLE.from_bitmap(_bitmap))
+
+
+@pytest.fixture(scope="module")
+def pipe() -> InstanceDiffusionPipeline:
+    parts = build_tiny_sd(seed=3)
+    unet = build_instance_unet(TINY_CONFIG)
+    load_weights(unet, parts.unet.state_dict(), "tiny", partial=True)
+    generator = torch.Generator().manual_seed(4)
+    with torch.no_grad():  # a "trained" adapter: grounding must visibly act
+        for name, param in unet.named_parameters():
+            if name.endswith(("alpha_attn", "alpha_dense")) or name.startswith("position_net.null"):
+                param.copy_(torch.randn(param.shape, generator=generator))
+    return InstanceDiffusionPipeline(
+        parts.vae, parts.text_encoder, load_tokenizer(SD15_CONFIGS / "tokenizer"), unet.eval()
+    )
+
+
+def request(*instances: InstanceSpec, **overrides: object) -> RenderRequest:
+    settings: dict[str, object] = {"prompt": "shapes on a table", "width": 64, "height": 64, "seed": 7, "steps": 6}
+    return RenderRequest(instances=instances, **{**settings, **overrides})  # type: ignore[arg-type]
+
+
+def test_without_instances_it_is_stable_diffusion(pipe: InstanceDiffusionPipeline) -> None:
+    reference = StableDiffusionPipeline(
+        vae=pipe.vae,
+        text_encoder=pipe.text_encoder,
+        tokenizer=pipe.tokenizer,
+        unet=pipe.unet,
+        scheduler=make_scheduler(Scheduler.PLMS),  # type: ignore[arg-type]
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    reference.set_progress_bar_config(disable=True)
+    for scheduler in Scheduler:
+        reference.scheduler = make_scheduler(scheduler)  # type: ignore[assignment]
+        expected = reference(
+            "shapes on a table",
+            negative_prompt="blurry",
+            height=64,
+            width=128,
+            num_inference_steps=6,
+            guidance_scale=7.5,
+            generator=torch.Generator("cpu").manual_seed(7),
+            output_type="latent",
+        ).images
+        ours = pipe(request(negative_prompt="blurry", width=128, scheduler=scheduler))
+        torch.testing.assert_close(ours.latents, expected, rtol=0, atol=1e-5, msg=f"latents differ with {scheduler}")
+
+
+def test_same_request_renders_bit_identical_images(pipe: InstanceDiffusionPipeline) -> None:
+    req = request(BOX, POINT, SCRIBBLE, POLYGON, BITMAP)
+    assert np.array_equal(pipe(req).image, pipe(req).image)
+
+
+def test_noise_depends_only_on_seed_and_size(pipe: InstanceDiffusionPipeline) -> None:
+    base = pipe.prepare_latents(request(BOX))
+    moved = InstanceSpec(BOX.caption, BOX.kind, box=(0.4, 0.3, 0.9, 0.8))
+    assert torch.equal(pipe.prepare_latents(request(moved, POINT)), base)
+    assert torch.equal(pipe.prepare_latents(request()), base)
+    assert not torch.equal(pipe.prepare_latents(request(seed=8)), base)
+    assert pipe.prepare_latents(request(width=128)).shape[-1] == 16
+
+
+@pytest.mark.parametrize(
+    "instance", [BOX, POINT, SCRIBBLE, POLYGON, BITMAP], ids=lambda i: i.kind.value + " " + i.caption
+)
+def test_every_location_kind_steers_the_render(pipe: InstanceDiffusionPipeline, instance: InstanceSpec) -> None:
+    plain = pipe(request()).latents
+    grounded = pipe(request(instance)).latents
+    assert not torch.allclose(grounded, plain, atol=1e-4)
+
+
+def test_moving_an_instance_changes_the_render(pipe: InstanceDiffusionPipeline) -> None:
+    moved = InstanceSpec(BOX.caption, BOX.kind, box=(0.5, 0.4, 0.9, 0.9))
+    assert not torch.allclose(pipe(request(BOX, mis=0.0)).latents, pipe(request(moved, mis=0.0)).latents, atol=1e-4)
+
+
+def test_the_multi_instance_sampler_runs_one_chain_per_instance_in_one_batch(pipe: InstanceDiffusionPipeline) -> None:
+    calls: list[int] = []
+    handle = pipe.unet.register_forward_pre_hook(lambda _m, args: calls.append(args[0].shape[0]))
+    try:
+        with_mis = pipe(request(BOX, POINT, SCRIBBLE, mis=0.5)).latents
+        mis_calls, calls[:] = list(calls), []
+        without = pipe(request(BOX, POINT, SCRIBBLE, mis=0.0)).latents
+    finally:
+        handle.remove()
+    # PLMS, 6 steps: 7 iterations; the first int(0.5 * 6) = 3 steps (4 iterations) run 4 chains x (uncond, cond).
+    assert mis_calls == [8] * 4 + [2] * 3
+    assert calls == [2] * 7
+    assert not torch.allclose(with_mis, without, atol=1e-4)
+
+
+def test_max_batch_splits_calls_without_changing_the_result(pipe: InstanceDiffusionPipeline) -> None:
+    req = request(BOX, POINT, mis=0.5)
+    whole = pipe(req).latents
+    chunked = pipe(req, max_batch=2).latents
+    # The same maths; only float rounding differs with the batch size (amplified by guidance 7.5).
+    assert ((chunked - whole).norm() / whole.norm()).item() < 1e-5
+
+
+@pytest.mark.parametrize("scheduler", list(Scheduler))
+def test_every_scheduler_renders_an_image(pipe: InstanceDiffusionPipeline, scheduler: Scheduler) -> None:
+    out = pipe(request(BOX, POLYGON, scheduler=scheduler, width=128))
+    assert out.image.shape == (64, 128, 3) and out.image.dtype == np.uint8
+    assert out.image.std() > 0
+    assert set(out.timings) >= {"encode", "sample", "decode", "total"}
+
+
+def test_cancel_at_a_random_step_stops_at_once_and_returns_nothing(pipe: InstanceDiffusionPipeline) -> None:
+    for stop_after in (0, 3, 5):
+        unet_calls: list[int] = []
+        handle = pipe.unet.register_forward_pre_hook(lambda *_, seen=unet_calls: seen.append(1))
+        checks = iter(range(100))
+        try:
+            with pytest.raises(RenderCancelled):
+                pipe(request(BOX, POINT), should_cancel=lambda c=checks, n=stop_after: next(c) >= n)
+        finally:
+            handle.remove()
+        assert len(unet_calls) == stop_after, "no UNet call after the cancel"
+
+
+def test_nan_at_a_chosen_step_is_an_error_not_an_image(pipe: InstanceDiffusionPipeline) -> None:
+    seen = {"calls": 0}
+
+    def poison(_module: torch.nn.Module, _args: object, output: object) -> object:
+        seen["calls"] += 1
+        if seen["calls"] == 4:
+            output.sample[:] = float("nan")  # type: ignore[attr-defined]
+        return output
+
+    handle = pipe.unet.register_forward_hook(poison)
+    try:
+        with pytest.raises(NonFiniteOutputError, match="NaN"):
+            pipe(request(BOX))
+    finally:
+        handle.remove()
+
+
+def test_a_non_finite_half_precision_decode_is_retried_in_fp32(pipe: InstanceDiffusionPipeline) -> None:
+    latents = pipe(request(BOX)).latents
+    pipe.vae.to(torch.bfloat16)
+
+    def overflow(module: torch.nn.Module, _args: object, output: torch.Tensor) -> torch.Tensor:
+        return output * float("inf") if output.dtype == torch.bfloat16 else output
+
+    handle = pipe.vae.decoder.conv_out.register_forward_hook(overflow)
+    try:
+        notes: list[str] = []
+        pixels = pipe.decode(latents, notes)
+    finally:
+        handle.remove()
+        pipe.vae.to(torch.float32)
+    assert torch.isfinite(pixels).all() and notes == ["vae decoded in fp32 after a non-finite result"]
+    assert pipe.vae.dtype == torch.float32
+
+
+def test_progress_reports_every_iteration_with_previews_at_the_chosen_rate(pipe: InstanceDiffusionPipeline) -> None:
+    reports: list[tuple[int, int, bool]] = []
+    previews = []
+
+    def callback(done: int, total: int, preview: np.ndarray | None) -> None:
+        reports.append((done, total, preview is not None))
+        if preview is not None:
+            previews.append(preview)
+
+    pipe(request(BOX, steps=6), callback=callback, preview_every=3)
+    assert [r[:2] for r in reports] == [(i, 7) for i in range(1, 8)]
+    assert [r[2] for r in reports] == [False, False, True, False, False, True, True]
+    assert previews[0].shape == (8, 8, 3) and previews[0].dtype == np.uint8
+
+
+def test_each_text_is_encoded_once(pipe: InstanceDiffusionPipeline, monkeypatch: pytest.MonkeyPatch) -> None:
+    encoded: list[str] = []
+    real = pipe._encode
+    monkeypatch.setattr(pipe, "_encode", lambda texts, pad_to_max: encoded.extend(texts) or real(texts, pad_to_max))
+    req = request(InstanceSpec("a unique cat", InstanceKind.BOX, box=(0.1, 0.1, 0.4, 0.4)), prompt="a unique scene")
+    pipe(req)
+    pipe(req)
+    assert encoded.count("a unique cat") == 2  # once as a caption feature, once as its chain's prompt
+    assert encoded.count("a unique scene") == 1
+
+
+def test_canvas_must_fit_the_model(pipe: InstanceDiffusionPipeline) -> None:
+    with pytest.raises(ValueError, match="width 96 must be a multiple of 64"):
+        pipe(request(width=96))
+
+
+def test_grounding_config_follows_the_kinds_present() -> None:
+    assert grounding_config([BOX, POINT]) == "box"
+    assert grounding_config([POINT]) == "point"
+    assert grounding_config([BOX, POLYGON]) == "mask"
+    assert grounding_config([BOX, SCRIBBLE, POLYGON]) == "scribble"
