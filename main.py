@@ -14,6 +14,10 @@ import sys
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from engine.model_settings import ModelSettings
 
 log = logging.getLogger("instance_studio")
 
@@ -126,7 +130,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
     with Project.open(args.project) as project, project.read() as session:
         settings = get_settings(session)
-        scenes = [
+        scenes: list[dict[str, Any]] = [
             {
                 "id": scene.id,
                 "name": scene.name,
@@ -138,12 +142,12 @@ def cmd_info(args: argparse.Namespace) -> int:
             }
             for scene in list_scenes(session)
         ]
-        info = {
+        info: dict[str, Any] = {
             "project": str(project.path),
             "name": settings.name,
             "schema": schema.head_revision(),
             "scenes": scenes,
-            "instances": sum(s["instances"] for s in scenes),  # type: ignore[misc]
+            "instances": sum(s["instances"] for s in scenes),
             "queue": {status.value: count for status, count in status_counts(session).items()},
         }
     if args.json:
@@ -151,9 +155,9 @@ def cmd_info(args: argparse.Namespace) -> int:
         return EXIT_OK
     print(f"{info['name']}  ({info['project']}, schema {info['schema']})")
     print(f"scenes: {len(scenes)}  instances: {info['instances']}")
-    print("queue: " + ", ".join(f"{name} {count}" for name, count in info["queue"].items()))  # type: ignore[attr-defined]
+    print("queue: " + ", ".join(f"{name} {count}" for name, count in info["queue"].items()))
     for scene in scenes:
-        kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(scene["kinds"].items()))  # type: ignore[attr-defined]
+        kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(scene["kinds"].items()))
         size = f"{scene['width']}x{scene['height']}"
         print(f"  {scene['id']:>4}  {scene['name'][:32]:<32}  {size:>9}  {scene['instances']:>2} instances  {kinds}")
     return EXIT_OK
@@ -161,6 +165,100 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def models_dir() -> Path:
     return data_dir() / "models"
+
+
+def model_settings_path() -> Path:
+    return data_dir() / "models.json"
+
+
+def _load_model_settings() -> ModelSettings:
+    from engine.model_settings import ModelSettings, ModelSettingsError
+
+    try:
+        return ModelSettings.load(model_settings_path(), missing_ok=True)
+    except ModelSettingsError as exc:
+        raise CommandError(str(exc)) from exc
+
+
+def _check_models(settings: ModelSettings) -> list[tuple[str, str, bool]]:
+    """(what, how it stands, fine) for each configured model file; reads hashes and layouts, not weights."""
+    from engine.checkpoint import manifest_path
+    from engine.loading import resolve_sd15, select_device, select_dtype
+    from engine.weights_io import WeightFileError, sha256_file
+
+    rows: list[tuple[str, str, bool]] = []
+    if settings.sd15 is None:
+        rows.append(
+            ("sd15", "not set: models set --sd15 PATH (a diffusers folder, HF cache entry or .safetensors)", False)
+        )
+    else:
+        try:
+            source = resolve_sd15(settings.sd15)
+            rows.append(("sd15", f"{source.path} ({source.kind.replace('_', ' ')})", True))
+        except WeightFileError as exc:
+            rows.append(("sd15", str(exc), False))
+    if settings.adapter is None:
+        rows.append(("adapter", "not set: models convert instancediffusion_sd15.pth", False))
+    else:
+        try:
+            manifest = json.loads(manifest_path(settings.adapter).read_text(encoding="utf-8"))
+            matches = sha256_file(settings.adapter) == manifest.get("adapter_sha256")
+            state = "SHA-256 matches its manifest" if matches else "SHA-256 does NOT match its manifest"
+            rows.append(("adapter", f"{settings.adapter} ({state})", matches))
+        except (OSError, ValueError, WeightFileError) as exc:
+            rows.append(("adapter", f"{settings.adapter}: {exc}", False))
+    try:
+        device = select_device(settings.device)
+        rows.append(
+            ("device", f"{settings.device} -> {device}, {str(select_dtype(device, settings.dtype))[6:]}", True)
+        )
+    except ValueError as exc:
+        rows.append(("device", str(exc), False))
+    return rows
+
+
+def cmd_models_list(args: argparse.Namespace) -> int:
+    settings = _load_model_settings()
+    print(f"settings: {model_settings_path()}")
+    for what, state, _fine in _check_models(settings):
+        print(f"  {what:<8} {state}")
+    adapters = sorted(models_dir().glob("*.adapter.safetensors")) if models_dir().is_dir() else []
+    if adapters:
+        print(f"converted adapters in {models_dir()}:")
+        for adapter in adapters:
+            print(f"  {adapter.name}")
+    return EXIT_OK
+
+
+def cmd_models_verify(args: argparse.Namespace) -> int:
+    rows = _check_models(_load_model_settings())
+    for what, state, fine in rows:
+        print(f"{'ok' if fine else 'PROBLEM':<8} {what:<8} {state}")
+    return EXIT_OK if all(fine for _what, _state, fine in rows) else EXIT_FAILED
+
+
+def cmd_models_set(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from engine.model_settings import ModelSettingsError
+
+    settings = _load_model_settings()
+    changes = {
+        name: getattr(args, name) for name in ("sd15", "adapter", "device", "dtype") if getattr(args, name) is not None
+    }
+    if not changes:
+        raise CommandError("nothing to set: give --sd15, --adapter, --device or --dtype")
+    for name in ("sd15", "adapter"):
+        if name in changes:
+            changes[name] = changes[name].expanduser().absolute() if str(changes[name]) else None
+    try:
+        settings = dataclasses.replace(settings, **changes)
+        model_settings_path().parent.mkdir(parents=True, exist_ok=True)
+        settings.save(model_settings_path())
+    except (ValueError, ModelSettingsError) as exc:
+        raise CommandError(str(exc)) from exc
+    print(f"saved {model_settings_path()}")
+    return cmd_models_verify(args)
 
 
 def cmd_models_convert(args: argparse.Namespace) -> int:
@@ -180,6 +278,12 @@ def cmd_models_convert(args: argparse.Namespace) -> int:
         raise CommandError(str(exc)) from exc
     print(f"wrote {out}: {manifest.tensors} tensors, {manifest.parameters:,} parameters")
     print(f"manifest {manifest_path(out)} (adapter sha256 {manifest.adapter_sha256[:16]}...)")
+    settings = _load_model_settings()
+    if settings.adapter is None:
+        import dataclasses
+
+        dataclasses.replace(settings, adapter=out.absolute()).save(model_settings_path())
+        print(f"set as the adapter in {model_settings_path()}")
     return EXIT_OK
 
 
@@ -229,6 +333,18 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--out", type=Path, help="adapter file to write (default: in the user data folder)")
     convert.add_argument("--force", action="store_true", help="replace an existing adapter file")
     convert.set_defaults(func=cmd_models_convert)
+    listing = model_commands.add_parser("list", help="show the configured model files and converted adapters")
+    listing.set_defaults(func=cmd_models_list)
+    verify = model_commands.add_parser("verify", help="check the configured model files (exit 1 on a problem)")
+    verify.set_defaults(func=cmd_models_verify)
+    setter = model_commands.add_parser("set", help="configure model files, device and dtype")
+    setter.add_argument(
+        "--sd15", type=Path, help="SD1.5: a diffusers folder, HF cache entry or single file ('' unsets)"
+    )
+    setter.add_argument("--adapter", type=Path, help="a converted adapter (.safetensors) ('' unsets)")
+    setter.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
+    setter.add_argument("--dtype", help="auto, fp16, bf16 or fp32")
+    setter.set_defaults(func=cmd_models_set)
     return parser
 
 

@@ -48,3 +48,54 @@ def test_convert_refuses_a_checkpoint_of_the_wrong_shape(tmp_path: Path, capsys:
     assert main.main(["models", "convert", str(source), "--out", str(out)]) == 1
     assert "tiny.pth" in capsys.readouterr().err
     assert not out.exists()
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("INSTANCE_STUDIO_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+def test_list_and_verify_with_nothing_configured(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main.main(["models", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "sd15     not set" in out and "adapter  not set" in out
+    assert main.main(["models", "verify"]) == 1
+    assert "PROBLEM  sd15" in capsys.readouterr().out
+
+
+def test_set_verify_and_a_tampered_adapter(home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.engine.tiny_sd import build_tiny_sd, write_diffusers_folder
+
+    sd15 = write_diffusers_folder(build_tiny_sd(), tmp_path / "sd15")
+    source = tmp_path / "instancediffusion_sd15.pth"
+    write_full_size_official(source)
+    adapter = tmp_path / "adapter.safetensors"
+    assert main.main(["models", "convert", str(source), "--out", str(adapter)]) == 0
+    assert "set as the adapter" in capsys.readouterr().out
+    assert main.main(["models", "set", "--sd15", str(sd15), "--device", "cpu", "--dtype", "fp32"]) == 0
+    out = capsys.readouterr().out
+    assert f"ok       sd15     {sd15} (diffusers)" in out
+    assert "ok       adapter" in out and "SHA-256 matches its manifest" in out
+    assert json.loads((home / "models.json").read_text())["device"] == "cpu"
+
+    with adapter.open("r+b") as handle:
+        handle.seek(-1, 2)
+        handle.write(b"\x00")
+    assert main.main(["models", "verify"]) == 1
+    assert "SHA-256 does NOT match its manifest" in capsys.readouterr().out
+
+
+def test_set_refuses_bad_values_and_keeps_the_file(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main.main(["models", "set", "--dtype", "fp32"]) == 1  # saved; sd15 and adapter still unset
+    capsys.readouterr()
+    assert main.main(["models", "set", "--dtype", "fp99"]) == 1
+    assert "dtype must be one of auto, fp16, bf16, fp32, not 'fp99'" in capsys.readouterr().err
+    assert json.loads((home / "models.json").read_text())["dtype"] == "fp32"
+
+
+def test_a_broken_settings_file_is_a_clear_error(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    home.mkdir(parents=True)
+    (home / "models.json").write_text("{not json")
+    assert main.main(["models", "list"]) == 1
+    assert "models.json" in capsys.readouterr().err
