@@ -3,6 +3,7 @@ from diffusers.models.unets.unet_2d_condition import UNet2DConditionModel
 
 from engine.checkpoint import convert_official_unet, load_weights
 from engine.models.builder import InstanceUNetConfig, build_instance_unet
+from engine.pipeline import InstanceDiffusionPipeline
 
 
 @pytest.fixture(scope="session")
@@ -14,3 +15,11 @@ def recipe_unet() -> UNet2DConditionModel:
     unet = build_instance_unet(config, device="meta")
     load_weights(unet, convert_official_unet(recipe_state_dict(), config.unet_kwargs(), "recipe"), "recipe")
     return unet.eval()
+
+
+@pytest.fixture(scope="module")
+def pipe() -> InstanceDiffusionPipeline:
+    """A tiny real pipeline (diffusers UNet/VAE, transformers CLIP, the bundled tokenizer)."""
+    from tests.engine.tiny_sd import tiny_pipeline
+
+    return tiny_pipeline()

@@ -5,14 +5,10 @@ import pytest
 import torch
 from diffusers import StableDiffusionPipeline
 
-from engine.checkpoint import load_weights
-from engine.loading import SD15_CONFIGS, load_tokenizer
-from engine.models.builder import build_instance_unet
 from engine.pipeline import InstanceDiffusionPipeline, NonFiniteOutputError, grounding_config
 from engine.request import InstanceKind, InstanceSpec, MaskRLE, RenderRequest, Scheduler
 from engine.sampler import RenderCancelled
 from engine.schedulers import make_scheduler
-from tests.engine.tiny_sd import TINY_CONFIG, build_tiny_sd
 
 BOX = InstanceSpec("a red circle", InstanceKind.BOX, box=(0.1, 0.1, 0.5, 0.6))
 POINT = InstanceSpec("a blue star", InstanceKind.POINT, point=(0.75, 0.3))
@@ -21,21 +17,6 @@ POLYGON = InstanceSpec("a yellow kite", InstanceKind.MASK, polygon=((0.6, 0.5), 
 _bitmap = np.zeros((32, 32), np.uint8)
 _bitmap[4:12, 18:30] = 1
 BITMAP = InstanceSpec("a grey cloud", InstanceKind.MASK, mask=MaskRLE.from_bitmap(_bitmap))
-
-
-@pytest.fixture(scope="module")
-def pipe() -> InstanceDiffusionPipeline:
-    parts = build_tiny_sd(seed=3)
-    unet = build_instance_unet(TINY_CONFIG)
-    load_weights(unet, parts.unet.state_dict(), "tiny", partial=True)
-    generator = torch.Generator().manual_seed(4)
-    with torch.no_grad():  # a "trained" adapter: grounding must visibly act
-        for name, param in unet.named_parameters():
-            if name.endswith(("alpha_attn", "alpha_dense")) or name.startswith("position_net.null"):
-                param.copy_(torch.randn(param.shape, generator=generator))
-    return InstanceDiffusionPipeline(
-        parts.vae, parts.text_encoder, load_tokenizer(SD15_CONFIGS / "tokenizer"), unet.eval()
-    )
 
 
 def request(*instances: InstanceSpec, **overrides: object) -> RenderRequest:

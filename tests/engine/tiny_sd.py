@@ -23,10 +23,11 @@ from diffusers.models.autoencoders.autoencoder_kl import AutoencoderKL
 from diffusers.models.unets.unet_2d_condition import UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel
 
-from engine.checkpoint import adapter_part
-from engine.loading import SD15_CONFIGS
+from engine.checkpoint import adapter_part, load_weights
+from engine.loading import SD15_CONFIGS, load_tokenizer
 from engine.models.builder import InstanceUNetConfig, build_instance_unet
 from engine.models.unifusion import UniFusionConfig
+from engine.pipeline import InstanceDiffusionPipeline
 from tests.engine.parity import LDM_TO_DIFFUSERS_FILE
 
 TINY_UNET: Final[dict[str, Any]] = {
@@ -203,3 +204,17 @@ def fake_official_checkpoint(parts: TinySd, added: dict[str, torch.Tensor], path
     state = unet_to_ldm(parts.unet.state_dict()) | unet_to_ldm(added)
     torch.save({"model": state}, path)
     return path
+
+
+def tiny_pipeline(seed: int = 3) -> InstanceDiffusionPipeline:
+    """A pipeline on tiny components whose adapter parts are random, so grounding visibly acts."""
+    parts = build_tiny_sd(seed=seed)
+    unet = build_instance_unet(TINY_CONFIG)
+    load_weights(unet, parts.unet.state_dict(), "tiny", partial=True)
+    generator = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for name, param in unet.named_parameters():
+            if name.endswith(("alpha_attn", "alpha_dense")) or name.startswith("position_net.null"):
+                param.copy_(torch.randn(param.shape, generator=generator))
+    tokenizer = load_tokenizer(SD15_CONFIGS / "tokenizer")
+    return InstanceDiffusionPipeline(parts.vae, parts.text_encoder, tokenizer, unet.eval())

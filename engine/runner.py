@@ -1,0 +1,202 @@
+"""The render loop's body, without Qt: a `RenderRequest` in, an image and its metadata out.
+
+The runner keeps the loaded model between jobs (keyed by model id; loading another frees the previous
+one), and turns every failure into a `RenderError` whose message a user can act on:
+- the model's files are missing or broken (`ModelFilesError`, naming the file and where to put it);
+- out of memory, after trying cheaper settings in turn (`OutOfMemoryRenderError`, saying what was tried);
+- NaN or inf in the output (`NonFiniteRenderError`; no black image is ever returned).
+Cancellation is not a failure: `RenderCancelled` passes through untouched. A failed job leaves the runner
+ready for the next one.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from engine.pipeline import InstanceDiffusionPipeline, NonFiniteOutputError, ProgressCallback
+from engine.request import RenderRequest
+from engine.sampler import RenderCancelled
+from engine.weights_io import WeightFileError
+
+__all__ = [
+    "LoadedModel",
+    "ModelFilesError",
+    "NonFiniteRenderError",
+    "OutOfMemoryRenderError",
+    "RenderCancelled",
+    "RenderError",
+    "RenderResult",
+    "Runner",
+]
+
+log = logging.getLogger(__name__)
+
+
+class RenderError(Exception):
+    """A render that failed for a reason the user can read; `kind` is a stable word for the UI."""
+
+    kind: str = "error"
+
+
+class ModelFilesError(RenderError):
+    kind = "model-files"
+
+
+class OutOfMemoryRenderError(RenderError):
+    kind = "out-of-memory"
+
+    def __init__(self, message: str, tried: list[str]) -> None:
+        super().__init__(message)
+        self.tried = tried
+
+
+class NonFiniteRenderError(RenderError):
+    kind = "nan"
+
+
+@dataclass
+class LoadedModel:
+    """A ready pipeline and what identifies its weights."""
+
+    pipeline: InstanceDiffusionPipeline
+    hashes: dict[str, str] = field(default_factory=dict)
+
+
+ModelProvider = Callable[[str], LoadedModel]
+
+
+@dataclass(frozen=True)
+class RenderResult:
+    image: npt.NDArray[np.uint8]  # (H, W, 3)
+    request: RenderRequest
+    timings: dict[str, float]
+    model_hashes: dict[str, str]
+    device: str
+    dtype: str
+    notes: tuple[str, ...] = ()  # cheaper settings or fallbacks that were used
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    """One rung of the out-of-memory ladder."""
+
+    name: str
+    max_batch: int | None = None
+    vae_tiling: bool = False
+
+
+# Cheaper and cheaper: one chain per UNet call, one row per call, then a tiled VAE decode as well.
+OOM_LADDER: Final = (
+    _Attempt("full batch"),
+    _Attempt("one chain per UNet call", max_batch=2),
+    _Attempt("one row per UNet call", max_batch=1),
+    _Attempt("one row per UNet call and a tiled VAE decode", max_batch=1, vae_tiling=True),
+)
+
+
+class Runner:
+    def __init__(self, provider: ModelProvider) -> None:
+        self._provider = provider
+        self._model_id: str | None = None
+        self._model: LoadedModel | None = None
+
+    @property
+    def loaded_model_id(self) -> str | None:
+        return self._model_id
+
+    def model(self, model_id: str) -> LoadedModel:
+        """The loaded model for `model_id`, loading it (and freeing any other) on first use."""
+        if self._model_id == model_id and self._model is not None:
+            return self._model
+        self.unload()
+        try:
+            self._model = self._provider(model_id)
+        except WeightFileError as exc:
+            raise ModelFilesError(str(exc)) from exc
+        self._model_id = model_id
+        return self._model
+
+    def unload(self) -> None:
+        self._model, self._model_id = None, None
+        _free_memory()
+
+    def render(
+        self,
+        request: RenderRequest,
+        *,
+        on_progress: ProgressCallback | None = None,
+        preview_every: int = 0,
+        should_cancel: Callable[[], bool] | None = None,
+    ) -> RenderResult:
+        """Render one request; raises a `RenderError` subclass or `RenderCancelled`."""
+        load_start = time.perf_counter()
+        model = self.model(request.model_id)
+        load_time = time.perf_counter() - load_start
+        pipeline = model.pipeline
+        tried: list[str] = []
+        for attempt in OOM_LADDER:
+            tried.append(attempt.name)
+            try:
+                with _vae_tiling(pipeline, attempt.vae_tiling):
+                    output = pipeline(
+                        request,
+                        callback=on_progress,
+                        preview_every=preview_every,
+                        should_cancel=should_cancel,
+                        max_batch=attempt.max_batch,
+                    )
+            except RenderCancelled:
+                raise
+            except NonFiniteOutputError as exc:
+                raise NonFiniteRenderError(f"the render produced invalid values (NaN): {exc}") from exc
+            except (torch.OutOfMemoryError, MemoryError) as exc:
+                log.warning("out of memory with %s: %s", attempt.name, exc)
+                _free_memory()
+                continue
+            notes = list(output.notes)
+            if len(tried) > 1:
+                notes.insert(0, f"out of memory at first; rendered with {attempt.name}")
+            return RenderResult(
+                image=output.image,
+                request=request,
+                timings={"load": load_time, **output.timings},
+                model_hashes=dict(model.hashes),
+                device=str(pipeline.device),
+                dtype=str(pipeline.dtype).removeprefix("torch."),
+                notes=tuple(notes),
+            )
+        raise OutOfMemoryRenderError(
+            f"out of memory even after trying: {', '.join(tried)}; render a smaller canvas, fewer instances, "
+            "or a lower mis (fewer parallel chains)",
+            tried,
+        )
+
+
+@contextmanager
+def _vae_tiling(pipeline: InstanceDiffusionPipeline, enabled: bool) -> Iterator[None]:
+    """Turn the VAE's tiled decode on for one attempt, and back to how it was afterwards."""
+    vae = pipeline.vae
+    before = bool(getattr(vae, "use_tiling", False))
+    if enabled:
+        vae.enable_tiling()  # type: ignore[no-untyped-call]  # diffusers leaves these unannotated
+    try:
+        yield
+    finally:
+        if enabled and not before:
+            vae.disable_tiling()  # type: ignore[no-untyped-call]
+
+
+def _free_memory() -> None:
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
