@@ -1,0 +1,50 @@
+"""Model ids to loaded pipelines, for the runner.
+
+- "sd15": the user's Stable Diffusion 1.5 and converted InstanceDiffusion adapter (engine.model_settings).
+- "demo": the small bundled model (not shipped yet).
+"""
+
+from __future__ import annotations
+
+from engine.loading import load_components, select_device, select_dtype
+from engine.model_settings import ModelSettings
+from engine.models.builder import InstanceUNetConfig
+from engine.pipeline import InstanceDiffusionPipeline
+from engine.runner import LoadedModel, ModelFilesError, ModelProvider
+
+SD15 = "sd15"
+DEMO = "demo"
+
+
+def settings_provider(settings: ModelSettings, unet_config: InstanceUNetConfig | None = None) -> ModelProvider:
+    """A provider that loads "sd15" from the configured files (raising ModelFilesError with what to do)."""
+
+    def provide(model_id: str) -> LoadedModel:
+        if model_id == DEMO:
+            raise ModelFilesError(
+                "the bundled demo model is not available in this version; configure Stable Diffusion 1.5 and "
+                "InstanceDiffusion (Settings -> Models, or `main.py models set`) and use the model 'sd15'"
+            )
+        if model_id != SD15:
+            raise ModelFilesError(f"unknown model {model_id!r}; the models are {SD15!r} and {DEMO!r}")
+        if settings.sd15 is None:
+            raise ModelFilesError(
+                "Stable Diffusion 1.5 is not configured: Settings -> Models, or `main.py models set --sd15 PATH`"
+            )
+        if settings.adapter is None:
+            raise ModelFilesError(
+                "no InstanceDiffusion adapter is configured: convert the official checkpoint with "
+                "`main.py models convert instancediffusion_sd15.pth`"
+            )
+        try:
+            device = select_device(settings.device)
+            dtype = select_dtype(device, settings.dtype)
+        except ValueError as exc:
+            raise ModelFilesError(str(exc)) from exc
+        loaded = load_components(
+            settings.sd15, unet_config=unet_config, adapter=settings.adapter, device=device, dtype=dtype
+        )
+        pipeline = InstanceDiffusionPipeline(loaded.vae, loaded.text_encoder, loaded.tokenizer, loaded.unet)
+        return LoadedModel(pipeline, dict(loaded.hashes))
+
+    return provide
