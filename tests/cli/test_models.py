@@ -40,10 +40,10 @@ def test_convert_reports_a_missing_file_in_one_line(tmp_path: Path, capsys: pyte
 
 
 def test_convert_refuses_a_checkpoint_of_the_wrong_shape(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from tests.engine.tiny_models import tiny_unet, to_official_layout
+    from tests.engine.tiny_sd import tiny_unet, unet_to_ldm
 
     source = tmp_path / "tiny.pth"
-    torch.save({"ema": to_official_layout(tiny_unet())}, source)
+    torch.save({"ema": unet_to_ldm(tiny_unet().state_dict())}, source)
     out = tmp_path / "a.safetensors"
     assert main.main(["models", "convert", str(source), "--out", str(out)]) == 1
     assert "tiny.pth" in capsys.readouterr().err

@@ -17,9 +17,9 @@ from engine.checkpoint import (
 )
 from engine.models.builder import build_instance_unet
 from engine.weights_io import CorruptWeightsError, NonFiniteWeightsError, UnsafeCheckpointError
-from tests.engine.tiny_models import TINY_SD15_SHAPED, tiny_unet, to_official_layout
+from tests.engine.tiny_sd import TINY_CONFIG, tiny_unet, unet_to_ldm
 
-CONFIG = TINY_SD15_SHAPED
+CONFIG = TINY_CONFIG
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,7 @@ def trained() -> torch.nn.Module:
 
 
 def write_official(path: Path, trained: torch.nn.Module, **extra: object) -> Path:
-    state = to_official_layout(trained)
+    state = unet_to_ldm(trained.state_dict())
     torch.save(
         {"ema": state, "model": {k: torch.zeros_like(v) for k, v in state.items()}, "iters": 12000, **extra}, path
     )
@@ -42,7 +42,7 @@ def test_official_checkpoint_becomes_an_adapter_that_loads_exactly(tmp_path: Pat
     assert manifest.tensors == sum(1 for k in trained.state_dict() if adapter_part(k))
     assert json.loads(manifest_path(adapter).read_text())["source_sha256"] == manifest.source_sha256
 
-    fresh = build_instance_unet(TINY_SD15_SHAPED)
+    fresh = build_instance_unet(TINY_CONFIG)
     load_adapter(fresh, adapter)
     expected = trained.state_dict()
     for name, tensor in fresh.state_dict().items():
@@ -72,7 +72,8 @@ def test_a_changed_adapter_is_refused(tmp_path: Path, trained: torch.nn.Module) 
 
 
 def test_nan_weights_are_refused_at_conversion(tmp_path: Path, trained: torch.nn.Module) -> None:
-    state = to_official_layout(trained)
+    state = unet_to_ldm(trained.state_dict())
+    state["position_net.null_point_feature"] = state["position_net.null_point_feature"].clone()  # not the fixture's
     state["position_net.null_point_feature"][3] = float("nan")
     source = tmp_path / "nan.pth"
     torch.save({"ema": state}, source)
@@ -84,7 +85,7 @@ def test_nan_weights_are_refused_at_conversion(tmp_path: Path, trained: torch.nn
 def test_a_checkpoint_of_another_model_is_refused(tmp_path: Path, trained: torch.nn.Module) -> None:
     plain = {
         k: v
-        for k, v in to_official_layout(trained).items()
+        for k, v in unet_to_ldm(trained.state_dict()).items()
         if ".fuser." not in k and not k.startswith(("position_net", "scaleu"))
     }
     source = tmp_path / "sd15.pth"

@@ -192,6 +192,18 @@ def ldm_single_file_state(parts: TinySd) -> dict[str, torch.Tensor]:
     return {k: v.contiguous() for k, v in state.items()}
 
 
+def tiny_unet(seed: int = 0) -> UNet2DConditionModel:
+    """A tiny instance UNet whose zero-initialised parts (gates, nulls, ScaleU) are random: grounding acts."""
+    torch.manual_seed(seed)
+    unet = build_instance_unet(TINY_CONFIG)
+    generator = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for name, param in unet.named_parameters():
+            if name.startswith(("position_net.null", "scaleu.")) or name.endswith(("alpha_attn", "alpha_dense")):
+                param.copy_(0.5 * torch.randn(param.shape, generator=generator))
+    return unet.eval()
+
+
 def random_added_parts(seed: int = 1) -> dict[str, torch.Tensor]:
     """Non-zero values for every fuser, UniFusion and ScaleU tensor of the tiny instance UNet (our names)."""
     torch.manual_seed(seed)

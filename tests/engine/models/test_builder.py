@@ -7,7 +7,7 @@ from engine.models.builder import InstanceUNetConfig, build_instance_unet, posit
 from engine.models.fusers import fusers, set_fusers_enabled
 from engine.models.unifusion import UniFusion
 from tests.engine.models.test_unifusion import grounding
-from tests.engine.tiny_models import TINY_SD15_SHAPED, tiny_unet
+from tests.engine.tiny_sd import TINY_CONFIG, tiny_unet
 
 
 def test_sd15_size_build_matches_the_official_model() -> None:
@@ -20,7 +20,7 @@ def test_sd15_size_build_matches_the_official_model() -> None:
 
 def test_tiny_build_is_fast_and_complete() -> None:
     start = time.perf_counter()
-    unet = build_instance_unet(TINY_SD15_SHAPED)
+    unet = build_instance_unet(TINY_CONFIG)
     assert time.perf_counter() - start < 1.0
     assert isinstance(position_net_of(unet), UniFusion)
     assert len(scaleu_of(unet).channels) == 12
@@ -30,7 +30,7 @@ def test_tiny_build_is_fast_and_complete() -> None:
 def test_a_plain_diffusers_unet_is_not_mistaken_for_ours() -> None:
     from diffusers.models.unets.unet_2d_condition import UNet2DConditionModel
 
-    plain = UNet2DConditionModel(**TINY_SD15_SHAPED.unet_kwargs())
+    plain = UNet2DConditionModel(**TINY_CONFIG.unet_kwargs())
     with pytest.raises(TypeError, match="not built by build_instance_unet"):
         scaleu_of(plain)
     with pytest.raises(TypeError, match="position net is not UniFusion"):

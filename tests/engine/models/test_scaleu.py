@@ -3,7 +3,7 @@ import torch
 
 from engine.models.builder import SD15_UNET, build_instance_unet, scaleu_of
 from engine.models.scaleu import ScaleU, backbone_channels
-from tests.engine.tiny_models import TINY_SD15_SHAPED
+from tests.engine.tiny_sd import TINY_CONFIG
 
 
 def test_backbone_channels_of_sd15_match_the_official_scaleu_sizes() -> None:
@@ -36,7 +36,7 @@ def sample(unet: torch.nn.Module) -> torch.Tensor:
 
 def test_zero_scaleu_is_the_identity_and_non_zero_changes_the_output() -> None:
     torch.manual_seed(0)
-    unet = build_instance_unet(TINY_SD15_SHAPED).eval()
+    unet = build_instance_unet(TINY_CONFIG).eval()
     scaleu = scaleu_of(unet)
     with_hooks = sample(unet)
     scaleu.detach()
@@ -50,6 +50,6 @@ def test_zero_scaleu_is_the_identity_and_non_zero_changes_the_output() -> None:
 
 
 def test_attach_refuses_a_unet_of_another_shape() -> None:
-    unet = build_instance_unet(TINY_SD15_SHAPED)
+    unet = build_instance_unet(TINY_CONFIG)
     with pytest.raises(ValueError, match="ScaleU has 3 merges but the UNet has 12"):
         ScaleU([32, 32, 32]).attach(unet)

@@ -3,7 +3,7 @@ import torch
 
 from engine.models.fourier import fourier_embed
 from engine.models.unifusion import OFFICIAL_DROPS, GroundingDrops, UniFusion, UniFusionConfig
-from tests.engine.tiny_models import TINY_POSITION_NET
+from tests.engine.tiny_sd import TINY_POSITION_NET
 
 N = 30
 GROUPS = {"box": slice(0, 30), "point": slice(30, 60), "scribble": slice(60, 90), "polygon": slice(90, 120)}
