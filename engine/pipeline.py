@@ -157,7 +157,9 @@ class InstanceDiffusionPipeline:
             return_tensors="pt",
         )
         output = self.text_encoder(tokens.input_ids.to(self.text_encoder.device))
-        return output.last_hidden_state.to(self.dtype), output.pooler_output.to(self.dtype)
+        # The text encoder may live elsewhere (offloaded to the CPU): results go where the UNet is.
+        hidden = output.last_hidden_state.to(self.device, self.dtype)
+        return hidden, output.pooler_output.to(self.device, self.dtype)
 
     # 3. Grounding
 
@@ -268,6 +270,7 @@ class InstanceDiffusionPipeline:
     def decode(self, latents: torch.Tensor, notes: list[str] | None = None) -> torch.Tensor:
         """Latents to pixels in [0, 1], (1, 3, H, W) float32. A non-finite decode is retried once in fp32."""
         scaling = float(self.vae.config["scaling_factor"])
+        latents = latents.to(self.vae.device)  # the VAE may be offloaded to the CPU
         pixels = self.vae.decode(latents.to(self.vae.dtype) / scaling).sample
         if not torch.isfinite(pixels).all():
             if self.vae.dtype == torch.float32:

@@ -93,14 +93,22 @@ class _Attempt:
     name: str
     max_batch: int | None = None
     vae_tiling: bool = False
+    offload: bool = False  # text encoder and VAE on the CPU (only where the UNet is on an accelerator)
 
 
-# Cheaper and cheaper: one chain per UNet call, one row per call, then a tiled VAE decode as well.
+# Cheaper and cheaper: one chain per UNet call, one row per call, a tiled VAE decode, then the text
+# encoder and VAE moved off the accelerator, leaving its memory to the UNet.
 OOM_LADDER: Final = (
     _Attempt("full batch"),
     _Attempt("one chain per UNet call", max_batch=2),
     _Attempt("one row per UNet call", max_batch=1),
     _Attempt("one row per UNet call and a tiled VAE decode", max_batch=1, vae_tiling=True),
+    _Attempt(
+        "one row per UNet call, a tiled VAE decode, text encoder and VAE on the CPU",
+        max_batch=1,
+        vae_tiling=True,
+        offload=True,
+    ),
 )
 
 
@@ -144,10 +152,13 @@ class Runner:
         load_time = time.perf_counter() - load_start
         pipeline = model.pipeline
         tried: list[str] = []
+        on_accelerator = pipeline.device.type != "cpu"
         for attempt in OOM_LADDER:
+            if attempt.offload and not on_accelerator:
+                continue  # already on the CPU: nothing to move
             tried.append(attempt.name)
             try:
-                with _vae_tiling(pipeline, attempt.vae_tiling):
+                with _vae_tiling(pipeline, attempt.vae_tiling), _offloaded(pipeline, attempt.offload):
                     output = pipeline(
                         request,
                         callback=on_progress,
@@ -194,6 +205,24 @@ def _vae_tiling(pipeline: InstanceDiffusionPipeline, enabled: bool) -> Iterator[
     finally:
         if enabled and not before:
             vae.disable_tiling()  # type: ignore[no-untyped-call]
+
+
+@contextmanager
+def _offloaded(pipeline: InstanceDiffusionPipeline, enabled: bool) -> Iterator[None]:
+    """Move the text encoder and the VAE to the CPU (fp32) for one attempt, and back afterwards."""
+    if not enabled:
+        yield
+        return
+    modules = (pipeline.text_encoder, pipeline.vae)
+    placed = [(module, next(module.parameters()).device, next(module.parameters()).dtype) for module in modules]
+    for module in modules:
+        torch.nn.Module.to(module, "cpu", torch.float32)
+    _free_memory()
+    try:
+        yield
+    finally:
+        for module, device, dtype in placed:
+            torch.nn.Module.to(module, device, dtype)
 
 
 def _free_memory() -> None:

@@ -107,6 +107,26 @@ def test_out_of_memory_everywhere_says_what_was_tried_and_the_next_job_renders(
     assert not getattr(runner.model("tiny").pipeline.vae, "use_tiling", False), "tiling is switched back off"
 
 
+def test_offloading_is_only_tried_where_there_is_an_accelerator(runner: Runner, oom_when: dict[str, int]) -> None:
+    oom_when["rows"] = -1
+    with pytest.raises(OutOfMemoryRenderError) as info:
+        runner.render(request())
+    assert not any("on the CPU" in attempt for attempt in info.value.tried), "the pipeline is on the CPU already"
+
+
+def test_components_on_other_devices_or_dtypes_still_render(pipe: InstanceDiffusionPipeline) -> None:
+    """What offloading does on a GPU (text encoder and VAE apart from the UNet), shown with dtypes on the CPU."""
+    expected = pipe(request()).image
+    torch.nn.Module.to(pipe.text_encoder, torch.bfloat16)
+    torch.nn.Module.to(pipe.vae, torch.float64)
+    try:
+        image = pipe(request()).image
+    finally:
+        torch.nn.Module.to(pipe.text_encoder, torch.float32)
+        torch.nn.Module.to(pipe.vae, torch.float32)
+    assert image.shape == expected.shape and np.abs(image.astype(int) - expected.astype(int)).mean() < 8
+
+
 def test_nan_output_is_a_typed_error_and_the_next_job_renders(runner: Runner, pipe: InstanceDiffusionPipeline) -> None:
     def poison(_module: torch.nn.Module, _args: object, output: object) -> object:
         output.sample[:] = float("nan")  # type: ignore[attr-defined]
