@@ -1,0 +1,43 @@
+import csv
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from engine.demo.training import DEMO_VAE, VaeTrainingConfig, train_vae, world_batch
+from engine.weights_io import read_safetensors
+
+TINY = VaeTrainingConfig(
+    batch_size=4,
+    steps=4,
+    checkpoint_every=2,
+    vae={**DEMO_VAE, "block_out_channels": (32, 32, 32)},
+)
+
+
+def test_a_batch_depends_only_on_the_seed_and_its_step() -> None:
+    assert torch.equal(world_batch(TINY, 3), world_batch(TINY, 3))
+    assert not torch.equal(world_batch(TINY, 3), world_batch(TINY, 4))
+    batch = world_batch(TINY, 0)
+    assert batch.shape == (4, 3, 64, 64) and batch.min() >= -1 and batch.max() <= 1
+
+
+def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path: Path) -> None:
+    whole = train_vae(TINY, tmp_path / "whole", log=lambda _: None)
+    train_vae(TINY, tmp_path / "split", log=lambda _: None, stop_after=2)  # "killed" after its step-2 checkpoint
+    messages: list[str] = []
+    resumed = train_vae(TINY, tmp_path / "split", log=messages.append)
+    assert messages[0] == "resuming at step 2"
+    for name, tensor in whole.state_dict().items():
+        assert torch.equal(tensor, resumed.state_dict()[name]), name
+    rows = list(csv.reader((tmp_path / "split" / "vae_loss.csv").open()))
+    assert [int(r[0]) for r in rows] == [1, 2, 3, 4]
+    assert read_safetensors(tmp_path / "split" / "vae.safetensors").keys() == whole.state_dict().keys()
+    with Image.open(tmp_path / "split" / "vae_loss.png") as curve:
+        assert curve.size == (640, 360)
+
+
+def test_the_config_file_round_trips(tmp_path: Path) -> None:
+    TINY.save(tmp_path / "c.json")
+    loaded = VaeTrainingConfig.load(tmp_path / "c.json")
+    assert loaded.steps == TINY.steps and list(loaded.vae["block_out_channels"]) == [32, 32, 32]
