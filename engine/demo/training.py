@@ -73,7 +73,7 @@ def train_vae(
     out.mkdir(parents=True, exist_ok=True)
     config.save(out / "vae_config.json")
     torch.manual_seed(config.seed)
-    vae = AutoencoderKL(**config.vae)
+    vae: AutoencoderKL = AutoencoderKL(**config.vae)
     optimizer = torch.optim.Adam(vae.parameters(), lr=config.learning_rate)
     start = _resume(vae, optimizer, out)
     if start:
