@@ -1,0 +1,52 @@
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from engine.demo.model import DemoModelConfig, build_demo_components, load_demo, save_demo
+from engine.pipeline import InstanceDiffusionPipeline
+from engine.request import InstanceKind, InstanceSpec, RenderRequest
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("demo")
+    torch.manual_seed(0)
+    save_demo(build_demo_components(DemoModelConfig(), folder / "tok"), DemoModelConfig(), folder / "model")
+    return folder / "model"
+
+
+def test_the_saved_demo_model_fits_the_size_budget(saved: Path) -> None:
+    total = sum(f.stat().st_size for f in saved.glob("*.safetensors"))
+    assert total <= 30 * 1024 * 1024, f"{total / 1e6:.1f} MB"
+
+
+def test_it_loads_offline_with_the_weights_it_was_saved_with(saved: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(socket.socket, "connect", lambda *_: pytest.fail("the demo model reached for the network"))
+    components, config = load_demo(saved)
+    assert config == DemoModelConfig()
+    torch.manual_seed(0)
+    fresh = build_demo_components(DemoModelConfig(), saved.parent / "tok2")
+    for name in ("vae", "text_encoder", "unet"):
+        for key, value in getattr(fresh, name).state_dict().items():
+            loaded = getattr(components, name).state_dict()[key]
+            assert loaded.dtype == value.dtype
+            torch.testing.assert_close(loaded, value.half().to(value.dtype), msg=f"{name}.{key}")
+
+
+def test_the_pipeline_renders_with_it(saved: Path) -> None:
+    components, _ = load_demo(saved)
+    pipe = InstanceDiffusionPipeline(
+        components.vae, components.text_encoder, components.tokenizer, components.unet, preview_factors=None
+    )
+    request = RenderRequest(
+        prompt="a red circle on a grey background",
+        width=64,
+        height=64,
+        steps=4,
+        instances=(InstanceSpec("a red circle", InstanceKind.BOX, box=(0.1, 0.1, 0.5, 0.5)),),
+    )
+    image = pipe(request).image
+    assert image.shape == (64, 64, 3) and np.isfinite(image).all()
