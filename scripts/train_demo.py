@@ -1,6 +1,9 @@
 """Train the bundled demo model's parts on the synthetic world (CPU is enough; a GPU is faster).
 
-    .venv/bin/python scripts/train_demo.py vae [--config resources/demo/vae_training.json] [--out runs/demo]
+    .venv/bin/python scripts/train_demo.py vae  [--config resources/demo/vae_training.json]  [--out runs/demo]
+    .venv/bin/python scripts/train_demo.py unet [--config resources/demo/unet_training.json] [--out runs/demo]
+
+The UNet trains on the latents of the VAE trained first in the same --out folder.
 
 Runs resume from their last checkpoint in --out; the same config and seed give the same model.
 """
@@ -21,12 +24,35 @@ def main(argv: list[str] | None = None) -> int:
     vae = parts.add_parser("vae", help="train the VAE (64x64 images to a 16x16x4 latent)")
     vae.add_argument("--config", type=Path, default=ROOT / "resources" / "demo" / "vae_training.json")
     vae.add_argument("--out", type=Path, default=ROOT / "runs" / "demo")
+    unet = parts.add_parser("unet", help="train the grounded UNet and the text encoder on the VAE's latents")
+    unet.add_argument("--config", type=Path, default=ROOT / "resources" / "demo" / "unet_training.json")
+    unet.add_argument("--out", type=Path, default=ROOT / "runs" / "demo")
     args = parser.parse_args(argv)
 
-    from engine.demo.training import VaeTrainingConfig, train_vae
+    if args.part == "vae":
+        from engine.demo.training import VaeTrainingConfig, train_vae
 
-    train_vae(VaeTrainingConfig.load(args.config), args.out)
-    print(f"done: {args.out / 'vae.safetensors'} (loss curve {args.out / 'vae_loss.png'})")
+        train_vae(VaeTrainingConfig.load(args.config), args.out)
+        print(f"done: {args.out / 'vae.safetensors'} (loss curve {args.out / 'vae_loss.png'})")
+        return 0
+
+    from diffusers.models.autoencoders.autoencoder_kl import AutoencoderKL
+
+    from engine.demo.model import DemoModelConfig, build_demo_components
+    from engine.demo.training import VaeTrainingConfig, set_scaling_factor
+    from engine.demo.unet_training import UnetTrainingConfig, train_unet
+    from engine.weights_io import read_safetensors, read_safetensors_metadata
+
+    vae_file = args.out / "vae.safetensors"
+    if not vae_file.exists():
+        print(f"error: train the VAE first: {vae_file} is missing", file=sys.stderr)
+        return 1
+    vae = AutoencoderKL(**VaeTrainingConfig.load(args.out / "vae_config.json").vae)
+    vae.load_state_dict(read_safetensors(vae_file))
+    set_scaling_factor(vae, float(read_safetensors_metadata(vae_file).get("scaling_factor", 1.0)))
+    components = build_demo_components(DemoModelConfig(), args.out / "tokenizer")
+    train_unet(UnetTrainingConfig.load(args.config), components, vae, args.out)
+    print(f"done: {args.out / 'unet.safetensors'} (loss curve {args.out / 'unet_loss.png'})")
     return 0
 
 

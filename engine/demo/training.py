@@ -23,7 +23,7 @@ from diffusers.models.autoencoders.autoencoder_kl import AutoencoderKL
 from PIL import Image, ImageDraw
 
 from engine.demo.world import generate
-from engine.weights_io import read_safetensors, write_safetensors_atomic
+from engine.weights_io import read_safetensors, read_safetensors_metadata, write_safetensors_atomic
 
 # 64x64 images to a 16x16x4 latent (factor 4): small enough for a CPU-trained UNet, fine enough for shapes.
 DEMO_VAE: dict[str, Any] = {
@@ -93,11 +93,12 @@ def train_vae(
         kl = posterior.kl().mean()
         loss = recon + config.kl_weight * kl
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        torch.autograd.backward(loss)
         optimizer.step()
         with log_file.open("a", newline="") as handle:
             csv.writer(handle).writerow([step + 1, f"{recon.item():.6f}", f"{kl.item():.3f}"])
         if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps:
+            set_scaling_factor(vae, measure_scaling_factor(vae, config))
             _checkpoint(vae, optimizer, out, step + 1)
             plot_loss(log_file, out / "vae_loss.png")
             rate = (step + 1 - start) / (time.perf_counter() - began)
@@ -108,8 +109,23 @@ def train_vae(
     return vae
 
 
+def set_scaling_factor(vae: AutoencoderKL, value: float) -> None:
+    vae.register_to_config(scaling_factor=value)  # type: ignore[no-untyped-call]  # unannotated in diffusers
+
+
+@torch.no_grad()
+def measure_scaling_factor(vae: AutoencoderKL, config: VaeTrainingConfig, batches: int = 4) -> float:
+    """1 / std of the latents over held-out batches: scales them to unit variance, as SD's 0.18215 does."""
+    held_out = 1_000_000_000  # batch numbers no run reaches
+    latents = [vae.encode(world_batch(config, held_out + k)).latent_dist.mean for k in range(batches)]
+    return float(1.0 / torch.cat(latents).std())
+
+
 def _checkpoint(vae: AutoencoderKL, optimizer: torch.optim.Optimizer, out: Path, step: int) -> None:
-    write_safetensors_atomic(vae.state_dict(), out / "vae.safetensors", metadata={"step": str(step)})
+    scaling = str(vae.config["scaling_factor"])
+    write_safetensors_atomic(
+        vae.state_dict(), out / "vae.safetensors", metadata={"step": str(step), "scaling_factor": scaling}
+    )
     tmp = out / "vae_optimizer.pt.tmp"
     torch.save({"step": step, "optimizer": optimizer.state_dict()}, tmp)
     tmp.replace(out / "vae_optimizer.pt")
@@ -120,6 +136,9 @@ def _resume(vae: AutoencoderKL, optimizer: torch.optim.Optimizer, out: Path) -> 
     if not (weights.exists() and state.exists()):
         return 0
     vae.load_state_dict(read_safetensors(weights))
+    scaling = read_safetensors_metadata(weights).get("scaling_factor")
+    if scaling is not None:
+        set_scaling_factor(vae, float(scaling))
     saved = torch.load(state, weights_only=True)
     optimizer.load_state_dict(saved["optimizer"])
     # Keep the log consistent with the checkpoint: drop rows written after it.

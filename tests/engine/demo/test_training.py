@@ -1,4 +1,5 @@
 import csv
+import dataclasses
 from pathlib import Path
 
 import torch
@@ -41,3 +42,11 @@ def test_the_config_file_round_trips(tmp_path: Path) -> None:
     TINY.save(tmp_path / "c.json")
     loaded = VaeTrainingConfig.load(tmp_path / "c.json")
     assert loaded.steps == TINY.steps and list(loaded.vae["block_out_channels"]) == [32, 32, 32]
+
+
+def test_the_latent_scale_is_measured_and_kept_across_a_resume(tmp_path: Path) -> None:
+    vae = train_vae(TINY, tmp_path / "run", log=lambda _: None, stop_after=2)
+    measured = float(vae.config["scaling_factor"])
+    assert measured != 0.18215 and measured > 0
+    resumed = train_vae(dataclasses.replace(TINY, steps=2), tmp_path / "run", log=lambda _: None)
+    assert float(resumed.config["scaling_factor"]) == measured

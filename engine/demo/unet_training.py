@@ -1,0 +1,188 @@
+"""Training the demo model, part 2: the grounded UNet (with UniFusion, ScaleU) and the text encoder.
+
+Each step draws world scenes (batch k from (seed, k), as the VAE), locates every instance with one
+location kind (cycling box, point, scribble, mask, under that kind's official drop flags), and trains
+on the epsilon loss at random timesteps of SD's schedule. As the official training does, some samples
+lose their grounding (null input) or their caption, which classifier-free guidance needs.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from diffusers.models.autoencoders.autoencoder_kl import AutoencoderKL
+from diffusers.schedulers.scheduling_ddpm import DDPMScheduler
+
+from engine.demo.model import DemoComponents
+from engine.demo.training import plot_loss
+from engine.demo.world import generate
+from engine.grounding import InstanceTensors, null_grounding, slot_grounding
+from engine.layout_inputs import location_inputs
+from engine.models.builder import position_net_of
+from engine.models.unifusion import OFFICIAL_DROPS
+from engine.request import InstanceKind
+from engine.schedulers import SD15_SCHEDULE
+from engine.weights_io import read_safetensors, write_safetensors_atomic
+
+KIND_CYCLE = (InstanceKind.BOX, InstanceKind.POINT, InstanceKind.SCRIBBLE, InstanceKind.MASK)
+
+
+@dataclass(frozen=True)
+class UnetTrainingConfig:
+    seed: int = 0
+    image_size: int = 64
+    batch_size: int = 32
+    steps: int = 20000
+    learning_rate: float = 3e-4
+    null_grounding: float = 0.1
+    empty_caption: float = 0.1
+    checkpoint_every: int = 250
+
+    @classmethod
+    def load(cls, path: Path) -> UnetTrainingConfig:
+        return cls(**json.loads(path.read_text(encoding="utf-8")))
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
+
+
+@dataclass
+class TrainingBatch:
+    images: torch.Tensor  # (B, 3, H, W) in [-1, 1]
+    prompts: list[str]
+    grounding: dict[str, torch.Tensor]  # the position net's inputs, batch B
+    kind: InstanceKind
+
+
+def training_batch(config: UnetTrainingConfig, step: int, components: DemoComponents) -> TrainingBatch:
+    """Batch `step`: the same for the same seed and step."""
+    rng = np.random.default_rng([config.seed, step, 1])
+    seeds = np.random.SeedSequence([config.seed, step]).generate_state(config.batch_size)
+    kind = KIND_CYCLE[step % len(KIND_CYCLE)]
+    net_config = position_net_of(components.unet).config
+    images, prompts, groundings = [], [], []
+    for seed in seeds:
+        scene = generate(int(seed), size=config.image_size)
+        images.append(scene.image)
+        prompts.append("" if rng.random() < config.empty_caption else scene.caption)
+        if rng.random() < config.null_grounding:
+            groundings.append(null_grounding(net_config))
+            continue
+        specs = scene.specs(kind)
+        texts = _pooled(components, [spec.caption for spec in specs])
+        tensors = []
+        for spec, text in zip(specs, texts, strict=True):
+            loc = location_inputs(
+                spec,
+                scribble_points=net_config.scribble_points,
+                polygon_points=net_config.polygon_points,
+                seg_side=net_config.seg_size,
+            )
+            tensors.append(InstanceTensors(text, loc.box, loc.point, loc.scribble, loc.polygon, loc.seg))
+        groundings.append(slot_grounding(tensors, net_config))
+    batch_images = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 127.5 - 1
+    grounding = {key: torch.cat([g[key] for g in groundings]) for key in groundings[0]}
+    return TrainingBatch(batch_images, prompts, grounding, kind)
+
+
+def _pooled(components: DemoComponents, captions: list[str]) -> torch.Tensor:
+    tokens = components.tokenizer(captions, padding=True, truncation=True, return_tensors="pt")
+    pooled: torch.Tensor = components.text_encoder(tokens.input_ids).pooler_output
+    return pooled
+
+
+def _context(components: DemoComponents, prompts: list[str]) -> torch.Tensor:
+    tokens = components.tokenizer(prompts, padding="max_length", truncation=True, return_tensors="pt")
+    hidden: torch.Tensor = components.text_encoder(tokens.input_ids).last_hidden_state
+    return hidden
+
+
+def train_unet(
+    config: UnetTrainingConfig,
+    components: DemoComponents,
+    vae: AutoencoderKL,
+    out: Path,
+    *,
+    log: Callable[[str], None] = print,
+    stop_after: int | None = None,
+) -> DemoComponents:
+    """Train (or resume) the UNet and text encoder in `out` on latents of the trained `vae` (kept frozen)."""
+    out.mkdir(parents=True, exist_ok=True)
+    config.save(out / "unet_training.json")
+    scheduler = DDPMScheduler(**SD15_SCHEDULE)
+    trainable = [*components.unet.parameters(), *components.text_encoder.parameters()]
+    optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=0.0)
+    start = _resume(components, optimizer, out)
+    if start:
+        log(f"resuming at step {start}")
+    vae.eval().requires_grad_(False)
+    scaling = float(vae.config["scaling_factor"])
+    net = position_net_of(components.unet)
+    components.unet.train()
+    components.text_encoder.train()
+    log_file = out / "unet_loss.csv"
+    began = time.perf_counter()
+    for step in range(start, config.steps):
+        if stop_after is not None and step - start >= stop_after:
+            break
+        batch = training_batch(config, step, components)
+        net.drops = OFFICIAL_DROPS[batch.kind.value]
+        generator = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
+        with torch.no_grad():
+            latents = vae.encode(batch.images).latent_dist.sample(generator=generator) * scaling
+        noise = torch.randn(latents.shape, generator=generator)
+        timesteps = torch.randint(0, scheduler.config["num_train_timesteps"], (latents.shape[0],), generator=generator)
+        noisy = scheduler.add_noise(latents, noise, timesteps)
+        tokens = net(**batch.grounding)
+        prediction: torch.Tensor = components.unet(
+            noisy,
+            timesteps,
+            encoder_hidden_states=_context(components, batch.prompts),
+            cross_attention_kwargs={"gligen": {"objs": tokens}},
+        ).sample
+        loss = torch.nn.functional.mse_loss(prediction, noise)
+        optimizer.zero_grad(set_to_none=True)
+        torch.autograd.backward(loss)
+        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+        optimizer.step()
+        with log_file.open("a", newline="") as handle:
+            csv.writer(handle).writerow([step + 1, f"{loss.item():.6f}", batch.kind.value])
+        if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps:
+            _checkpoint(components, optimizer, out, step + 1)
+            plot_loss(log_file, out / "unet_loss.png")
+            rate = (step + 1 - start) / (time.perf_counter() - began)
+            log(f"step {step + 1}/{config.steps}: loss {loss.item():.4f}, {rate:.2f} steps/s")
+    for module in (components.unet, components.text_encoder):
+        module.train(False)
+    return components
+
+
+def _checkpoint(components: DemoComponents, optimizer: torch.optim.Optimizer, out: Path, step: int) -> None:
+    write_safetensors_atomic(components.unet.state_dict(), out / "unet.safetensors", metadata={"step": str(step)})
+    write_safetensors_atomic(components.text_encoder.state_dict(), out / "text_encoder.safetensors")
+    tmp = out / "unet_optimizer.pt.tmp"
+    torch.save({"step": step, "optimizer": optimizer.state_dict()}, tmp)
+    tmp.replace(out / "unet_optimizer.pt")
+
+
+def _resume(components: DemoComponents, optimizer: torch.optim.Optimizer, out: Path) -> int:
+    state_file = out / "unet_optimizer.pt"
+    if not (state_file.exists() and (out / "unet.safetensors").exists()):
+        return 0
+    components.unet.load_state_dict(read_safetensors(out / "unet.safetensors"))
+    components.text_encoder.load_state_dict(read_safetensors(out / "text_encoder.safetensors"))
+    saved = torch.load(state_file, weights_only=True)
+    optimizer.load_state_dict(saved["optimizer"])
+    log_file = out / "unet_loss.csv"
+    if log_file.exists():
+        rows = [r for r in csv.reader(log_file.open()) if r and int(r[0]) <= saved["step"]]
+        with log_file.open("w", newline="") as handle:
+            csv.writer(handle).writerows(rows)
+    return int(saved["step"])
