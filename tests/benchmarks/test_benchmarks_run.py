@@ -6,9 +6,11 @@ non-zero when its two paths disagree numerically, so this also checks that they 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from benchmarks import mis_batching, pipeline_overhead
+from benchmarks import mis_batching, pipeline_overhead, placement
 
 TINY = ["--size", "tiny", "--steps", "2", "--repeats", "1"]
 
@@ -25,3 +27,16 @@ def test_pipeline_overhead_runs(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "overhead (ours, cache cleared / diffusers - 1):" in out
     assert "latents agree (max |delta| <= 1e-05): yes" in out
+
+
+def test_placement_runs_on_a_saved_demo_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import torch
+
+    from engine.demo.model import DemoModelConfig, build_demo_components, save_demo
+
+    torch.manual_seed(0)
+    save_demo(build_demo_components(DemoModelConfig(), tmp_path / "tok"), DemoModelConfig(), tmp_path / "model")
+    assert placement.main(["--model", str(tmp_path / "model"), "--layouts", "2", "--steps", "2", "--edits", "1"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("placement over 2 held-out layouts") == 2 and "edit locality" in out and "4-instance scene" in out
+    assert placement.main(["--model", str(tmp_path / "none")]) == 1

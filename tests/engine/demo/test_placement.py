@@ -1,0 +1,50 @@
+"""The placement measurement, checked on renderers whose answer is known."""
+
+import numpy as np
+
+from engine.demo.placement import HELD_OUT_SEED, measure, measure_edit_locality, table
+from engine.demo.world import generate
+from engine.request import InstanceKind, RenderRequest
+
+
+def ground_truth(request: RenderRequest) -> np.ndarray:
+    """A perfect renderer: the world's own image for the layout's seed (moved instances are not honoured)."""
+    return generate(request.seed, size=request.width).image
+
+
+def blank(request: RenderRequest) -> np.ndarray:
+    return np.full((request.height, request.width, 3), 150, np.uint8)
+
+
+def test_a_perfect_renderer_meets_every_target() -> None:
+    scores = measure(ground_truth, layouts=25)
+    assert scores[InstanceKind.BOX].score == 1.0
+    assert scores[InstanceKind.POINT].score == 1.0
+    assert scores[InstanceKind.SCRIBBLE].score > 0.99
+    assert scores[InstanceKind.MASK].score > 0.9
+    assert all(s.shape_accuracy > 0.95 for s in scores.values())
+    printed = table(scores, "ground truth")
+    assert printed.count(" yes ") == 4
+
+
+def test_a_renderer_that_places_nothing_scores_zero() -> None:
+    scores = measure(blank, layouts=10)
+    assert all(s.score == 0.0 and not any(s.found) for s in scores.values())
+    assert table(scores, "blank").count(" no ") == 4
+
+
+def test_the_layouts_are_held_out_and_the_same_for_every_kind() -> None:
+    seen: dict[InstanceKind, list[int]] = {}
+
+    def recording(request: RenderRequest) -> np.ndarray:
+        seen.setdefault(request.instances[0].kind, []).append(request.seed)
+        return blank(request)
+
+    measure(recording, layouts=3)
+    assert all(seeds == [HELD_OUT_SEED, HELD_OUT_SEED + 1, HELD_OUT_SEED + 2] for seeds in seen.values())
+    assert set(seen) == set(InstanceKind)
+
+
+def test_edit_locality_of_a_renderer_that_ignores_the_edit_is_zero_everywhere() -> None:
+    outside, inside = measure_edit_locality(ground_truth, edits=5)
+    assert outside == 0.0 and inside == 0.0
