@@ -1,10 +1,12 @@
 """Model ids to loaded pipelines, for the runner.
 
 - "sd15": the user's Stable Diffusion 1.5 and converted InstanceDiffusion adapter (engine.model_settings).
-- "demo": the small bundled model (not shipped yet).
+- "demo": the small model bundled in resources/demo/model, trained on the synthetic shape world.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from engine.loading import load_components, select_device, select_dtype
 from engine.model_settings import ModelSettings
@@ -14,17 +16,35 @@ from engine.runner import LoadedModel, ModelFilesError, ModelProvider
 
 SD15 = "sd15"
 DEMO = "demo"
+DEMO_MODEL_DIR = Path(__file__).resolve().parent.parent / "resources" / "demo" / "model"
 
 
-def settings_provider(settings: ModelSettings, unet_config: InstanceUNetConfig | None = None) -> ModelProvider:
-    """A provider that loads "sd15" from the configured files (raising ModelFilesError with what to do)."""
+def load_demo_model(folder: Path = DEMO_MODEL_DIR) -> LoadedModel:
+    """The bundled demo model, on the CPU in fp32 (it is small; that is what it is for)."""
+    from engine.demo.model import load_demo
+    from engine.weights_io import sha256_file
+
+    if not (folder / "config.json").exists():
+        raise ModelFilesError(
+            f"the bundled demo model is not in this copy of the app ({folder}); configure Stable Diffusion 1.5 "
+            "and InstanceDiffusion (Settings -> Models, or `main.py models set`) and use the model 'sd15'"
+        )
+    components, _ = load_demo(folder)
+    pipeline = InstanceDiffusionPipeline(
+        components.vae, components.text_encoder, components.tokenizer, components.unet, preview_factors=None
+    )
+    hashes = {path.stem: sha256_file(path) for path in sorted(folder.glob("*.safetensors"))}
+    return LoadedModel(pipeline, hashes)
+
+
+def settings_provider(
+    settings: ModelSettings, unet_config: InstanceUNetConfig | None = None, demo_dir: Path = DEMO_MODEL_DIR
+) -> ModelProvider:
+    """A provider for "demo" and "sd15" (raising ModelFilesError that says what to do)."""
 
     def provide(model_id: str) -> LoadedModel:
         if model_id == DEMO:
-            raise ModelFilesError(
-                "the bundled demo model is not available in this version; configure Stable Diffusion 1.5 and "
-                "InstanceDiffusion (Settings -> Models, or `main.py models set`) and use the model 'sd15'"
-            )
+            return load_demo_model(demo_dir)
         if model_id != SD15:
             raise ModelFilesError(f"unknown model {model_id!r}; the models are {SD15!r} and {DEMO!r}")
         if settings.sd15 is None:
