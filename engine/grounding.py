@@ -7,7 +7,9 @@ from dataclasses import dataclass
 
 import torch
 
+from engine.layout_inputs import location_inputs
 from engine.models.unifusion import UniFusionConfig
+from engine.request import InstanceSpec
 
 
 @dataclass(frozen=True)
@@ -20,6 +22,21 @@ class InstanceTensors:
     scribble: torch.Tensor  # (2 * scribble_points,)
     polygon: torch.Tensor  # (2 * polygon_points,)
     seg: torch.Tensor | None = None  # (H, W) binary mask
+
+
+def instance_tensors(spec: InstanceSpec, text: torch.Tensor, config: UniFusionConfig) -> InstanceTensors:
+    """An instance's geometry as the position net's inputs, next to its caption feature (same device, dtype)."""
+    loc = location_inputs(
+        spec, scribble_points=config.scribble_points, polygon_points=config.polygon_points, seg_side=config.seg_size
+    )
+
+    def like_text(value: torch.Tensor) -> torch.Tensor:
+        return value.to(text.device, text.dtype)
+
+    seg = None if loc.seg is None else like_text(loc.seg)
+    return InstanceTensors(
+        text, like_text(loc.box), like_text(loc.point), like_text(loc.scribble), like_text(loc.polygon), seg
+    )
 
 
 def slot_grounding(

@@ -25,8 +25,7 @@ from diffusers.models.autoencoders.autoencoder_kl import AutoencoderKL
 from diffusers.models.unets.unet_2d_condition import UNet2DConditionModel
 from transformers import CLIPTextModel, CLIPTokenizer
 
-from engine.grounding import InstanceTensors, null_grounding, slot_grounding
-from engine.layout_inputs import location_inputs
+from engine.grounding import instance_tensors, null_grounding, slot_grounding
 from engine.models.builder import position_net_of
 from engine.models.unifusion import OFFICIAL_DROPS, GroundingDrops
 from engine.request import InstanceKind, InstanceSpec, RenderRequest
@@ -171,24 +170,7 @@ class InstanceDiffusionPipeline:
         config = net.config
         net.drops = OFFICIAL_DROPS[grounding_config(instances)] if instances else GroundingDrops()
         texts = self.encode_instance_captions([inst.caption for inst in instances])
-        tensors = []
-        for inst, text in zip(instances, texts, strict=True):
-            loc = location_inputs(
-                inst,
-                scribble_points=config.scribble_points,
-                polygon_points=config.polygon_points,
-                seg_side=config.seg_size,
-            )
-            tensors.append(
-                InstanceTensors(
-                    text=text,
-                    box=loc.box.to(self.device, self.dtype),
-                    point=loc.point.to(self.device, self.dtype),
-                    scribble=loc.scribble.to(self.device, self.dtype),
-                    polygon=loc.polygon.to(self.device, self.dtype),
-                    seg=None if loc.seg is None else loc.seg.to(self.device, self.dtype),
-                )
-            )
+        tensors = [instance_tensors(inst, text, config) for inst, text in zip(instances, texts, strict=True)]
         full = net(**slot_grounding(tensors, config))
         alone = [net(**slot_grounding([t], config)) for t in tensors]
         null = net(**null_grounding(config, self.dtype, self.device))

@@ -121,14 +121,31 @@ def measure_scaling_factor(vae: AutoencoderKL, config: VaeTrainingConfig, batche
     return float(1.0 / torch.cat(latents).std())
 
 
+def save_optimizer(optimizer: torch.optim.Optimizer, step: int, path: Path) -> None:
+    """The optimizer state and the step it belongs to, replaced atomically."""
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({"step": step, "optimizer": optimizer.state_dict()}, tmp)
+    tmp.replace(path)
+
+
+def load_optimizer(optimizer: torch.optim.Optimizer, path: Path, log_file: Path) -> int:
+    """Restore the optimizer (read weights-only); drop log rows written after that checkpoint. Returns its step."""
+    saved = torch.load(path, weights_only=True)
+    optimizer.load_state_dict(saved["optimizer"])
+    step = int(saved["step"])
+    if log_file.exists():
+        rows = [r for r in csv.reader(log_file.open()) if r and int(r[0]) <= step]
+        with log_file.open("w", newline="") as handle:
+            csv.writer(handle).writerows(rows)
+    return step
+
+
 def _checkpoint(vae: AutoencoderKL, optimizer: torch.optim.Optimizer, out: Path, step: int) -> None:
     scaling = str(vae.config["scaling_factor"])
     write_safetensors_atomic(
         vae.state_dict(), out / "vae.safetensors", metadata={"step": str(step), "scaling_factor": scaling}
     )
-    tmp = out / "vae_optimizer.pt.tmp"
-    torch.save({"step": step, "optimizer": optimizer.state_dict()}, tmp)
-    tmp.replace(out / "vae_optimizer.pt")
+    save_optimizer(optimizer, step, out / "vae_optimizer.pt")
 
 
 def _resume(vae: AutoencoderKL, optimizer: torch.optim.Optimizer, out: Path) -> int:
@@ -139,15 +156,7 @@ def _resume(vae: AutoencoderKL, optimizer: torch.optim.Optimizer, out: Path) -> 
     scaling = read_safetensors_metadata(weights).get("scaling_factor")
     if scaling is not None:
         set_scaling_factor(vae, float(scaling))
-    saved = torch.load(state, weights_only=True)
-    optimizer.load_state_dict(saved["optimizer"])
-    # Keep the log consistent with the checkpoint: drop rows written after it.
-    log_file = out / "vae_loss.csv"
-    if log_file.exists():
-        rows = [r for r in csv.reader(log_file.open()) if r and int(r[0]) <= saved["step"]]
-        with log_file.open("w", newline="") as handle:
-            csv.writer(handle).writerows(rows)
-    return int(saved["step"])
+    return load_optimizer(optimizer, state, out / "vae_loss.csv")
 
 
 def plot_loss(log_file: Path, image: Path, width: int = 640, height: int = 360) -> None:

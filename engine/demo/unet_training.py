@@ -21,10 +21,9 @@ from diffusers.models.autoencoders.autoencoder_kl import AutoencoderKL
 from diffusers.schedulers.scheduling_ddpm import DDPMScheduler
 
 from engine.demo.model import DemoComponents
-from engine.demo.training import plot_loss
+from engine.demo.training import load_optimizer, plot_loss, save_optimizer
 from engine.demo.world import generate
-from engine.grounding import InstanceTensors, null_grounding, slot_grounding
-from engine.layout_inputs import location_inputs
+from engine.grounding import instance_tensors, null_grounding, slot_grounding
 from engine.models.builder import position_net_of
 from engine.models.unifusion import OFFICIAL_DROPS
 from engine.request import InstanceKind
@@ -77,15 +76,7 @@ def training_batch(config: UnetTrainingConfig, step: int, components: DemoCompon
             continue
         specs = scene.specs(kind)
         texts = _pooled(components, [spec.caption for spec in specs])
-        tensors = []
-        for spec, text in zip(specs, texts, strict=True):
-            loc = location_inputs(
-                spec,
-                scribble_points=net_config.scribble_points,
-                polygon_points=net_config.polygon_points,
-                seg_side=net_config.seg_size,
-            )
-            tensors.append(InstanceTensors(text, loc.box, loc.point, loc.scribble, loc.polygon, loc.seg))
+        tensors = [instance_tensors(spec, text, net_config) for spec, text in zip(specs, texts, strict=True)]
         groundings.append(slot_grounding(tensors, net_config))
     batch_images = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 127.5 - 1
     grounding = {key: torch.cat([g[key] for g in groundings]) for key in groundings[0]}
@@ -167,9 +158,7 @@ def train_unet(
 def _checkpoint(components: DemoComponents, optimizer: torch.optim.Optimizer, out: Path, step: int) -> None:
     write_safetensors_atomic(components.unet.state_dict(), out / "unet.safetensors", metadata={"step": str(step)})
     write_safetensors_atomic(components.text_encoder.state_dict(), out / "text_encoder.safetensors")
-    tmp = out / "unet_optimizer.pt.tmp"
-    torch.save({"step": step, "optimizer": optimizer.state_dict()}, tmp)
-    tmp.replace(out / "unet_optimizer.pt")
+    save_optimizer(optimizer, step, out / "unet_optimizer.pt")
 
 
 def _resume(components: DemoComponents, optimizer: torch.optim.Optimizer, out: Path) -> int:
@@ -178,11 +167,4 @@ def _resume(components: DemoComponents, optimizer: torch.optim.Optimizer, out: P
         return 0
     components.unet.load_state_dict(read_safetensors(out / "unet.safetensors"))
     components.text_encoder.load_state_dict(read_safetensors(out / "text_encoder.safetensors"))
-    saved = torch.load(state_file, weights_only=True)
-    optimizer.load_state_dict(saved["optimizer"])
-    log_file = out / "unet_loss.csv"
-    if log_file.exists():
-        rows = [r for r in csv.reader(log_file.open()) if r and int(r[0]) <= saved["step"]]
-        with log_file.open("w", newline="") as handle:
-            csv.writer(handle).writerows(rows)
-    return int(saved["step"])
+    return load_optimizer(optimizer, state_file, out / "unet_loss.csv")
