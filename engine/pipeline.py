@@ -31,6 +31,7 @@ from engine.models.unifusion import OFFICIAL_DROPS, GroundingDrops
 from engine.request import InstanceKind, InstanceSpec, RenderRequest
 from engine.sampler import Chain, RenderCancelled, SamplerHooks, SamplerSettings, sample
 from engine.schedulers import make_scheduler
+from engine.text_cache import TextCache
 
 __all__ = ["InstanceDiffusionPipeline", "NonFiniteOutputError", "PipelineOutput", "RenderCancelled"]
 
@@ -93,8 +94,8 @@ class InstanceDiffusionPipeline:
         self.vae, self.text_encoder, self.tokenizer, self.unet = vae, text_encoder, tokenizer, unet
         self.position_net = position_net_of(unet)
         self.preview_factors = None if preview_factors is None else torch.tensor(preview_factors, dtype=torch.float32)
-        self._prompt_cache: dict[str, torch.Tensor] = {}
-        self._pooled_cache: dict[str, torch.Tensor] = {}
+        self._prompt_cache = TextCache()
+        self._pooled_cache = TextCache()
 
     @property
     def device(self) -> torch.device:
@@ -127,25 +128,18 @@ class InstanceDiffusionPipeline:
     # 2. Encode text
 
     def encode_prompt(self, texts: Sequence[str]) -> torch.Tensor:
-        """(N, 77, D) last hidden states, each text encoded once per pipeline."""
-        missing = [t for t in dict.fromkeys(texts) if t not in self._prompt_cache]
-        if missing:
-            hidden, _ = self._encode(missing, pad_to_max=True)
-            self._prompt_cache.update((text, hidden[i : i + 1]) for i, text in enumerate(missing))
-        return torch.cat([self._prompt_cache[t] for t in texts])
+        """(N, 77, D) last hidden states; each text is encoded once while it stays in the cache."""
+        return self._prompt_cache.get_many(texts, lambda missing: self._encode(missing, pad_to_max=True)[0])
 
     def encode_instance_captions(self, captions: Sequence[str]) -> torch.Tensor:
         """(N, D) CLIP pooled outputs (the EOS token after the final norm, before the projection)."""
-        missing = [t for t in dict.fromkeys(captions) if t not in self._pooled_cache]
-        if missing:
-            # The official code tokenises each caption alone (no padding to 77): pooling reads the EOS token,
-            # so padding does not change it, and encoding them one by one keeps the cache simple.
-            for caption in missing:
-                _, pooled = self._encode([caption], pad_to_max=False)
-                self._pooled_cache[caption] = pooled
         if not captions:
             return torch.zeros(0, self.position_net.config.text_dim, device=self.device, dtype=self.dtype)
-        return torch.cat([self._pooled_cache[t] for t in captions])
+        # The official code tokenises each caption alone: pooling reads the EOS token, so padding would not
+        # change it, but one at a time keeps each feature independent of what it was batched with.
+        return self._pooled_cache.get_many(
+            captions, lambda missing: torch.cat([self._encode([c], pad_to_max=False)[1] for c in missing])
+        )
 
     def _encode(self, texts: list[str], pad_to_max: bool) -> tuple[torch.Tensor, torch.Tensor]:
         tokens = self.tokenizer(
