@@ -29,9 +29,13 @@ def load_demo_model(folder: Path = DEMO_MODEL_DIR) -> LoadedModel:
             f"the bundled demo model is not in this copy of the app ({folder}); configure Stable Diffusion 1.5 "
             "and InstanceDiffusion (Settings -> Models, or `main.py models set`) and use the model 'sd15'"
         )
-    components, _ = load_demo(folder)
+    components, config = load_demo(folder)
     pipeline = InstanceDiffusionPipeline(
-        components.vae, components.text_encoder, components.tokenizer, components.unet, preview_factors=None
+        components.vae,
+        components.text_encoder,
+        components.tokenizer,
+        components.unet,
+        preview_factors=config.preview_factors,
     )
     hashes = {path.stem: sha256_file(path) for path in sorted(folder.glob("*.safetensors"))}
     return LoadedModel(pipeline, hashes)

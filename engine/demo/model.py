@@ -63,6 +63,8 @@ class DemoModelConfig:
     unet: dict[str, Any] = field(default_factory=lambda: dict(DEMO_UNET))
     position_net: UniFusionConfig = DEMO_POSITION_NET
     text: dict[str, Any] = field(default_factory=lambda: dict(DEMO_TEXT))
+    # Latent -> RGB for previews (fitted to the trained VAE: engine.demo.training.fit_preview_factors).
+    preview_factors: tuple[tuple[float, ...], ...] | None = None
 
     @property
     def instance_unet(self) -> InstanceUNetConfig:
@@ -106,11 +108,16 @@ def save_demo(components: DemoComponents, config: DemoModelConfig, folder: Path)
 def load_demo(folder: Path) -> tuple[DemoComponents, DemoModelConfig]:
     """Load a saved demo model offline; every weight file is shape-checked against its config."""
     raw = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    factors = raw.pop("preview_factors", None)
     data = {key: _tuples(value) for key, value in raw.items()}
     position = dict(data["position_net"])
     position.pop("drops", None)  # a runtime choice of the pipeline, not part of the model
     config = DemoModelConfig(
-        vae=data["vae"], unet=data["unet"], position_net=UniFusionConfig(**position), text=data["text"]
+        vae=data["vae"],
+        unet=data["unet"],
+        position_net=UniFusionConfig(**position),
+        text=data["text"],
+        preview_factors=None if factors is None else tuple(tuple(row) for row in factors),
     )
     tokenizer = CLIPTokenizer.from_pretrained(folder / "tokenizer", local_files_only=True)
     components = build_demo_components(config, folder / "tokenizer")

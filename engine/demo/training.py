@@ -109,6 +109,26 @@ def train_vae(
     return vae
 
 
+@torch.no_grad()
+def fit_preview_factors(
+    vae: AutoencoderKL, config: VaeTrainingConfig, batches: int = 4
+) -> tuple[tuple[float, ...], ...]:
+    """A (latent channels x 3) matrix mapping scaled latents to RGB in [-1, 1], for previews without the VAE.
+
+    Least squares between the latents and the images shrunk to latent size, on held-out batches.
+    """
+    scaling = float(vae.config["scaling_factor"])
+    features, targets = [], []
+    for k in range(batches):
+        images = world_batch(config, 2_000_000_000 + k)
+        latents = vae.encode(images).latent_dist.mean * scaling
+        small = torch.nn.functional.adaptive_avg_pool2d(images, latents.shape[-2:])
+        features.append(latents.permute(0, 2, 3, 1).reshape(-1, latents.shape[1]))
+        targets.append(small.permute(0, 2, 3, 1).reshape(-1, 3))
+    solution = torch.linalg.lstsq(torch.cat(features).double(), torch.cat(targets).double()).solution
+    return tuple(tuple(float(v) for v in row) for row in solution)
+
+
 def set_scaling_factor(vae: AutoencoderKL, value: float) -> None:
     vae.register_to_config(scaling_factor=value)  # type: ignore[no-untyped-call]  # unannotated in diffusers
 

@@ -50,3 +50,13 @@ def test_the_pipeline_renders_with_it(saved: Path) -> None:
     )
     image = pipe(request).image
     assert image.shape == (64, 64, 3) and np.isfinite(image).all()
+
+
+def test_preview_factors_are_saved_with_the_model(tmp_path: Path) -> None:
+    import dataclasses
+
+    config = dataclasses.replace(DemoModelConfig(), preview_factors=((0.1, 0.2, 0.3),) * 4)
+    torch.manual_seed(0)
+    save_demo(build_demo_components(config, tmp_path / "tok"), config, tmp_path / "model")
+    _, loaded = load_demo(tmp_path / "model")
+    assert loaded.preview_factors == ((0.1, 0.2, 0.3),) * 4

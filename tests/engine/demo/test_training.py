@@ -50,3 +50,20 @@ def test_the_latent_scale_is_measured_and_kept_across_a_resume(tmp_path: Path) -
     assert measured != 0.18215 and measured > 0
     resumed = train_vae(dataclasses.replace(TINY, steps=2), tmp_path / "run", log=lambda _: None)
     assert float(resumed.config["scaling_factor"]) == measured
+
+
+def test_preview_factors_map_latents_to_colours_better_than_nothing() -> None:
+    from engine.demo.training import fit_preview_factors
+
+    torch.manual_seed(0)
+    from diffusers.models.autoencoders.autoencoder_kl import AutoencoderKL
+
+    vae = AutoencoderKL(**TINY.vae)
+    factors = torch.tensor(fit_preview_factors(vae, TINY, batches=2), dtype=torch.float32)
+    assert factors.shape == (4, 3)
+    images = world_batch(TINY, 123)
+    with torch.no_grad():
+        latents = vae.encode(images).latent_dist.mean * float(vae.config["scaling_factor"])
+    target = torch.nn.functional.adaptive_avg_pool2d(images, latents.shape[-2:]).permute(0, 2, 3, 1)
+    preview = torch.einsum("bchw,cr->bhwr", latents, factors)
+    assert ((preview - target) ** 2).mean() < (target**2).mean()
