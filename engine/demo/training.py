@@ -67,13 +67,19 @@ def world_batch(config: VaeTrainingConfig, step: int) -> torch.Tensor:
 
 
 def train_vae(
-    config: VaeTrainingConfig, out: Path, *, log: Callable[[str], None] = print, stop_after: int | None = None
+    config: VaeTrainingConfig,
+    out: Path,
+    *,
+    log: Callable[[str], None] = print,
+    stop_after: int | None = None,
+    device: str | torch.device = "cpu",
 ) -> AutoencoderKL:
     """Train (or resume) the demo VAE in `out`; returns it. `stop_after` ends this call early (for tests)."""
     out.mkdir(parents=True, exist_ok=True)
     config.save(out / "vae_config.json")
     torch.manual_seed(config.seed)
     vae: AutoencoderKL = AutoencoderKL(**config.vae)
+    torch.nn.Module.to(vae, device)
     optimizer = torch.optim.Adam(vae.parameters(), lr=config.learning_rate)
     start = _resume(vae, optimizer, out)
     if start:
@@ -84,7 +90,7 @@ def train_vae(
     for step in range(start, config.steps):
         if stop_after is not None and step - start >= stop_after:
             break
-        images = world_batch(config, step)
+        images = world_batch(config, step).to(device)
         posterior = vae.encode(images).latent_dist
         # The sample's noise comes from (seed, step) too, so a resumed run equals an uninterrupted one.
         noise = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
@@ -120,7 +126,7 @@ def fit_preview_factors(
     scaling = float(vae.config["scaling_factor"])
     features, targets = [], []
     for k in range(batches):
-        images = world_batch(config, 2_000_000_000 + k)
+        images = world_batch(config, 2_000_000_000 + k).to(vae.device)
         latents = vae.encode(images).latent_dist.mean * scaling
         small = torch.nn.functional.adaptive_avg_pool2d(images, latents.shape[-2:])
         features.append(latents.permute(0, 2, 3, 1).reshape(-1, latents.shape[1]))
@@ -137,7 +143,7 @@ def set_scaling_factor(vae: AutoencoderKL, value: float) -> None:
 def measure_scaling_factor(vae: AutoencoderKL, config: VaeTrainingConfig, batches: int = 4) -> float:
     """1 / std of the latents over held-out batches: scales them to unit variance, as SD's 0.18215 does."""
     held_out = 1_000_000_000  # batch numbers no run reaches
-    latents = [vae.encode(world_batch(config, held_out + k)).latent_dist.mean for k in range(batches)]
+    latents = [vae.encode(world_batch(config, held_out + k).to(vae.device)).latent_dist.mean for k in range(batches)]
     return float(1.0 / torch.cat(latents).std())
 
 
@@ -162,9 +168,8 @@ def load_optimizer(optimizer: torch.optim.Optimizer, path: Path, log_file: Path)
 
 def _checkpoint(vae: AutoencoderKL, optimizer: torch.optim.Optimizer, out: Path, step: int) -> None:
     scaling = str(vae.config["scaling_factor"])
-    write_safetensors_atomic(
-        vae.state_dict(), out / "vae.safetensors", metadata={"step": str(step), "scaling_factor": scaling}
-    )
+    weights = {k: v.detach().cpu() for k, v in vae.state_dict().items()}
+    write_safetensors_atomic(weights, out / "vae.safetensors", metadata={"step": str(step), "scaling_factor": scaling})
     save_optimizer(optimizer, step, out / "vae_optimizer.pt")
 
 

@@ -66,13 +66,14 @@ def training_batch(config: UnetTrainingConfig, step: int, components: DemoCompon
     seeds = np.random.SeedSequence([config.seed, step]).generate_state(config.batch_size)
     kind = KIND_CYCLE[step % len(KIND_CYCLE)]
     net_config = position_net_of(components.unet).config
+    device = components.text_encoder.device
     images, prompts, groundings = [], [], []
     for seed in seeds:
         scene = generate(int(seed), size=config.image_size)
         images.append(scene.image)
         prompts.append("" if rng.random() < config.empty_caption else scene.caption)
         if rng.random() < config.null_grounding:
-            groundings.append(null_grounding(net_config))
+            groundings.append(null_grounding(net_config, device=device))
             continue
         specs = scene.specs(kind)
         texts = _pooled(components, [spec.caption for spec in specs])
@@ -85,13 +86,15 @@ def training_batch(config: UnetTrainingConfig, step: int, components: DemoCompon
 
 def _pooled(components: DemoComponents, captions: list[str]) -> torch.Tensor:
     tokens = components.tokenizer(captions, padding=True, truncation=True, return_tensors="pt")
-    pooled: torch.Tensor = components.text_encoder(tokens.input_ids).pooler_output
+    pooled: torch.Tensor = components.text_encoder(tokens.input_ids.to(components.text_encoder.device)).pooler_output
     return pooled
 
 
 def _context(components: DemoComponents, prompts: list[str]) -> torch.Tensor:
     tokens = components.tokenizer(prompts, padding="max_length", truncation=True, return_tensors="pt")
-    hidden: torch.Tensor = components.text_encoder(tokens.input_ids).last_hidden_state
+    hidden: torch.Tensor = components.text_encoder(
+        tokens.input_ids.to(components.text_encoder.device)
+    ).last_hidden_state
     return hidden
 
 
@@ -103,11 +106,14 @@ def train_unet(
     *,
     log: Callable[[str], None] = print,
     stop_after: int | None = None,
+    device: str | torch.device = "cpu",
 ) -> DemoComponents:
     """Train (or resume) the UNet and text encoder in `out` on latents of the trained `vae` (kept frozen)."""
     out.mkdir(parents=True, exist_ok=True)
     config.save(out / "unet_training.json")
     scheduler = DDPMScheduler(**SD15_SCHEDULE)
+    for module in (components.unet, components.text_encoder, vae):
+        torch.nn.Module.to(module, device)
     trainable = [*components.unet.parameters(), *components.text_encoder.parameters()]
     optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=0.0)
     start = _resume(components, optimizer, out)
@@ -127,9 +133,11 @@ def train_unet(
         net.drops = OFFICIAL_DROPS[batch.kind.value]
         generator = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
         with torch.no_grad():
-            latents = vae.encode(batch.images).latent_dist.sample(generator=generator) * scaling
-        noise = torch.randn(latents.shape, generator=generator)
-        timesteps = torch.randint(0, scheduler.config["num_train_timesteps"], (latents.shape[0],), generator=generator)
+            latents = vae.encode(batch.images.to(device)).latent_dist.sample(generator=generator) * scaling
+        # Drawn on the CPU generator, then moved: the same run on any device.
+        noise = torch.randn(latents.shape, generator=generator).to(device)
+        count = latents.shape[0]
+        timesteps = torch.randint(0, scheduler.config["num_train_timesteps"], (count,), generator=generator).to(device)
         noisy = scheduler.add_noise(latents, noise, timesteps)
         tokens = net(**batch.grounding)
         prediction: torch.Tensor = components.unet(
@@ -156,8 +164,9 @@ def train_unet(
 
 
 def _checkpoint(components: DemoComponents, optimizer: torch.optim.Optimizer, out: Path, step: int) -> None:
-    write_safetensors_atomic(components.unet.state_dict(), out / "unet.safetensors", metadata={"step": str(step)})
-    write_safetensors_atomic(components.text_encoder.state_dict(), out / "text_encoder.safetensors")
+    for name in ("unet", "text_encoder"):
+        weights = {k: v.detach().cpu() for k, v in getattr(components, name).state_dict().items()}
+        write_safetensors_atomic(weights, out / f"{name}.safetensors", metadata={"step": str(step)})
     save_optimizer(optimizer, step, out / "unet_optimizer.pt")
 
 
