@@ -21,7 +21,7 @@ from diffusers.models.autoencoders.autoencoder_kl import AutoencoderKL
 from diffusers.schedulers.scheduling_ddpm import DDPMScheduler
 
 from engine.demo.model import DemoComponents
-from engine.demo.training import load_optimizer, plot_loss, save_optimizer
+from engine.demo.training import learning_rate_at, load_optimizer, plot_loss, save_optimizer
 from engine.demo.world import generate
 from engine.grounding import instance_tensors, null_grounding, slot_grounding
 from engine.models.builder import position_net_of
@@ -42,6 +42,8 @@ class UnetTrainingConfig:
     learning_rate: float = 3e-4
     null_grounding: float = 0.1
     empty_caption: float = 0.1
+    warmup_steps: int = 500
+    max_grad_norm: float = 1.0
     checkpoint_every: int = 250
 
     @classmethod
@@ -149,7 +151,9 @@ def train_unet(
         loss = torch.nn.functional.mse_loss(prediction, noise)
         optimizer.zero_grad(set_to_none=True)
         torch.autograd.backward(loss)
-        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+        torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate_at(step, config.learning_rate, config.warmup_steps, config.steps)
         optimizer.step()
         with log_file.open("a", newline="") as handle:
             csv.writer(handle).writerow([step + 1, f"{loss.item():.6f}", batch.kind.value])

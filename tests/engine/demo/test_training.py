@@ -1,7 +1,9 @@
 import csv
+import itertools
 import dataclasses
 from pathlib import Path
 
+import pytest
 import torch
 from PIL import Image
 
@@ -67,3 +69,25 @@ def test_preview_factors_map_latents_to_colours_better_than_nothing() -> None:
     target = torch.nn.functional.adaptive_avg_pool2d(images, latents.shape[-2:]).permute(0, 2, 3, 1)
     preview = torch.einsum("bchw,cr->bhwr", latents, factors)
     assert ((preview - target) ** 2).mean() < (target**2).mean()
+
+
+def test_the_learning_rate_warms_up_then_decays_to_a_tenth() -> None:
+    from engine.demo.training import learning_rate_at
+
+    rates = [learning_rate_at(step, 1e-3, warmup=10, steps=110) for step in range(110)]
+    assert rates[0] == pytest.approx(1e-4) and rates[9] == pytest.approx(1e-3)
+    assert all(a >= b for a, b in itertools.pairwise(rates[9:])), "no increase after the warm-up"
+    assert learning_rate_at(109, 1e-3, warmup=10, steps=110) == pytest.approx(1e-4, rel=0.01)
+
+
+def test_gradients_are_clipped_to_the_configured_norm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[float] = []
+    real = torch.nn.utils.clip_grad_norm_
+
+    def spy(parameters: object, max_norm: float, *args: object, **kwargs: object) -> torch.Tensor:
+        seen.append(max_norm)
+        return real(parameters, max_norm, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", spy)
+    train_vae(dataclasses.replace(TINY, max_grad_norm=0.5), tmp_path, log=lambda _: None, stop_after=2)
+    assert seen == [0.5, 0.5]
