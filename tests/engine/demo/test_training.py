@@ -1,6 +1,6 @@
 import csv
-import itertools
 import dataclasses
+import itertools
 from pathlib import Path
 
 import pytest
