@@ -79,7 +79,7 @@ def convert_official_unet(
     used = {id(v) for v in converted.values()}
     unused = sorted(k for k, v in state.items() if id(v) not in used)
     if unused:
-        raise CheckpointMismatchError(Path(path), f"{len(unused)} unexpected keys: {_listing(unused)}")
+        raise CheckpointMismatchError(Path(path), f"{len(unused)} unexpected keys: {key_listing(unused)}")
     return converted
 
 
@@ -99,7 +99,7 @@ def check_fits(
         if k in expected and tuple(v.shape) != expected[k]
     )
     problems = [
-        f"{len(items)} {what}: {_listing(items)}"
+        f"{len(items)} {what}: {key_listing(items)}"
         for what, items in (("missing keys", missing), ("unexpected keys", unexpected), ("wrong shapes", shapes))
         if items
     ]
@@ -201,6 +201,7 @@ def load_adapter(unet: UNet2DConditionModel, adapter: str | os.PathLike[str]) ->
     load_weights(unet, weights, adapter, partial=True)
 
 
-def _listing(items: list[str], limit: int = 8) -> str:
+def key_listing(items: list[str], limit: int = 8) -> str:
+    """The first `limit` names, and how many more: for one-line mismatch messages."""
     shown = ", ".join(items[:limit])
     return shown + (f", ... ({len(items) - limit} more)" if len(items) > limit else "")

@@ -47,6 +47,7 @@ from engine.checkpoint import (
     LDM_UNET_PREFIX,
     CheckpointMismatchError,
     adapter_part,
+    key_listing,
     load_adapter,
     load_weights,
     manifest_path,
@@ -380,11 +381,6 @@ def _short(exc: BaseException, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _listing(items: list[str], limit: int = 8) -> str:
-    shown = ", ".join(items[:limit])
-    return shown + (f", ... ({len(items) - limit} more)" if len(items) > limit else "")
-
-
 def _meta_tensors(module: nn.Module) -> list[str]:
     named = [*module.named_parameters(), *module.named_buffers()]
     return sorted(name for name, tensor in named if tensor.is_meta)
@@ -413,7 +409,7 @@ def _unet_from_base(config: InstanceUNetConfig, base: Mapping[str, torch.Tensor]
     load_weights(unet, base, path, partial=True)  # unexpected keys and wrong shapes
     missing = sorted(k for k, v in unet.state_dict().items() if v.is_meta and not adapter_part(k))
     if missing:
-        raise CheckpointMismatchError(path, f"{len(missing)} missing keys: {_listing(missing)}")
+        raise CheckpointMismatchError(path, f"{len(missing)} missing keys: {key_listing(missing)}")
     return unet
 
 
@@ -451,7 +447,7 @@ def _load_adapter_into(unet: UNet2DConditionModel, adapter: Path) -> str:
     load_adapter(unet, adapter)
     missing = _meta_tensors(unet)
     if missing:
-        raise CheckpointMismatchError(adapter, f"{len(missing)} missing keys: {_listing(missing)}")
+        raise CheckpointMismatchError(adapter, f"{len(missing)} missing keys: {key_listing(missing)}")
     # read_adapter just checked the file against this hash: remember it instead of hashing again.
     digest = str(_read_json(manifest_path(adapter), ADAPTER_HINT)["adapter_sha256"])
     with _HASHES_LOCK:
@@ -474,7 +470,7 @@ def _check_loading_info(info: Mapping[str, Any], file: Path, ignore: Iterable[st
     missing = sorted(str(k) for k in info.get("missing_keys", ()) if not any(str(k).endswith(s) for s in skipped))
     mismatched = sorted(str(k[0] if isinstance(k, tuple) else k) for k in info.get("mismatched_keys", ()))
     problems = [
-        f"{len(items)} {what}: {_listing(items)}"
+        f"{len(items)} {what}: {key_listing(items)}"
         for what, items in (("missing keys", missing), ("wrong shapes", mismatched))
         if items
     ]
@@ -495,7 +491,7 @@ def _vae_from_folder(folder: Path, file: Path) -> AutoencoderKL:
         raise CorruptWeightsError(file, f"could not load the VAE ({_short(exc)})") from exc
     _check_loading_info(info, file)
     if _meta_tensors(vae):
-        raise CheckpointMismatchError(file, f"missing keys: {_listing(_meta_tensors(vae))}")
+        raise CheckpointMismatchError(file, f"missing keys: {key_listing(_meta_tensors(vae))}")
     return cast(AutoencoderKL, vae)
 
 
@@ -634,7 +630,7 @@ def load_components(
         _initialise_added_parts(unet, config)
     leftover = _meta_tensors(unet)
     if leftover:  # a bug, not a user error: fail here rather than deep inside the first render
-        raise RuntimeError(f"UNet tensors left unloaded: {_listing(leftover)}")
+        raise RuntimeError(f"UNet tensors left unloaded: {key_listing(leftover)}")
 
     models: list[nn.Module] = [unet, vae, text_encoder]
     for model in models:
