@@ -75,12 +75,6 @@ def add_scene(session: Session, layout: SceneLayout) -> Scene:
     return scene
 
 
-def new_scene_layout(session: Session, name: str) -> SceneLayout:
-    """An empty scene with the project's default canvas."""
-    settings = get_settings(session)
-    return SceneLayout(name=name, caption="", width=settings.width, height=settings.height)
-
-
 def add_instance(session: Session, scene: Scene, spec: InstanceSpec, *, locked: bool = False) -> Instance:
     position = len(scene.instances)
     instance = Instance(
