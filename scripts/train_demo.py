@@ -25,10 +25,12 @@ def main(argv: list[str] | None = None) -> int:
     vae.add_argument("--config", type=Path, default=ROOT / "resources" / "demo" / "vae_training.json")
     vae.add_argument("--out", type=Path, default=ROOT / "runs" / "demo")
     vae.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N or mps")
+    vae.add_argument("--until", type=int, help="end the run at this step (the schedule still spans the config)")
     unet = parts.add_parser("unet", help="train the grounded UNet and the text encoder on the VAE's latents")
     unet.add_argument("--config", type=Path, default=ROOT / "resources" / "demo" / "unet_training.json")
     unet.add_argument("--out", type=Path, default=ROOT / "runs" / "demo")
     unet.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N or mps")
+    unet.add_argument("--until", type=int, help="end the run at this step (the schedule still spans the config)")
     args = parser.parse_args(argv)
 
     from engine.loading import select_device
@@ -42,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.part == "vae":
         from engine.demo.training import VaeTrainingConfig, train_vae
 
-        train_vae(VaeTrainingConfig.load(args.config), args.out, device=device)
+        train_vae(VaeTrainingConfig.load(args.config), args.out, until=args.until, device=device)
         print(f"done: {args.out / 'vae.safetensors'} (loss curve {args.out / 'vae_loss.png'})")
         return 0
 
@@ -61,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     vae.load_state_dict(read_safetensors(vae_file))
     set_scaling_factor(vae, float(read_safetensors_metadata(vae_file).get("scaling_factor", 1.0)))
     components = build_demo_components(DemoModelConfig(), args.out / "tokenizer")
-    train_unet(UnetTrainingConfig.load(args.config), components, vae, args.out, device=device)
+    train_unet(UnetTrainingConfig.load(args.config), components, vae, args.out, until=args.until, device=device)
     print(f"done: {args.out / 'unet.safetensors'} (loss curve {args.out / 'unet_loss.png'})")
     return 0
 

@@ -82,9 +82,14 @@ def train_vae(
     *,
     log: Callable[[str], None] = print,
     stop_after: int | None = None,
+    until: int | None = None,
     device: str | torch.device = "cpu",
 ) -> AutoencoderKL:
-    """Train (or resume) the demo VAE in `out`; returns it. `stop_after` ends this call early (for tests)."""
+    """Train (or resume) the demo VAE in `out`; returns it.
+
+    `stop_after` ends this call after that many steps (for tests); `until` ends the run at that step with a
+    checkpoint, while the learning-rate schedule still spans `config.steps`.
+    """
     out.mkdir(parents=True, exist_ok=True)
     config.save(out / "vae_config.json")
     torch.manual_seed(config.seed)
@@ -97,7 +102,7 @@ def train_vae(
     log_file = out / "vae_loss.csv"
     vae.train()
     began = time.perf_counter()
-    for step in range(start, config.steps):
+    for step in range(start, min(config.steps, until or config.steps)):
         if stop_after is not None and step - start >= stop_after:
             break
         images = world_batch(config, step).to(device)
@@ -116,7 +121,7 @@ def train_vae(
         optimizer.step()
         with log_file.open("a", newline="") as handle:
             csv.writer(handle).writerow([step + 1, f"{recon.item():.6f}", f"{kl.item():.3f}"])
-        if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps:
+        if (step + 1) % config.checkpoint_every == 0 or step + 1 in (config.steps, until):
             set_scaling_factor(vae, measure_scaling_factor(vae, config))
             _checkpoint(vae, optimizer, out, step + 1)
             plot_loss(log_file, out / "vae_loss.png")

@@ -108,9 +108,13 @@ def train_unet(
     *,
     log: Callable[[str], None] = print,
     stop_after: int | None = None,
+    until: int | None = None,
     device: str | torch.device = "cpu",
 ) -> DemoComponents:
-    """Train (or resume) the UNet and text encoder in `out` on latents of the trained `vae` (kept frozen)."""
+    """Train (or resume) the UNet and text encoder in `out` on latents of the trained `vae` (kept frozen).
+
+    `stop_after` and `until` end the run early as in `engine.demo.training.train_vae`.
+    """
     out.mkdir(parents=True, exist_ok=True)
     config.save(out / "unet_training.json")
     scheduler = DDPMScheduler(**SD15_SCHEDULE)
@@ -128,7 +132,7 @@ def train_unet(
     components.text_encoder.train()
     log_file = out / "unet_loss.csv"
     began = time.perf_counter()
-    for step in range(start, config.steps):
+    for step in range(start, min(config.steps, until or config.steps)):
         if stop_after is not None and step - start >= stop_after:
             break
         batch = training_batch(config, step, components)
@@ -157,7 +161,7 @@ def train_unet(
         optimizer.step()
         with log_file.open("a", newline="") as handle:
             csv.writer(handle).writerow([step + 1, f"{loss.item():.6f}", batch.kind.value])
-        if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps:
+        if (step + 1) % config.checkpoint_every == 0 or step + 1 in (config.steps, until):
             _checkpoint(components, optimizer, out, step + 1)
             plot_loss(log_file, out / "unet_loss.png")
             rate = (step + 1 - start) / (time.perf_counter() - began)
