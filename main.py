@@ -70,9 +70,12 @@ def cmd_gui(args: argparse.Namespace) -> int:
     if not has_display():
         # Qt would abort with a core dump; say what to do instead.
         raise CommandError("no display to open the window on; use a headless command (see --help)")
-    from desktop.app import default_summary, run
+    from desktop.app import run
 
-    return run(sys.argv[:1], default_summary(args.project))
+    project = None if args.project is None else args.project.expanduser().absolute()
+    if project is not None and not project.exists():
+        raise CommandError(f"no such project: {project}")
+    return run(sys.argv[:1], data_dir(), project, model_settings_path())
 
 
 def has_display() -> bool:
@@ -181,39 +184,14 @@ def _load_model_settings() -> ModelSettings:
 
 
 def _check_models(settings: ModelSettings) -> list[tuple[str, str, bool]]:
-    """(what, how it stands, fine) for each configured model file; reads hashes and layouts, not weights."""
-    from engine.checkpoint import manifest_path
-    from engine.loading import resolve_sd15, select_device, select_dtype
-    from engine.weights_io import WeightFileError, sha256_file
+    """(part, how it stands, fine) for each part of the model settings; reads hashes and layouts, not weights."""
+    from engine.model_check import check_model_settings
 
     rows: list[tuple[str, str, bool]] = []
-    if settings.sd15 is None:
-        rows.append(
-            ("sd15", "not set: models set --sd15 PATH (a diffusers folder, HF cache entry or .safetensors)", False)
-        )
-    else:
-        try:
-            source = resolve_sd15(settings.sd15)
-            rows.append(("sd15", f"{source.path} ({source.kind.replace('_', ' ')})", True))
-        except WeightFileError as exc:
-            rows.append(("sd15", str(exc), False))
-    if settings.adapter is None:
-        rows.append(("adapter", "not set: models convert instancediffusion_sd15.pth", False))
-    else:
-        try:
-            manifest = json.loads(manifest_path(settings.adapter).read_text(encoding="utf-8"))
-            matches = sha256_file(settings.adapter) == manifest.get("adapter_sha256")
-            state = "SHA-256 matches its manifest" if matches else "SHA-256 does NOT match its manifest"
-            rows.append(("adapter", f"{settings.adapter} ({state})", matches))
-        except (OSError, ValueError, WeightFileError) as exc:
-            rows.append(("adapter", f"{settings.adapter}: {exc}", False))
-    try:
-        device = select_device(settings.device)
-        rows.append(
-            ("device", f"{settings.device} -> {device}, {str(select_dtype(device, settings.dtype))[6:]}", True)
-        )
-    except ValueError as exc:
-        rows.append(("device", str(exc), False))
+    for check in check_model_settings(settings):
+        # One line per part, so scripts can grep it: for a problem, what to do follows what is wrong.
+        advice = [] if check.ok else [text for text in (check.hint, check.command and f"`{check.command}`") if text]
+        rows.append((check.part, "; ".join([check.message, *advice]), check.ok))
     return rows
 
 

@@ -31,7 +31,9 @@ INSTANCE_PALETTE: Final = (
 )  # fmt: skip
 
 # Scene-level overrides of the project defaults, and how each is read.
-OVERRIDE_KEYS: Final = ("steps", "guidance", "alpha", "mis", "scheduler", "model_id")
+OVERRIDE_KEYS: Final = ("steps", "guidance", "alpha", "mis", "scheduler", "model_id", "seed_mode")
+# "fixed": every render of the scene uses its seed (iterating keeps the image); "random": each render draws one.
+SEED_MODES: Final = ("fixed", "random")
 
 
 @dataclass(frozen=True)
@@ -176,3 +178,38 @@ def scene_to_request(session: Session, scene: Scene) -> RenderRequest:
         model_id=overrides.get("model_id", settings.model_id),
         instances=tuple(instance_spec(inst) for inst in scene.instances),
     )
+
+
+@dataclass(frozen=True)
+class StoredInstance:
+    """An instance as the editor keeps it: its spec plus the editor's lock and colour."""
+
+    spec: InstanceSpec
+    locked: bool = False
+    color: str = ""
+
+
+def stored_instances(scene: Scene) -> list[StoredInstance]:
+    return [StoredInstance(instance_spec(inst), inst.locked, inst.color) for inst in scene.instances]
+
+
+def replace_scene_content(
+    session: Session, scene: Scene, layout: SceneLayout, instances: list[StoredInstance]
+) -> None:
+    """Write an edited scene back in one go: its fields from `layout`, its instances (in slot order) from
+    `instances`. The editor sends whole scenes (at most 30 instances), which keeps every write one short
+    transaction and makes the stored slot order exactly the editor's."""
+    scene.name = layout.name
+    scene.caption = layout.caption
+    scene.negative_prompt = layout.negative_prompt
+    scene.width = layout.width
+    scene.height = layout.height
+    scene.seed = layout.seed
+    scene.overrides = dict(layout.overrides)
+    scene.instances.clear()
+    session.flush()  # the old rows go before the new ones take their positions
+    for position, item in enumerate(instances):
+        instance = add_instance(session, scene, item.spec, locked=item.locked)
+        instance.position = position
+        if item.color:
+            instance.color = item.color

@@ -133,10 +133,22 @@ def test_log_goes_to_a_rotating_file_and_verbose_adds_the_console(
 
 
 def test_no_arguments_opens_the_gui(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[str] = []
-    monkeypatch.setattr("desktop.app.run", lambda argv, summary: calls.append(summary) or 0)
+    calls: list[tuple[object, ...]] = []
+    monkeypatch.setattr("desktop.app.run", lambda *args: calls.append(args) or 0)
     assert main.main([]) == 0
-    assert len(calls) == 1
+    (_argv, home, project, settings), = calls
+    assert project is None and home == main.data_dir() and settings == main.model_settings_path()
+
+
+def test_gui_opens_the_given_project_or_says_it_is_missing(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    calls: list[tuple[object, ...]] = []
+    monkeypatch.setattr("desktop.app.run", lambda *args: calls.append(args) or 0)
+    path = tmp_path / "p.instproj"
+    assert main.main(["gui", str(path)]) == 1  # missing: one line, no window
+    assert calls == []
+    path.write_bytes(b"")
+    assert main.main(["gui", str(path)]) == 0
+    assert calls[0][2] == path
 
 
 def test_gui_without_a_display_says_so_instead_of_crashing(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,246 @@
+"""Scene settings: caption, negative prompt, canvas size, seed and the sampler settings.
+
+Sampler settings show the project default until the user changes them; a changed value is stored as a
+scene override, and setting it back to the default removes the override.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QUndoCommand
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QSpinBox,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop.commands import fields_command
+from desktop.document import SceneDocument
+from desktop.icons import icon
+from desktop.scene_data import ProjectDefaults
+from engine.request import Scheduler
+
+SIZE_PRESETS: tuple[tuple[int, int], ...] = ((512, 512), (768, 512), (512, 768))
+MAX_SEED = 2**31 - 1
+SAMPLER_FIELDS = ("steps", "guidance", "alpha", "mis", "scheduler")
+
+
+class SceneSettingsPanel(QWidget):
+    def __init__(self, document: SceneDocument, push: Callable[[QUndoCommand], None]) -> None:
+        super().__init__()
+        self.document = document
+        self.push = push
+        self.defaults: ProjectDefaults | None = None
+        self._loading = False
+
+        self.name = QLineEdit()
+        self.name.setObjectName("sceneName")
+        self.caption = QPlainTextEdit()
+        self.caption.setObjectName("sceneCaption")
+        self.caption.setPlaceholderText("The global caption: what the whole image shows")
+        self.caption.setFixedHeight(64)
+        self.negative = QLineEdit()
+        self.negative.setObjectName("sceneNegative")
+
+        self.size_preset = QComboBox()
+        for w, h in SIZE_PRESETS:
+            self.size_preset.addItem(f"{w} × {h}", (w, h))
+        self.size_preset.addItem("Custom", None)
+        self.width_spin = _size_spin()
+        self.height_spin = _size_spin()
+        size_row = QHBoxLayout()
+        size_row.addWidget(self.size_preset, 1)
+        size_row.addWidget(self.width_spin)
+        size_row.addWidget(self.height_spin)
+
+        self.seed = QSpinBox()
+        self.seed.setObjectName("sceneSeed")
+        self.seed.setRange(0, MAX_SEED)
+        self.dice = QToolButton()
+        self.dice.setIcon(icon("dice"))
+        self.dice.setToolTip("A new random seed (Ctrl+R)")
+        self.dice.setObjectName("seedDice")
+        self.seed_mode = QComboBox()
+        self.seed_mode.addItem("fixed", "fixed")
+        self.seed_mode.addItem("new random each render", "random")
+        self.seed_mode.setToolTip(
+            "Fixed: every render uses this seed, so editing one instance keeps the rest of the image.\n"
+            "New random: each render draws a new seed."
+        )
+        seed_row = QHBoxLayout()
+        seed_row.addWidget(self.seed, 1)
+        seed_row.addWidget(self.dice)
+        seed_row.addWidget(self.seed_mode)
+
+        self.steps = QSpinBox()
+        self.steps.setRange(1, 500)
+        self.guidance = _double(0.0, 30.0, 0.5)
+        self.alpha = _double(0.0, 1.0, 0.05)
+        self.alpha.setToolTip("Share of the steps that use the grounding (the official default is 0.75)")
+        self.mis = _double(0.0, 1.0, 0.05)
+        self.mis.setToolTip("Share of the steps that run the multi-instance sampler (0 turns it off)")
+        self.scheduler = QComboBox()
+        for scheduler in Scheduler:
+            self.scheduler.addItem(scheduler.value, scheduler.value)
+        self.reset = QPushButton("Use project defaults")
+        self.reset.setToolTip("Forget this scene's own sampler settings")
+
+        form = QFormLayout()
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        form.addRow("Name", self.name)
+        form.addRow("Caption", self.caption)
+        form.addRow("Negative", self.negative)
+        form.addRow("Size", size_row)
+        form.addRow("Seed", seed_row)
+        form.addRow("Steps", self.steps)
+        form.addRow("Guidance", self.guidance)
+        form.addRow("Alpha", self.alpha)
+        form.addRow("MIS", self.mis)
+        form.addRow("Scheduler", self.scheduler)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 6, 6)
+        layout.addLayout(form)
+        layout.addWidget(self.reset, 0, Qt.AlignmentFlag.AlignRight)
+        layout.addStretch(1)
+
+        self.name.textEdited.connect(lambda text: self._set("Rename scene", typing=True, name=text))
+        self.caption.textChanged.connect(self._caption_changed)
+        self.negative.textEdited.connect(self._negative_changed)
+        self.size_preset.activated.connect(self._preset_chosen)
+        self.width_spin.valueChanged.connect(self._size_changed)
+        self.height_spin.valueChanged.connect(self._size_changed)
+        self.seed.valueChanged.connect(lambda value: self._set("Change seed", typing=True, seed=value))
+        self.dice.clicked.connect(self.new_seed)
+        self.seed_mode.activated.connect(lambda _i: self._set_override("seed_mode", self.seed_mode.currentData()))
+        self.steps.valueChanged.connect(lambda v: self._set_override("steps", v))
+        self.guidance.valueChanged.connect(lambda v: self._set_override("guidance", v))
+        self.alpha.valueChanged.connect(lambda v: self._set_override("alpha", v))
+        self.mis.valueChanged.connect(lambda v: self._set_override("mis", v))
+        self.scheduler.activated.connect(lambda _i: self._set_override("scheduler", self.scheduler.currentData()))
+        self.reset.clicked.connect(self._reset_overrides)
+        document.sceneReplaced.connect(self.refresh)
+        document.settingsChanged.connect(self.refresh)
+        self.refresh()
+
+    def set_defaults(self, defaults: ProjectDefaults) -> None:
+        self.defaults = defaults
+        self.refresh()
+
+    # --- document -> widgets ---------------------------------------------------------------
+
+    def refresh(self) -> None:
+        scene = self.document.scene
+        self.setEnabled(scene is not None)
+        if scene is None:
+            return
+        self._loading = True
+        try:
+            if self.name.text() != scene.name:
+                self.name.setText(scene.name)
+            if self.caption.toPlainText() != scene.caption:
+                self.caption.setPlainText(scene.caption)
+            if self.negative.text() != (scene.negative_prompt or ""):
+                self.negative.setText(scene.negative_prompt or "")
+            if self.defaults is not None:
+                self.negative.setPlaceholderText(f"project default: {self.defaults.negative_prompt or '(none)'}")
+            preset = self.size_preset.findData((scene.width, scene.height))
+            self.size_preset.setCurrentIndex(preset if preset >= 0 else self.size_preset.count() - 1)
+            self.width_spin.setValue(scene.width)
+            self.height_spin.setValue(scene.height)
+            self.seed.setValue(scene.seed)
+            self.seed_mode.setCurrentIndex(max(0, self.seed_mode.findData(scene.overrides.get("seed_mode", "fixed"))))
+            self.steps.setValue(int(self._effective("steps")))
+            self.guidance.setValue(float(self._effective("guidance")))
+            self.alpha.setValue(float(self._effective("alpha")))
+            self.mis.setValue(float(self._effective("mis")))
+            self.scheduler.setCurrentIndex(max(0, self.scheduler.findData(self._effective("scheduler"))))
+            for name in SAMPLER_FIELDS:
+                widget = getattr(self, name)
+                widget.setProperty("overridden", name in scene.overrides)
+                widget.style().unpolish(widget)
+                widget.style().polish(widget)
+            self.reset.setEnabled(any(name in scene.overrides for name in SAMPLER_FIELDS))
+        finally:
+            self._loading = False
+
+    def _effective(self, name: str) -> Any:
+        scene = self.document.require()
+        if name in scene.overrides:
+            return scene.overrides[name]
+        if self.defaults is None:
+            return {"steps": 50, "guidance": 7.5, "alpha": 0.75, "mis": 0.36, "scheduler": "plms"}[name]
+        return getattr(self.defaults, name)
+
+    # --- widgets -> commands ---------------------------------------------------------------
+
+    def _set(self, text: str, *, typing: bool = False, **fields: Any) -> None:
+        if self._loading or self.document.scene is None:
+            return
+        scene = self.document.require()
+        if all(getattr(scene, key) == value for key, value in fields.items()):
+            return
+        self.push(fields_command(self.document, text, typing=typing, **fields))
+
+    def _caption_changed(self) -> None:
+        self._set("Edit caption", typing=True, caption=self.caption.toPlainText())
+
+    def _negative_changed(self, text: str) -> None:
+        self._set("Edit negative prompt", typing=True, negative_prompt=text or None)
+
+    def _preset_chosen(self, _index: int) -> None:
+        size = self.size_preset.currentData()
+        if size is not None:
+            self._set("Change size", width=size[0], height=size[1])
+
+    def _size_changed(self) -> None:
+        self._set("Change size", width=self.width_spin.value(), height=self.height_spin.value())
+
+    def new_seed(self) -> None:
+        self._set("New seed", seed=random.randint(0, MAX_SEED))
+
+    def _set_override(self, name: str, value: Any) -> None:
+        if self._loading or self.document.scene is None:
+            return
+        overrides = dict(self.document.require().overrides)
+        default = "fixed" if name == "seed_mode" else (getattr(self.defaults, name) if self.defaults else None)
+        if value == default:
+            overrides.pop(name, None)
+        else:
+            overrides[name] = value
+        self._set(f"Change {name.replace('_', ' ')}", overrides=overrides)
+
+    def _reset_overrides(self) -> None:
+        overrides = {k: v for k, v in self.document.require().overrides.items() if k not in SAMPLER_FIELDS}
+        self._set("Use project defaults", overrides=overrides)
+
+
+def _size_spin() -> QSpinBox:
+    spin = QSpinBox()
+    spin.setRange(64, 2048)
+    spin.setSingleStep(64)
+    spin.setSuffix(" px")
+    # Only multiples of 64: SD's VAE and UNet need sides divisible by 64 at these sizes.
+    spin.setCorrectionMode(QSpinBox.CorrectionMode.CorrectToNearestValue)
+    spin.setStepType(QSpinBox.StepType.DefaultStepType)
+    spin.valueChanged.connect(lambda v: spin.setValue(max(64, round(v / 64) * 64)) if v % 64 else None)
+    return spin
+
+
+def _double(low: float, high: float, step: float) -> QDoubleSpinBox:
+    spin = QDoubleSpinBox()
+    spin.setRange(low, high)
+    spin.setSingleStep(step)
+    spin.setDecimals(2)
+    return spin

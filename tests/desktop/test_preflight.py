@@ -1,0 +1,33 @@
+from desktop.preflight import preflight
+from desktop.scene_data import InstanceData, SceneData
+from engine.request import InstanceKind, InstanceSpec
+
+
+def scene(*specs: InstanceSpec, caption: str = "a scene") -> SceneData:
+    return SceneData(1, "s", caption, width=512, height=512, instances=tuple(InstanceData(s) for s in specs))
+
+
+def test_a_good_scene_has_no_warnings() -> None:
+    spec = InstanceSpec(caption="a cat", kind=InstanceKind.BOX, box=(0.1, 0.1, 0.5, 0.5))
+    assert preflight(scene(spec), lambda text: len(text.split()) + 2) == []
+
+
+def test_each_problem_is_named() -> None:
+    tiny = InstanceSpec(caption="a flea", kind=InstanceKind.BOX, box=(0.1, 0.1, 0.11, 0.5))
+    unnamed = InstanceSpec(caption="", kind=InstanceKind.POINT, point=(0.5, 0.5))
+    outside = InstanceSpec(caption="a snake", kind=InstanceKind.SCRIBBLE, scribble=((0.5, 0.5), (1.2, 0.5)))
+    wordy = InstanceSpec(caption="word " * 80, kind=InstanceKind.POINT, point=(0.5, 0.5))
+    many = [InstanceSpec(caption="x", kind=InstanceKind.POINT, point=(0.5, 0.5))] * 27
+    messages = [
+        w.message for w in preflight(scene(tiny, unnamed, outside, wordy, *many), lambda t: len(t.split()) + 2)
+    ]
+    assert any("31 instances" in m for m in messages)
+    assert any("instance 1 (a flea): the box is too small" in m for m in messages)
+    assert any("instance 2 has no caption" in m for m in messages)
+    assert any("instance 3 (a snake): part of it lies outside the canvas" in m for m in messages)
+    assert any("instance 4" in m and "longer than 77 tokens" in m for m in messages)
+
+
+def test_a_long_global_caption_is_reported() -> None:
+    messages = [w.message for w in preflight(scene(caption="word " * 100), lambda t: len(t.split()) + 2)]
+    assert messages == ["the caption is longer than 77 tokens; the end is cut off"]
