@@ -56,8 +56,8 @@ class SceneSettingsPanel(QWidget):
 
         self.size_preset = QComboBox()
         for w, h in SIZE_PRESETS:
-            self.size_preset.addItem(f"{w} × {h}", (w, h))
-        self.size_preset.addItem("Custom", None)
+            self.size_preset.addItem(f"{w} × {h}", f"{w}x{h}")
+        self.size_preset.addItem("Custom", "")
         self.width_spin = _size_spin()
         self.height_spin = _size_spin()
         size_row = QHBoxLayout()
@@ -155,7 +155,7 @@ class SceneSettingsPanel(QWidget):
                 self.negative.setText(scene.negative_prompt or "")
             if self.defaults is not None:
                 self.negative.setPlaceholderText(f"project default: {self.defaults.negative_prompt or '(none)'}")
-            preset = self.size_preset.findData((scene.width, scene.height))
+            preset = self.size_preset.findData(f"{scene.width}x{scene.height}")
             self.size_preset.setCurrentIndex(preset if preset >= 0 else self.size_preset.count() - 1)
             self.width_spin.setValue(scene.width)
             self.height_spin.setValue(scene.height)
@@ -201,8 +201,9 @@ class SceneSettingsPanel(QWidget):
 
     def _preset_chosen(self, _index: int) -> None:
         size = self.size_preset.currentData()
-        if size is not None:
-            self._set("Change size", width=size[0], height=size[1])
+        if size:
+            width, height = (int(v) for v in size.split("x"))
+            self._set("Change size", width=width, height=height)
 
     def _size_changed(self) -> None:
         self._set("Change size", width=self.width_spin.value(), height=self.height_spin.value())

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import mis_batching, pipeline_overhead, placement
+from benchmarks import editor, mis_batching, pipeline_overhead, placement
 
 TINY = ["--size", "tiny", "--steps", "2", "--repeats", "1"]
 
@@ -40,3 +40,9 @@ def test_placement_runs_on_a_saved_demo_model(tmp_path: Path, capsys: pytest.Cap
     out = capsys.readouterr().out
     assert out.count("placement over 2 held-out layouts") == 2 and "edit locality" in out and "4-instance scene" in out
     assert placement.main(["--model", str(tmp_path / "none")]) == 1
+
+
+def test_editor_benchmark_runs(qapp: object, capsys: pytest.CaptureFixture[str]) -> None:
+    assert editor.main(["--scenes", "3", "--instances", "4", "--redraws", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "open 3 scenes x 4 inst. (vs 1 empty)" in out and "redraw a 4-instance scene (vs empty)" in out

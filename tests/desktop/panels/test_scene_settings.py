@@ -42,7 +42,9 @@ def test_sizes_are_multiples_of_64_and_the_dice_draws_a_seed(qtbot: QtBot, windo
     panel = window.scene_settings
     panel.width_spin.setValue(600)
     assert scene_row(window)[1] == 576
-    assert panel.size_preset.currentData() is None  # custom
+    assert panel.size_preset.currentText() == "Custom"
+    panel.width_spin.setValue(512)
+    assert panel.size_preset.currentText() == "512 × 512"
     seed = scene_row(window)[3]
     panel.dice.click()
     assert scene_row(window)[3] != seed
