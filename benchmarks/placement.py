@@ -1,11 +1,11 @@
 """Placement of the demo model, measured: does it put what the user drew where the user drew it?
 
-    .venv/bin/python benchmarks/placement.py [--model runs/demo/model] [--layouts 200] [--steps 20]
+    .venv/bin/python benchmarks/placement.py [--model resources/demo/model] [--layouts 200] [--steps 20] [--record]
 
 Renders held-out layouts with every location kind, with the multi-instance sampler on and off, and prints
 one table (targets: boxes >= 0.90, points >= 0.90, scribbles >= 0.80, mask IoU >= 0.60), the edit
 locality ratio (change outside the moved instance's old and new boxes vs inside them) and the render
-time of a 4-instance scene on this machine.
+time of a 4-instance scene on this machine. `--record` writes the figures into the model's manifest.
 """
 
 from __future__ import annotations
@@ -14,9 +14,26 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+
+def render_times(pipe: Any, steps: tuple[int, ...]) -> dict[str, float]:
+    """Seconds for one 4-instance held-out scene at each step count (after a warm-up render)."""
+    from engine.demo.placement import request_for
+    from engine.demo.world import generate
+    from engine.request import InstanceKind
+
+    scene = next(s for s in (generate(seed) for seed in range(10_000, 20_000)) if len(s.instances) == 4)
+    pipe(request_for(scene, InstanceKind.BOX, steps=2))  # warm-up
+    times = {}
+    for count in steps:
+        start = time.perf_counter()
+        pipe(request_for(scene, InstanceKind.BOX, steps=count))
+        times[f"4 instances, {count} steps, 64x64, {pipe.device}"] = round(time.perf_counter() - start, 3)
+    return times
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,6 +42,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--layouts", type=int, default=200)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--edits", type=int, default=20)
+    parser.add_argument(
+        "--time-steps",
+        type=int,
+        nargs="*",
+        help="step counts to time a 4-instance render at (default: --steps and 50)",
+    )
+    parser.add_argument("--record", action="store_true", help="write the figures into the model's manifest.json")
     args = parser.parse_args(argv)
     if not (args.model / "config.json").exists():
         print(f"error: no demo model at {args.model} (train one: scripts/train_demo.py)", file=sys.stderr)
@@ -32,11 +56,11 @@ def main(argv: list[str] | None = None) -> int:
 
     import numpy as np
 
+    from engine.demo.bundle import record_evaluation
     from engine.demo.model import load_demo
-    from engine.demo.placement import measure, measure_edit_locality, request_for, table
-    from engine.demo.world import generate
+    from engine.demo.placement import evaluation_report, report_table
     from engine.pipeline import InstanceDiffusionPipeline
-    from engine.request import InstanceKind, RenderRequest
+    from engine.request import RenderRequest
 
     components, _ = load_demo(args.model)
     pipe = InstanceDiffusionPipeline(
@@ -46,20 +70,14 @@ def main(argv: list[str] | None = None) -> int:
     def render(request: RenderRequest) -> np.ndarray:
         return pipe(request).image
 
-    for mis in (0.36, 0.0):
-        scores = measure(render, layouts=args.layouts, steps=args.steps, mis=mis)
-        print(table(scores, f"\nplacement over {args.layouts} held-out layouts, {args.steps} steps, mis {mis}"))
-    outside, inside = measure_edit_locality(render, edits=args.edits, steps=args.steps)
-    print(
-        f"\nedit locality: mean change {outside:.2f} outside the moved boxes vs {inside:.2f} inside (ratio {outside / max(inside, 1e-9):.3f})"
+    report = evaluation_report(render, layouts=args.layouts, steps=args.steps, edits=args.edits)
+    report["render_seconds"] = render_times(
+        pipe, tuple(sorted({args.steps, RenderRequest.__dataclass_fields__["steps"].default}))
     )
-
-    scene = next(s for s in (generate(seed) for seed in range(10_000, 20_000)) if len(s.instances) == 4)
-    request = request_for(scene, InstanceKind.BOX, steps=args.steps)
-    pipe(request)  # warm-up
-    start = time.perf_counter()
-    pipe(request)
-    print(f"4-instance scene, {args.steps} steps, 64x64 on {pipe.device}: {time.perf_counter() - start:.2f} s")
+    print(report_table(report))
+    if args.record:
+        record_evaluation(args.model, report)
+        print(f"recorded in {args.model / 'manifest.json'}")
     return 0
 
 

@@ -36,9 +36,15 @@ def test_placement_runs_on_a_saved_demo_model(tmp_path: Path, capsys: pytest.Cap
 
     torch.manual_seed(0)
     save_demo(build_demo_components(DemoModelConfig(), tmp_path / "tok"), DemoModelConfig(), tmp_path / "model")
-    assert placement.main(["--model", str(tmp_path / "model"), "--layouts", "2", "--steps", "2", "--edits", "1"]) == 0
+    assert (
+        placement.main(
+            ["--model", str(tmp_path / "model"), "--layouts", "2", "--steps", "2", "--edits", "1", "--time-steps", "2"]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
-    assert out.count("placement over 2 held-out layouts") == 2 and "edit locality" in out and "4-instance scene" in out
+    assert "placement over 2 held-out layouts" in out and "MIS off" in out and "edit locality" in out
+    assert "4 instances, 2 steps" in out
     assert placement.main(["--model", str(tmp_path / "none")]) == 1
 
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from engine.demo.placement import HELD_OUT_SEED, measure, measure_edit_locality, table
+from engine.demo.placement import HELD_OUT_SEED, evaluation_report, measure, measure_edit_locality, report_table
 from engine.demo.world import generate
 from engine.request import InstanceKind, RenderRequest
 
@@ -23,14 +23,20 @@ def test_a_perfect_renderer_meets_every_target() -> None:
     assert scores[InstanceKind.SCRIBBLE].score > 0.99
     assert scores[InstanceKind.MASK].score > 0.9
     assert all(s.shape_accuracy > 0.95 for s in scores.values())
-    printed = table(scores, "ground truth")
-    assert printed.count(" yes ") == 4
+
+
+def test_the_report_has_both_sampler_settings_and_the_edit_ratio() -> None:
+    report = evaluation_report(ground_truth, layouts=4, steps=3, edits=2)
+    assert report["mis_on"]["box"]["score"] == 1.0 and report["mis_off"]["point"]["met"]
+    assert report["edit_locality"]["ratio"] == 0.0  # the ground truth ignores the move altogether
+    printed = report_table(report)
+    assert "placement over 4 held-out layouts" in printed and printed.count(" yes ") == 4
+    assert report_table(evaluation_report(blank, layouts=2, steps=3, edits=1)).count(" no ") == 4
 
 
 def test_a_renderer_that_places_nothing_scores_zero() -> None:
     scores = measure(blank, layouts=10)
     assert all(s.score == 0.0 and not any(s.found) for s in scores.values())
-    assert table(scores, "blank").count(" no ") == 4
 
 
 def test_the_layouts_are_held_out_and_the_same_for_every_kind() -> None:
