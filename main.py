@@ -170,6 +170,14 @@ def models_dir() -> Path:
     return data_dir() / "models"
 
 
+def demo_model_dir() -> Path:
+    """The bundled demo model, unless INSTANCE_STUDIO_DEMO_MODEL points at another (one you trained)."""
+    from engine.providers import DEMO_MODEL_DIR
+
+    override = os.environ.get("INSTANCE_STUDIO_DEMO_MODEL")
+    return Path(override) if override else DEMO_MODEL_DIR
+
+
 def model_settings_path() -> Path:
     return data_dir() / "models.json"
 
@@ -265,6 +273,98 @@ def cmd_models_convert(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_render(args: argparse.Namespace) -> int:
+    """Queue the chosen scenes (if any), then render every pending job with a progress bar."""
+    import signal
+
+    from desktop.render_loop import Outcome, QueueLoop
+    from engine.providers import settings_provider
+    from engine.runner import Runner
+    from projects.database import Project
+    from projects.models import JobStatus
+    from projects.queue import status_counts
+    from projects.scenes import find_scene, list_scenes, queue_scene, random_seed
+
+    with Project.open(args.project) as project:
+        if project.report.requeued_jobs:
+            print(f"{len(project.report.requeued_jobs)} job(s) interrupted last time are back in the queue")
+        with project.write() as session:
+            scenes = list_scenes(session) if args.all else [find_scene(session, ref) for ref in args.scenes or []]
+            for scene in scenes:
+                if args.variations:
+                    for _ in range(args.variations):
+                        queue_scene(session, scene, seed=random_seed())
+                else:
+                    queue_scene(session, scene)
+        with project.read() as session:
+            pending = status_counts(session)[JobStatus.PENDING]
+        if pending == 0:
+            print("nothing to render: the queue is empty (give --scenes or --all)")
+            return EXIT_OK
+        progress = ConsoleProgress(pending)
+        provider = settings_provider(_load_model_settings(), demo_dir=demo_model_dir())
+        loop = QueueLoop(project, Runner(provider), progress)
+
+        def on_interrupt(_signal: int, _frame: object) -> None:
+            loop.stop()
+            progress.interrupted()
+
+        previous = signal.signal(signal.SIGINT, on_interrupt)
+        try:
+            results = loop.run_until_empty()
+        finally:
+            signal.signal(signal.SIGINT, previous)
+    counts = {outcome: sum(1 for r in results if r.outcome is outcome) for outcome in Outcome}
+    summary = ", ".join(f"{n} {outcome.value}" for outcome, n in counts.items() if n)
+    print(f"\nsummary: {summary or 'nothing rendered'} in {sum(r.seconds for r in results):.1f} s")
+    for result in results:
+        if result.error:
+            print(f"  job {result.job.id}: {result.error}")
+    if loop.stopping:
+        print("interrupted: the running job is back in the queue; run the command again to continue")
+        return 130
+    return EXIT_FAILED if counts[Outcome.FAILED] or counts[Outcome.OUT_OF_MEMORY] else EXIT_OK
+
+
+class ConsoleProgress:
+    """One progress bar per job and the overall count, redrawn in place on stderr."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.done = total, 0
+        self.job_label = ""
+        self.started = 0.0
+
+    def job_started(self, job: object) -> None:
+        import time
+
+        self.started = time.perf_counter()
+        self.job_label = f"job {getattr(job, 'id', '?')}"
+
+    def job_progress(self, job_id: int, step: int, total: int, preview: object) -> None:
+        import time
+
+        width = 24
+        filled = int(width * step / max(total, 1))
+        elapsed = time.perf_counter() - self.started
+        eta = elapsed / step * (total - step) if step else 0.0
+        bar = "#" * filled + "-" * (width - filled)
+        sys.stderr.write(
+            f"\r[{self.done + 1}/{self.total}] {self.job_label} [{bar}] {step}/{total} steps, ETA {eta:4.1f}s "
+        )
+        sys.stderr.flush()
+
+    def job_ended(self, result: object) -> None:
+        self.done += 1
+        outcome = getattr(result, "outcome", "")
+        seconds = getattr(result, "seconds", 0.0)
+        sys.stderr.write(f"\r[{self.done}/{self.total}] {self.job_label}: {outcome} in {seconds:.1f}s{' ' * 40}\n")
+        sys.stderr.flush()
+
+    def interrupted(self) -> None:
+        sys.stderr.write("\nstopping after this step (Ctrl-C)...\n")
+        sys.stderr.flush()
+
+
 # --- parsing ----------------------------------------------------------------------------------
 
 
@@ -296,6 +396,15 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("scene", help="the scene's id or exact name")
     exp.add_argument("out", type=Path, help="the JSON file to write")
     exp.set_defaults(func=cmd_export_json)
+
+    render = commands.add_parser(
+        "render", help="render queued jobs, or the given scenes, without a window (Ctrl-C stops cleanly)"
+    )
+    render.add_argument("project", type=Path)
+    render.add_argument("--scenes", nargs="+", metavar="SCENE", help="queue these scenes (ids or exact names)")
+    render.add_argument("--all", action="store_true", help="queue every scene")
+    render.add_argument("--variations", type=int, metavar="N", help="N renders per scene, each with a new seed")
+    render.set_defaults(func=cmd_render)
 
     info = commands.add_parser("info", help="list scenes, instances and queue counts")
     info.add_argument("project", type=Path)

@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import secrets
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -23,6 +25,7 @@ from engine.request import (
 )
 from projects.errors import ProjectError, SceneNotFoundError
 from projects.models import Instance, ProjectSettings, Scene
+from projects.queue import JobSnapshot, enqueue
 
 # Distinct, readable on dark and light canvases; instance i gets colour i mod len.
 INSTANCE_PALETTE: Final = (
@@ -213,3 +216,18 @@ def replace_scene_content(
         instance.position = position
         if item.color:
             instance.color = item.color
+
+
+def queue_scene(session: Session, scene: Scene, *, seed: int | None = None, priority: int = 0) -> JobSnapshot:
+    """Freeze the scene as it is now into a pending job. A scene in "random" seed mode, or an explicit
+    `seed` (variations), renders with that seed; otherwise with the scene's own, so iterating keeps the image."""
+    request = scene_to_request(session, scene)
+    if seed is None and (scene.overrides or {}).get("seed_mode") == "random":
+        seed = random_seed()
+    if seed is not None:
+        request = dataclasses.replace(request, seed=seed)
+    return enqueue(session, request, scene.id, priority)
+
+
+def random_seed() -> int:
+    return secrets.randbelow(2**31)

@@ -1,0 +1,214 @@
+"""Taking jobs from a project's queue and rendering them: the loop body shared by the GUI's render thread
+and the headless `render` command. No Qt here, so the command runs without a display.
+
+One job at a time: claim it (a short write), render it through `engine.runner`, then store the PNG, a
+thumbnail and the metadata in one short write. Progress reaches the database at most twice a second.
+Stopping (the window closes, Ctrl-C) puts the running job back to pending; cancelling it marks it
+cancelled; both take effect within one sampling step.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image, PngImagePlugin
+
+from engine.request import RenderRequest
+from engine.runner import OutOfMemoryRenderError, RenderError, RenderResult, Runner
+from engine.sampler import RenderCancelled
+from projects.database import Project
+from projects.errors import ProjectError
+from projects.queue import JobSnapshot, RenderOutput, cancel, claim_next, fail, finish, report_progress, requeue
+
+log = logging.getLogger(__name__)
+
+THUMBNAIL_SIDE = 160
+PROGRESS_WRITE_INTERVAL_S = 0.5
+APP_VERSION = "0.1.0"
+
+
+class Outcome(StrEnum):
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    REQUEUED = "requeued"  # stopped cleanly: back to pending
+    OUT_OF_MEMORY = "out of memory"  # failed, and the queue should pause
+
+
+@dataclass(frozen=True)
+class JobResult:
+    job: JobSnapshot
+    outcome: Outcome
+    seconds: float
+    render_id: int | None = None
+    error: str | None = None
+    notes: tuple[str, ...] = ()
+
+
+class JobListener(Protocol):
+    """What the loop reports; every call comes from the loop's thread."""
+
+    def job_started(self, job: JobSnapshot) -> None: ...
+
+    def job_progress(self, job_id: int, step: int, total: int, preview: npt.NDArray[np.uint8] | None) -> None: ...
+
+    def job_ended(self, result: JobResult) -> None: ...
+
+
+class QueueLoop:
+    def __init__(self, project: Project, runner: Runner, listener: JobListener, *, preview_every: int = 0) -> None:
+        self.project = project
+        self.runner = runner
+        self.listener = listener
+        self.preview_every = preview_every
+        self._stop = threading.Event()
+        self._cancel_lock = threading.Lock()
+        self._cancelled: set[int] = set()
+        self.running_job: int | None = None
+
+    def stop(self) -> None:
+        """Stop within a step; the running job goes back to pending (thread-safe)."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def cancel_running(self, job_id: int) -> bool:
+        """Cancel `job_id` if it is the one rendering now (thread-safe). Pending jobs are the caller's to
+        cancel in the database: they never affect the running one."""
+        with self._cancel_lock:
+            if self.running_job != job_id:
+                return False
+            self._cancelled.add(job_id)
+            return True
+
+    def run_until_empty(self, should_continue: Callable[[], bool] = lambda: True) -> list[JobResult]:
+        results: list[JobResult] = []
+        while not self.stopping and should_continue():
+            result = self.run_one()
+            if result is None:
+                break
+            results.append(result)
+            if result.outcome is Outcome.OUT_OF_MEMORY:
+                break  # every job behind it would fail the same way: let the user decide
+        return results
+
+    def run_one(self) -> JobResult | None:
+        """Claim and render the next pending job; None when the queue is empty (or stopping)."""
+        if self.stopping:
+            return None
+        with self.project.write() as session:
+            job = claim_next(session)
+        if job is None:
+            return None
+        with self._cancel_lock:
+            self.running_job = job.id
+        self.listener.job_started(job)
+        started = time.perf_counter()
+        try:
+            result = self._render(job, started)
+        finally:
+            with self._cancel_lock:
+                self.running_job = None
+                self._cancelled.discard(job.id)
+        self.listener.job_ended(result)
+        return result
+
+    def _render(self, job: JobSnapshot, started: float) -> JobResult:
+        last_write = [0.0]
+
+        def on_progress(step: int, total: int, preview: npt.NDArray[np.uint8] | None) -> None:
+            self.listener.job_progress(job.id, step, total, preview)
+            now = time.perf_counter()
+            if now - last_write[0] >= PROGRESS_WRITE_INTERVAL_S or step == total:
+                last_write[0] = now
+                try:
+                    with self.project.write() as session:
+                        report_progress(session, job.id, step, total)
+                except ProjectError as exc:  # progress is a nicety; the render goes on
+                    log.warning("progress of job %s not stored: %s", job.id, exc)
+
+        def should_cancel() -> bool:
+            return self._stop.is_set() or job.id in self._cancelled
+
+        def elapsed() -> float:
+            return time.perf_counter() - started
+
+        try:
+            rendered = self.runner.render(
+                job.request, on_progress=on_progress, preview_every=self.preview_every, should_cancel=should_cancel
+            )
+        except RenderCancelled:
+            with self.project.write() as session:
+                if job.id in self._cancelled:
+                    cancel(session, job.id)
+                    return JobResult(job, Outcome.CANCELLED, elapsed())
+                requeue(session, job.id)
+            return JobResult(job, Outcome.REQUEUED, elapsed())
+        except OutOfMemoryRenderError as exc:
+            return self._failed(job, str(exc), Outcome.OUT_OF_MEMORY, elapsed())
+        except RenderError as exc:
+            return self._failed(job, str(exc), Outcome.FAILED, elapsed())
+        except Exception as exc:  # a bug must fail the job, not kill the thread that runs the queue
+            log.exception("job %s failed unexpectedly", job.id)
+            return self._failed(job, f"unexpected error: {exc}", Outcome.FAILED, elapsed())
+        output = render_output(rendered)
+        with self.project.write() as session:
+            try:
+                render_id = finish(session, job.id, output)
+            except ProjectError as exc:  # the scene was deleted meanwhile
+                fail(session, job.id, str(exc))
+                return JobResult(job, Outcome.FAILED, elapsed(), error=str(exc))
+        return JobResult(job, Outcome.DONE, elapsed(), render_id=render_id, notes=rendered.notes)
+
+    def _failed(self, job: JobSnapshot, message: str, outcome: Outcome, seconds: float) -> JobResult:
+        with self.project.write() as session:
+            fail(session, job.id, message)
+        return JobResult(job, outcome, seconds, error=message)
+
+
+def render_output(result: RenderResult) -> RenderOutput:
+    """The PNG (with the full request and model hashes in text chunks), a thumbnail and the metadata."""
+    image = Image.fromarray(result.image)
+    info = PngImagePlugin.PngInfo()
+    info.add_text("instance-studio:request", result.request.to_json())
+    info.add_text("instance-studio:version", APP_VERSION)
+    info.add_text("instance-studio:model-hashes", json.dumps(result.model_hashes, sort_keys=True))
+    full = io.BytesIO()
+    image.save(full, format="PNG", pnginfo=info)
+    thumb = image.copy()
+    thumb.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE), Image.Resampling.LANCZOS)
+    small = io.BytesIO()
+    thumb.save(small, format="PNG")
+    timings: dict[str, object] = {key: round(value, 4) for key, value in result.timings.items()}
+    if result.notes:
+        timings["notes"] = list(result.notes)  # e.g. the cheaper settings an out-of-memory retry used
+    return RenderOutput(
+        png=full.getvalue(),
+        thumbnail=small.getvalue(),
+        timings=timings,
+        model_hashes=dict(result.model_hashes),
+        device=result.device,
+        dtype=result.dtype,
+    )
+
+
+def request_of_png(data: bytes) -> RenderRequest | None:
+    """The request stored in one of our PNGs, or None for any other image."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            text = getattr(image, "text", {}).get("instance-studio:request")
+    except (OSError, ValueError):
+        return None
+    return None if text is None else RenderRequest.from_json(text)

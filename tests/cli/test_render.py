@@ -1,0 +1,111 @@
+"""`main.py render`: the queue without a window, with progress, a summary and a clean Ctrl-C."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+import main
+from engine.request import InstanceKind, InstanceSpec, RenderRequest
+from projects.database import Project
+from projects.models import JobStatus
+from projects.queue import list_jobs
+from projects.scenes import SceneLayout, add_scene
+from tests.conftest import REPO_ROOT
+
+
+@pytest.fixture(scope="module")
+def demo_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A demo-sized model with untrained weights: the command's plumbing, not the pictures, is under test."""
+    import torch
+
+    from engine.demo.model import DemoModelConfig, build_demo_components, save_demo
+
+    folder = tmp_path_factory.mktemp("demo")
+    torch.manual_seed(0)
+    save_demo(build_demo_components(DemoModelConfig(), folder / "tok"), DemoModelConfig(), folder / "model")
+    return folder / "model"
+
+
+def shapes_project(path: Path, scenes: int = 2, steps: int = 3) -> Path:
+    with Project.create(path) as project, project.write() as session:
+        for k in range(scenes):
+            spec = InstanceSpec(caption="a red circle", kind=InstanceKind.BOX, box=(0.1, 0.1, 0.5, 0.5))
+            add_scene(
+                session,
+                SceneLayout(
+                    f"s{k}", "a red circle on a white background", 64, 64, (spec,), seed=k, overrides={"steps": steps}
+                ),
+            )
+    return path
+
+
+def test_render_all_scenes_stores_each_render_with_its_request(
+    demo_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("INSTANCE_STUDIO_DEMO_MODEL", str(demo_model))
+    path = shapes_project(tmp_path / "p.instproj")
+    assert main.main(["render", str(path), "--all"]) == 0
+    out, err = capsys.readouterr()
+    assert "summary: 2 done" in out and "[2/2] job 2: done" in err
+    assert re.search(r"\b(\d+)/\1 steps", err)  # the bar reached its end
+    with Project.open(path) as project, project.read() as session:
+        jobs = list_jobs(session)
+        from projects.models import Render
+
+        renders = session.query(Render).all()
+        assert [job.status for job in jobs] == [JobStatus.DONE, JobStatus.DONE]
+        assert len(renders) == 2 and {r.seed for r in renders} == {0, 1}
+        image = Image.open(io.BytesIO(renders[0].png))
+        assert image.size == (64, 64)
+        stored = RenderRequest.from_json(image.text["instance-studio:request"])  # type: ignore[attr-defined]
+        assert stored == RenderRequest.from_json(renders[0].request_json)
+    assert main.main(["render", str(path)]) == 0
+    assert "nothing to render" in capsys.readouterr().out
+
+
+def test_variations_use_new_seeds_and_a_missing_model_fails_the_job_in_words(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("INSTANCE_STUDIO_DEMO_MODEL", str(tmp_path / "no-model"))
+    path = shapes_project(tmp_path / "p.instproj", scenes=1)
+    assert main.main(["render", str(path), "--scenes", "s0", "--variations", "3"]) == 1
+    out = capsys.readouterr().out
+    assert "summary: 3 failed" in out and "the bundled demo model is not in this copy of the app" in out
+    with Project.open(path) as project, project.read() as session:
+        jobs = list_jobs(session)
+    assert len(jobs) == 3 and len({job.request.seed for job in jobs}) == 3
+    assert all(job.status is JobStatus.FAILED for job in jobs)
+
+
+def test_ctrl_c_puts_the_running_job_back_and_says_so(demo_model: Path, tmp_path: Path) -> None:
+    path = shapes_project(tmp_path / "p.instproj", scenes=1, steps=400)
+    env = {**os.environ, "INSTANCE_STUDIO_DEMO_MODEL": str(demo_model), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO_ROOT / "main.py"), "render", str(path), "--all"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        text=True,
+    )
+    assert proc.stderr is not None
+    seen = ""
+    deadline = time.monotonic() + 120
+    while "steps" not in seen and time.monotonic() < deadline:  # wait until it is rendering
+        seen += proc.stderr.read(1)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "1 requeued" in out and "back in the queue" in out
+    with Project.open(path) as project, project.read() as session:
+        (job,) = list_jobs(session)
+    assert job.status is JobStatus.PENDING and job.attempts == 0
