@@ -11,6 +11,7 @@ import shutil
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import (
@@ -27,6 +28,7 @@ from PySide6.QtWidgets import (
     QApplication,
     QDockWidget,
     QFileDialog,
+    QInputDialog,
     QLabel,
     QMainWindow,
     QMessageBox,
@@ -40,33 +42,46 @@ from PySide6.QtWidgets import (
 from desktop.canvas.tools import TOOLS, Tool
 from desktop.canvas.view import CanvasView
 from desktop.clipboard import instances_from_mime, instances_to_mime
+from desktop.commands import SceneFieldsCommand, SetInstancesCommand
+from desktop.compare import CompareDialog
 from desktop.document import SceneDocument
 from desktop.icons import app_icon, icon
+from desktop.panels.history import HistoryStrip
 from desktop.panels.instance_list import InstanceListPanel
+from desktop.panels.queue_panel import QueuePanel
 from desktop.panels.scene_list import SceneListPanel
 from desktop.panels.scene_settings import SceneSettingsPanel
 from desktop.preflight import TokenCounter, preflight
-from desktop.scene_data import ProjectSnapshot, SceneData, SceneSummary
+from desktop.render_thread import RenderThread
+from desktop.scene_data import HistoryEntry, InstanceData, ProjectSnapshot, SceneData, SceneSummary
 from desktop.store import ProjectStore
 from desktop.theme import apply_theme
 from desktop.welcome import WelcomePage, recent_projects, remember_project
 from projects.database import PROJECT_SUFFIX, Project
+from projects.queue import JobSnapshot, cancel, clear_finished, move_to_front, reorder, retry
+
+if TYPE_CHECKING:  # these import torch, which only the render thread loads
+    from desktop.render_loop import JobResult
+    from engine.runner import LoadedModel
 
 log = logging.getLogger(__name__)
 
 APP_NAME = "Instance Studio"
 SAMPLE_PROJECT = Path(__file__).resolve().parent.parent / "resources" / "samples" / "shapes.instproj"
 CLIP_TOKENIZER = Path(__file__).resolve().parent.parent / "resources" / "sd15" / "tokenizer"
+DEMO_MODEL_DIR = Path(__file__).resolve().parent.parent / "resources" / "demo" / "model"
 
 
 class MainWindow(QMainWindow):
     projectOpened = Signal(str)
+    renderImageLoaded = Signal(int, object)  # render id, PNG bytes (from the store's thread)
 
     def __init__(self, settings: QSettings, data_dir: Path, model_settings_path: Path | None = None) -> None:
         super().__init__()
         self.settings = settings
         self.data_dir = data_dir
         self.model_settings_path = model_settings_path or data_dir / "models.json"
+        self.demo_model_dir = DEMO_MODEL_DIR
         self.setWindowTitle(APP_NAME)
         self.setWindowIcon(app_icon())
         self.resize(1400, 880)
@@ -80,6 +95,10 @@ class MainWindow(QMainWindow):
         self._scenes: dict[int, SceneData] = {}  # scenes edited this session: their uids stay valid for undo
         self._pending_scene: int | None = None
         self._count_tokens: TokenCounter | None = None
+        self.render_thread: RenderThread | None = None
+        self._images: dict[int, bytes] = {}  # full renders loaded for the history and compare
+        self._image_waiters: list[tuple[set[int], Callable[[], None]]] = []
+        self.renderImageLoaded.connect(self._render_image_loaded)
 
         self.welcome = WelcomePage(settings)
         self.welcome.newRequested.connect(self.new_project)
@@ -96,11 +115,10 @@ class MainWindow(QMainWindow):
         self.warnings.setStyleSheet(
             "QLabel#preflightWarnings { background: #4a3b12; color: #ffd98a; padding: 6px 10px; border-radius: 4px; }"
         )
-        self.history = QLabel("Renders of this scene will appear here.")
-        self.history.setObjectName("historyStrip")
-        self.history.setFixedHeight(72)
-        self.history.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.history.setStyleSheet("QLabel#historyStrip { color: #8a8d93; border-top: 1px solid #3a3c40; }")
+        self.history = HistoryStrip()
+        self.history.showRequested.connect(self.show_render)
+        self.history.restoreRequested.connect(self.restore_layout)
+        self.history.compareRequested.connect(self.compare_renders)
         editor = QWidget()
         column = QVBoxLayout(editor)
         column.setContentsMargins(0, 0, 0, 0)
@@ -118,8 +136,13 @@ class MainWindow(QMainWindow):
         self.scene_list.model.reorderRequested.connect(self._reorder_scenes)
         self.instance_list = InstanceListPanel(self.document, self.canvas.push, self.canvas.delete_selected)
         self.scene_settings = SceneSettingsPanel(self.document, self.canvas.push)
-        self.queue_panel = QLabel("The render queue lives here.")
-        self.queue_panel.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.queue_panel = QueuePanel()
+        self.queue_panel.cancelRequested.connect(self.cancel_job)
+        self.queue_panel.retryRequested.connect(lambda job_id: self._job_action(lambda s: retry(s, job_id)))
+        self.queue_panel.moveRequested.connect(self._move_job)
+        self.queue_panel.frontRequested.connect(lambda job_id: self._job_action(lambda s: move_to_front(s, job_id)))
+        self.queue_panel.clearRequested.connect(lambda: self._job_action(clear_finished))
+        self.queue_panel.pauseToggled.connect(self.set_queue_paused)
         self.docks = {
             "scenes": self._dock("Scenes", self.scene_list, Qt.DockWidgetArea.LeftDockWidgetArea),
             "instances": self._dock("Instances", self.instance_list, Qt.DockWidgetArea.RightDockWidgetArea),
@@ -185,9 +208,10 @@ class MainWindow(QMainWindow):
         self.zoom_out_action = action(
             "Zoom out", lambda: self.canvas.zoom(0.8), QKeySequence.StandardKey.ZoomOut, "zoom-out"
         )
-        self.render_action = action("Render", lambda: None, "Ctrl+Return", "render")
-        self.render_action.setEnabled(False)
-        self.render_action.setToolTip("Render this scene (Ctrl+Enter): arrives with the render queue")
+        self.render_action = action("Render", self.render_current, "Ctrl+Return", "render")
+        self.render_selected_action = action("Render selected scenes", self.render_selected, None, "render-all")
+        self.render_all_action = action("Render all scenes", self.render_all, "Ctrl+Shift+Return", "render-all")
+        self.variations_action = action("Render variations…", self.render_variations, None, "variations")
         self.new_scene_action = action("New scene", self.add_scene, "Ctrl+Shift+N", "add-scene")
         self.new_seed_action = action("New seed", self.scene_settings.new_seed, "Ctrl+R", "dice")
 
@@ -256,7 +280,9 @@ class MainWindow(QMainWindow):
         scene_menu.addAction(action("Delete scene", self.delete_scene, None, "delete"))
         scene_menu.addSeparator()
         scene_menu.addAction(self.new_seed_action)
-        scene_menu.addAction(self.render_action)
+        render_menu = menu.addMenu("&Render")
+        for act in (self.render_action, self.render_selected_action, self.render_all_action, self.variations_action):
+            render_menu.addAction(act)
         view_menu = menu.addMenu("&View")
         for act in (self.zoom_in_action, self.zoom_out_action, self.fit_action):
             view_menu.addAction(act)
@@ -278,6 +304,10 @@ class MainWindow(QMainWindow):
             self.delete_action,
             self.new_scene_action,
             self.new_seed_action,
+            self.render_action,
+            self.render_selected_action,
+            self.render_all_action,
+            self.variations_action,
             *self.tool_actions.values(),
         ]
 
@@ -376,6 +406,9 @@ class MainWindow(QMainWindow):
         store.summaryChanged.connect(self.scene_list.model.update_scene)
         store.sceneAdded.connect(self._scene_added)
         store.renderLoaded.connect(self._render_loaded)
+        store.jobsChanged.connect(self._jobs_changed)
+        store.jobsQueued.connect(self._jobs_queued)
+        store.historyLoaded.connect(self._history_loaded)
         store.failed.connect(lambda message: self.show_message(f"Not saved: {message}", 10000))
         store.saved.connect(lambda _id: self.statusBar().showMessage("Saved", 1500))
         self.store = store
@@ -397,6 +430,12 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"{path.stem} — {APP_NAME}")
         self.scene_settings.set_defaults(snapshot.defaults)
         self.scene_list.model.set_scenes(snapshot.scenes)
+        self.queue_panel.scene_names = {s.scene_id: s.name for s in snapshot.scenes}
+        self._start_render_thread(paused=snapshot.unclean_exit)
+        if snapshot.unclean_exit:
+            self.queue_panel.set_paused(True, "paused after an unclean exit: resume the queue when ready")
+        assert self.store is not None
+        self.store.refresh_jobs()
         self._show_editor()
         for note in snapshot.notes:
             self.show_message(note, 8000)
@@ -409,6 +448,10 @@ class MainWindow(QMainWindow):
     def close_project(self) -> None:
         if self.store is None:
             return
+        if self.render_thread is not None:
+            thread, self.render_thread = self.render_thread, None
+            thread.shutdown()  # the running job goes back to pending within a step
+            thread.deleteLater()
         store, self.store = self.store, None
         store.close()  # writes what is pending
         store.deleteLater()
@@ -420,6 +463,9 @@ class MainWindow(QMainWindow):
         self._stacks.clear()
         self._scenes.clear()
         self.scene_list.model.set_scenes(())
+        self.queue_panel.set_jobs([])
+        self.history.set_entries([])
+        self._images.clear()
         self.setWindowTitle(APP_NAME)
         self._show_welcome()
 
@@ -432,7 +478,9 @@ class MainWindow(QMainWindow):
         if current is not None and current.scene_id == scene_id:
             return
         self.canvas.set_background(None)
+        self.history.set_entries([])
         self.store.load_render(scene_id)
+        self.store.load_history(scene_id)
         if scene_id in self._scenes:
             self._show_scene(self._scenes[scene_id])
         else:
@@ -464,6 +512,7 @@ class MainWindow(QMainWindow):
     def _scenes_changed(self, scenes: tuple[SceneSummary, ...]) -> None:
         current = self.document.scene
         self.scene_list.model.set_scenes(scenes)
+        self.queue_panel.scene_names = {s.scene_id: s.name for s in scenes}
         ids = {s.scene_id for s in scenes}
         for gone in [sid for sid in self._scenes if sid not in ids]:
             self._scenes.pop(gone, None)
@@ -520,6 +569,184 @@ class MainWindow(QMainWindow):
         self._scenes.pop(scene.scene_id, None)
         self.document.load(None)
         self.store.delete_scene(scene.scene_id)
+
+    # --- rendering -------------------------------------------------------------------------
+
+    def _start_render_thread(self, paused: bool) -> None:
+        assert self.store is not None and self.store.project is not None
+        settings_path = self.model_settings_path
+
+        def provide(model_id: str) -> LoadedModel:
+            # Runs on the render thread: torch and the models load there, never on the GUI thread.
+            from engine.model_settings import ModelSettings
+            from engine.providers import settings_provider
+
+            settings = ModelSettings.load(settings_path, missing_ok=True)
+            return settings_provider(settings, demo_dir=self.demo_model_dir)(model_id)
+
+        thread = RenderThread(self.store.project, provide, paused=paused)
+        thread.jobStarted.connect(self._job_started)
+        thread.jobProgress.connect(self.queue_panel.job_progress)
+        thread.jobPreview.connect(self.queue_panel.job_preview)
+        thread.jobEnded.connect(self._job_ended)
+        thread.pausedChanged.connect(self.queue_panel.set_paused)
+        self.render_thread = thread
+        thread.start()
+
+    def _queue(self, scene_ids: list[int], variations: int = 0) -> None:
+        if self.store is None or not scene_ids:
+            return
+        self.store.queue_scenes(scene_ids, variations)
+
+    def render_current(self) -> None:
+        scene = self.document.scene
+        if scene is not None:
+            self._queue([scene.scene_id])
+
+    def render_selected(self) -> None:
+        ids = self.scene_list.selected_scene_ids()
+        self._queue(ids or ([self.document.scene.scene_id] if self.document.scene else []))
+
+    def render_all(self) -> None:
+        self._queue([s.scene_id for s in self.scene_list.model.scenes])
+
+    def render_variations(self, count: int | None = None) -> None:
+        scene = self.document.scene
+        if scene is None:
+            return
+        if count is None:
+            count, ok = QInputDialog.getInt(self, "Variations", "Renders with new seeds:", 4, 1, 100)
+            if not ok:
+                return
+        self._queue([scene.scene_id], variations=count)
+
+    def _jobs_queued(self, count: int) -> None:
+        self.show_message(f"Queued {count} render(s)")
+        if self.render_thread is not None:
+            self.render_thread.wake()
+
+    def _jobs_changed(self, jobs: list[JobSnapshot]) -> None:
+        self.queue_panel.set_jobs(jobs)
+
+    def _job_started(self, job: JobSnapshot) -> None:
+        self.queue_panel.job_started(job)
+        if self.store is not None:
+            self.store.refresh_jobs()
+            self.store.refresh_summaries()
+
+    def _job_ended(self, result: JobResult) -> None:
+        if self.store is None:
+            return
+        self.store.refresh_jobs()
+        self.store.refresh_summaries()
+        if result.outcome.value in ("failed", "out of memory"):
+            self.show_message(f"Render of job {result.job.id} failed: {result.error}", 15000)
+        current = self.document.scene
+        if result.outcome.value == "done" and current is not None and result.job.scene_id == current.scene_id:
+            self.store.load_render(current.scene_id)
+            self.store.load_history(current.scene_id)
+
+    def cancel_job(self, job_id: int) -> None:
+        """Cancel only that job: the running one stops within a step; a pending one never touches it."""
+        if self.render_thread is not None and self.render_thread.cancel_running(job_id):
+            return
+        self._job_action(lambda session: cancel(session, job_id))
+
+    def _move_job(self, job_id: int, delta: int) -> None:
+        pending = [job.id for job in self.queue_panel.jobs if job.status.value == "pending"]
+        if job_id not in pending:
+            return
+        index = pending.index(job_id)
+        target = index + delta
+        if 0 <= target < len(pending):
+            pending[index], pending[target] = pending[target], pending[index]
+            self._job_action(lambda session: reorder(session, pending))
+
+    def _job_action(self, action: Callable[..., object]) -> None:
+        if self.store is not None:
+            self.store.job_action(action)
+            if self.render_thread is not None:
+                self.render_thread.wake()
+
+    def set_queue_paused(self, paused: bool) -> None:
+        if self.render_thread is not None:
+            self.render_thread.set_paused(paused)
+
+    def _history_loaded(self, scene_id: int, entries: list[HistoryEntry]) -> None:
+        current = self.document.scene
+        if current is not None and current.scene_id == scene_id:
+            self.history.set_entries(entries)
+
+    def _load_images(self, render_ids: set[int], then: Callable[[], None]) -> None:
+        missing = {i for i in render_ids if i not in self._images}
+        if not missing:
+            then()
+            return
+        self._image_waiters.append((render_ids, then))
+        assert self.store is not None
+        for render_id in missing:
+            self.store.load_render_image(render_id, self.renderImageLoaded.emit)
+
+    def _render_image_loaded(self, render_id: int, png: bytes) -> None:
+        self._images[render_id] = png
+        ready = [(ids, then) for ids, then in self._image_waiters if ids <= set(self._images)]
+        self._image_waiters = [(ids, then) for ids, then in self._image_waiters if not ids <= set(self._images)]
+        for _ids, then in ready:
+            then()
+
+    def show_render(self, render_id: int) -> None:
+        if self.store is not None:
+            self._load_images(
+                {render_id}, lambda: self.canvas.set_background(QImage.fromData(self._images[render_id]))
+            )
+
+    def compare_renders(self, before: int, after: int) -> None:
+        def show() -> None:
+            dialog = CompareDialog(
+                QImage.fromData(self._images[before]),
+                QImage.fromData(self._images[after]),
+                (f"#{before}", f"#{after}"),
+                self,
+            )
+            dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+            dialog.show()
+
+        if self.store is not None:
+            self._load_images({before, after}, show)
+
+    def restore_layout(self, entry: HistoryEntry) -> None:
+        """Put the scene back to the layout and settings of a render, as one undoable step."""
+        scene = self.document.scene
+        stack = self.undo_group.activeStack()
+        if scene is None or stack is None or self.snapshot is None:
+            return
+        request, defaults = entry.request, self.snapshot.defaults
+        overrides = {k: v for k, v in scene.overrides.items() if k in ("seed_mode", "model_id")}
+        for name in ("steps", "guidance", "alpha", "mis"):
+            if getattr(request, name) != getattr(defaults, name):
+                overrides[name] = getattr(request, name)
+        if request.scheduler.value != defaults.scheduler:
+            overrides["scheduler"] = request.scheduler.value
+        fields = {
+            "caption": request.prompt,
+            "negative_prompt": request.negative_prompt or None,
+            "width": request.width,
+            "height": request.height,
+            "seed": request.seed,
+            "overrides": overrides,
+        }
+        instances: tuple[InstanceData, ...] = ()
+        working = SceneData(scene.scene_id, scene.name)
+        for spec in request.instances:
+            instance = InstanceData(spec=spec, color=working.free_color())
+            instances = (*instances, instance)
+            working = SceneData(scene.scene_id, scene.name, instances=instances)
+        stack.beginMacro("Restore layout")
+        before = {name: getattr(scene, name) for name in fields}
+        stack.push(SceneFieldsCommand(self.document, before, fields, "Restore settings"))
+        stack.push(SetInstancesCommand(self.document, scene.instances, instances, "Restore instances"))
+        stack.endMacro()
+        self.show_message(f"Restored the layout of render #{entry.render_id}")
 
     # --- clipboard -------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
-from engine.request import InstanceKind, InstanceSpec
+from engine.request import InstanceKind, InstanceSpec, RenderRequest
 from projects.scenes import INSTANCE_PALETTE
 
 _uids = itertools.count(1)
@@ -113,3 +113,13 @@ class ProjectSnapshot:
     scenes: tuple[SceneSummary, ...]
     unclean_exit: bool = False
     notes: tuple[str, ...] = ()  # what the open did (jobs requeued, a migration), in words
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One render of a scene, for the history strip (the full image is loaded on demand)."""
+
+    render_id: int
+    thumbnail: bytes
+    request: RenderRequest
+    created: str

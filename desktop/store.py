@@ -21,6 +21,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from desktop.scene_data import (
+    HistoryEntry,
     InstanceData,
     ProjectDefaults,
     ProjectSnapshot,
@@ -32,12 +33,15 @@ from engine.request import RenderRequest, RequestValidationError
 from projects.database import Project
 from projects.errors import ProjectError
 from projects.models import Instance, Render, RenderJob, Scene
+from projects.queue import list_jobs
 from projects.scenes import (
     SceneLayout,
     StoredInstance,
     add_scene,
     get_settings,
     list_scenes,
+    queue_scene,
+    random_seed,
     replace_scene_content,
     scene_to_request,
     stored_instances,
@@ -58,6 +62,9 @@ class ProjectStore(QObject):
     summaryChanged = Signal(object)  # SceneSummary: one scene's row after a save
     sceneAdded = Signal(int)  # the new scene's id (after scenesChanged)
     renderLoaded = Signal(int, object)  # scene id, PNG bytes of its latest render (or None)
+    jobsChanged = Signal(object)  # list[JobSnapshot], in queue order
+    jobsQueued = Signal(int)  # how many jobs were just added
+    historyLoaded = Signal(int, object)  # scene id, list[HistoryEntry] newest first
     saved = Signal(int)  # scene id
     failed = Signal(str)  # a write or read that did not happen, in words
 
@@ -117,6 +124,75 @@ class ProjectStore(QObject):
             self.renderLoaded.emit(scene_id, png)
 
         self._submit(run)
+
+    # --- the queue ------------------------------------------------------------------------
+
+    def queue_scenes(self, scene_ids: list[int], variations: int = 0) -> None:
+        """Freeze each scene as it is now into jobs: one, or `variations` with new seeds.
+
+        Pending saves of those scenes are written first (same thread, in order), so a job renders exactly
+        what the user sees."""
+
+        def run() -> None:
+            self._write_all_pending()
+            count = 0
+            with self._require().write() as session:
+                for scene_id in scene_ids:
+                    scene = _scene(session, scene_id)
+                    seeds = [random_seed() for _ in range(variations)] if variations else [None]
+                    for seed in seeds:
+                        queue_scene(session, scene, seed=seed)
+                        count += 1
+            self.jobsQueued.emit(count)
+            self._emit_jobs()
+            self._emit_summaries()
+
+        self._submit(run)
+
+    def refresh_jobs(self) -> None:
+        self._submit(self._emit_jobs)
+
+    def job_action(self, action: Callable[[Session], object]) -> None:
+        """Run one queue transition (cancel, retry, reorder...) in a short write, then refresh the list."""
+
+        def run() -> None:
+            with self._require().write() as session:
+                action(session)
+            self._emit_jobs()
+            self._emit_summaries()
+
+        self._submit(run)
+
+    def load_history(self, scene_id: int) -> None:
+        def run() -> None:
+            with self._require().read() as session:
+                rows = session.execute(
+                    select(Render.id, Render.thumbnail, Render.request_json, Render.created_at)
+                    .where(Render.scene_id == scene_id)
+                    .order_by(Render.id.desc())
+                ).all()
+            entries = [
+                HistoryEntry(render_id, thumbnail, RenderRequest.from_json(request), created.isoformat(" ", "seconds"))
+                for render_id, thumbnail, request, created in rows
+            ]
+            self.historyLoaded.emit(scene_id, entries)
+
+        self._submit(run)
+
+    def load_render_image(self, render_id: int, into: Callable[[int, bytes], None]) -> None:
+        """One render's full PNG, handed to `into(render_id, png)` on the worker thread (use a signal)."""
+
+        def run() -> None:
+            with self._require().read() as session:
+                png = session.scalar(select(Render.png).where(Render.id == render_id))
+            if png is not None:
+                into(render_id, png)
+
+        self._submit(run)
+
+    def _emit_jobs(self) -> None:
+        with self._require().read() as session:
+            self.jobsChanged.emit(list_jobs(session))
 
     def save_scene(self, data: SceneData) -> None:
         with self._pending_lock:

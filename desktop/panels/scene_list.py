@@ -182,6 +182,9 @@ class SceneListPanel(QWidget):
         index = self.view.currentIndex()
         return int(index.data(SceneIdRole)) if index.isValid() else None
 
+    def selected_scene_ids(self) -> list[int]:
+        return [int(index.data(SceneIdRole)) for index in self.view.selectionModel().selectedIndexes()]
+
     def select_scene(self, scene_id: int) -> None:
         row = self.model.row_of(scene_id)
         if row >= 0 and self.view.currentIndex().row() != row:

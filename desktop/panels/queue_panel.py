@@ -1,0 +1,214 @@
+"""The queue: every job with its state, a progress bar with steps and ETA for the running one, its live
+preview, and the actions (cancel, retry, move, pause, clear finished)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QProgressBar,
+    QToolButton,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop.icons import icon
+from projects.models import JobStatus
+from projects.queue import JobSnapshot
+
+COLUMNS = ("Job", "Scene", "State", "Progress", "Details")
+PREVIEW_SIDE = 120
+
+
+@dataclass
+class _Timing:
+    started: float
+    step: int = 0
+    total: int = 0
+
+    def eta(self) -> float | None:
+        """Seconds left, from the measured time per step so far."""
+        if self.step <= 0 or self.total <= 0:
+            return None
+        return (time.perf_counter() - self.started) / self.step * (self.total - self.step)
+
+
+class QueuePanel(QWidget):
+    cancelRequested = Signal(int)
+    retryRequested = Signal(int)
+    moveRequested = Signal(int, int)  # job id, -1 up / +1 down
+    frontRequested = Signal(int)
+    clearRequested = Signal()
+    pauseToggled = Signal(bool)  # True: pause
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.jobs: list[JobSnapshot] = []
+        self.scene_names: dict[int, str] = {}
+        self._timings: dict[int, _Timing] = {}
+        self._bars: dict[int, QProgressBar] = {}
+
+        self.tree = QTreeWidget()
+        self.tree.setObjectName("queueList")
+        self.tree.setColumnCount(len(COLUMNS))
+        self.tree.setHeaderLabels(list(COLUMNS))
+        self.tree.setRootIsDecorated(False)
+        self.tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        header = self.tree.header()
+        header.setSectionResizeMode(4, QHeaderView.ResizeMode.Stretch)
+        self.tree.setColumnWidth(3, 220)
+        self.preview = QLabel("no render running")
+        self.preview.setObjectName("queuePreview")
+        self.preview.setFixedSize(PREVIEW_SIDE, PREVIEW_SIDE)
+        self.preview.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.preview.setStyleSheet("QLabel#queuePreview { border: 1px solid #3a3c40; color: #8a8d93; }")
+        self.state_label = QLabel()
+
+        self.pause_button = self._button("pause", "Pause the queue (the running job finishes)")
+        self.pause_button.setCheckable(True)
+        self.pause_button.toggled.connect(self._pause_toggled)
+        self.cancel_button = self._button("cancel", "Cancel the selected job (only that job)")
+        self.cancel_button.clicked.connect(lambda: self._with_selected(self.cancelRequested.emit))
+        self.retry_button = self._button("retry", "Retry the selected failed or cancelled job")
+        self.retry_button.clicked.connect(lambda: self._with_selected(self.retryRequested.emit))
+        self.up_button = self._button("move-up", "Move the selected job up")
+        self.up_button.clicked.connect(lambda: self._with_selected(lambda job: self.moveRequested.emit(job, -1)))
+        self.down_button = self._button("move-down", "Move the selected job down")
+        self.down_button.clicked.connect(lambda: self._with_selected(lambda job: self.moveRequested.emit(job, 1)))
+        self.front_button = self._button("move-to-front", "Render the selected job next")
+        self.front_button.clicked.connect(lambda: self._with_selected(self.frontRequested.emit))
+        self.clear_button = self._button("clear", "Clear finished jobs (their renders stay)")
+        self.clear_button.clicked.connect(self.clearRequested.emit)
+
+        buttons = QHBoxLayout()
+        for button in (
+            self.pause_button,
+            self.cancel_button,
+            self.retry_button,
+            self.up_button,
+            self.down_button,
+            self.front_button,
+            self.clear_button,
+        ):
+            buttons.addWidget(button)
+        buttons.addWidget(self.state_label, 1)
+        left = QVBoxLayout()
+        left.addLayout(buttons)
+        left.addWidget(self.tree, 1)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addLayout(left, 1)
+        layout.addWidget(self.preview, 0, Qt.AlignmentFlag.AlignTop)
+        self.tree.itemSelectionChanged.connect(self._update_buttons)
+        self._update_buttons()
+
+    def _button(self, name: str, tip: str) -> QToolButton:
+        button = QToolButton()
+        button.setIcon(icon(name))
+        button.setToolTip(tip)
+        button.setObjectName(f"queue-{name}")
+        return button
+
+    # --- data in ---------------------------------------------------------------------------
+
+    def set_jobs(self, jobs: list[JobSnapshot]) -> None:
+        selected = self.selected_job()
+        self.jobs = jobs
+        self.tree.clear()
+        self._bars.clear()
+        for job in jobs:
+            item = QTreeWidgetItem(
+                [
+                    str(job.id),
+                    self.scene_names.get(job.scene_id or -1, f"scene {job.scene_id}"),
+                    job.status.value,
+                    "",
+                    self._details(job),
+                ]
+            )
+            item.setData(0, Qt.ItemDataRole.UserRole, job.id)
+            item.setToolTip(4, job.error or "")
+            self.tree.addTopLevelItem(item)
+            if job.status is JobStatus.RUNNING:
+                bar = QProgressBar()
+                bar.setRange(0, max(job.progress_total, 1))
+                bar.setValue(job.progress_step)
+                self.tree.setItemWidget(item, 3, bar)
+                self._bars[job.id] = bar
+            if job.id == selected:
+                self.tree.setCurrentItem(item)
+        pending = sum(1 for job in jobs if job.status is JobStatus.PENDING)
+        running = sum(1 for job in jobs if job.status is JobStatus.RUNNING)
+        self.state_label.setText(f"{running} rendering · {pending} waiting")
+        self._update_buttons()
+
+    def _details(self, job: JobSnapshot) -> str:
+        request = job.request
+        base = f"seed {request.seed} · {request.steps} steps · {request.width}×{request.height}"
+        if job.error:
+            return f"{job.error}"
+        return base
+
+    def job_started(self, job: JobSnapshot) -> None:
+        self._timings[job.id] = _Timing(time.perf_counter())
+
+    def job_progress(self, job_id: int, step: int, total: int) -> None:
+        timing = self._timings.setdefault(job_id, _Timing(time.perf_counter()))
+        timing.step, timing.total = step, total
+        bar = self._bars.get(job_id)
+        if bar is None:
+            return
+        bar.setRange(0, max(total, 1))
+        bar.setValue(step)
+        eta = timing.eta()
+        bar.setFormat(f"{step}/{total} steps" + (f" · {eta:.0f}s left" if eta is not None else ""))
+
+    def job_preview(self, job_id: int, image: QImage) -> None:
+        pixmap = QPixmap.fromImage(image).scaled(
+            PREVIEW_SIDE, PREVIEW_SIDE, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
+        )
+        self.preview.setPixmap(pixmap)
+
+    def set_paused(self, paused: bool, reason: str = "") -> None:
+        self.pause_button.blockSignals(True)
+        self.pause_button.setChecked(paused)
+        self.pause_button.setIcon(icon("resume" if paused else "pause"))
+        self.pause_button.setToolTip("Resume the queue" if paused else "Pause the queue (the running job finishes)")
+        self.pause_button.blockSignals(False)
+        if reason:
+            self.state_label.setText(reason)
+
+    # --- actions ---------------------------------------------------------------------------
+
+    def selected_job(self) -> int | None:
+        item = self.tree.currentItem()
+        return None if item is None else int(item.data(0, Qt.ItemDataRole.UserRole))
+
+    def _job(self, job_id: int | None) -> JobSnapshot | None:
+        return next((job for job in self.jobs if job.id == job_id), None)
+
+    def _with_selected(self, action: object) -> None:
+        job_id = self.selected_job()
+        if job_id is not None and callable(action):
+            action(job_id)
+
+    def _pause_toggled(self, paused: bool) -> None:
+        self.set_paused(paused)
+        self.pauseToggled.emit(paused)
+
+    def _update_buttons(self) -> None:
+        job = self._job(self.selected_job())
+        status = job.status if job else None
+        self.cancel_button.setEnabled(status in (JobStatus.PENDING, JobStatus.RUNNING))
+        self.retry_button.setEnabled(status in (JobStatus.FAILED, JobStatus.CANCELLED))
+        for button in (self.up_button, self.down_button, self.front_button):
+            button.setEnabled(status is JobStatus.PENDING)

@@ -1,0 +1,106 @@
+"""Rendering from the window with the real engine on a demo-sized model: progress, history, cancelling,
+and closing mid-render."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QThread
+from pytestqt.qtbot import QtBot
+
+from desktop.main_window import MainWindow
+from desktop.render_loop import JobResult, Outcome
+from engine.request import InstanceKind, InstanceSpec
+from projects.database import Project
+from projects.models import JobStatus
+from projects.queue import list_jobs
+from projects.scenes import SceneLayout, add_scene
+from tests.desktop.conftest import open_window
+
+
+@pytest.fixture(scope="module")
+def demo_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import torch
+
+    from engine.demo.model import DemoModelConfig, build_demo_components, save_demo
+
+    folder = tmp_path_factory.mktemp("demo")
+    torch.manual_seed(0)
+    save_demo(build_demo_components(DemoModelConfig(), folder / "tok"), DemoModelConfig(), folder / "model")
+    return folder / "model"
+
+
+def project(path: Path, steps: tuple[int, ...]) -> Path:
+    with Project.create(path) as opened, opened.write() as session:
+        for k, count in enumerate(steps):
+            spec = InstanceSpec(caption="a red circle", kind=InstanceKind.BOX, box=(0.2, 0.2, 0.6, 0.6))
+            layout = SceneLayout(f"s{k}", "a red circle", 64, 64, (spec,), seed=k, overrides={"steps": count})
+            add_scene(session, layout)
+    return path
+
+
+def window_on(qtbot: QtBot, path: Path, home: Path, demo_model: Path) -> MainWindow:
+    home.mkdir(exist_ok=True)
+    window = open_window(qtbot, path, home)
+    # The render thread reads the model folder when its first job starts.
+    window.demo_model_dir = demo_model
+    return window
+
+
+def test_render_reports_progress_and_lands_in_the_history(qtbot: QtBot, tmp_path: Path, demo_model: Path) -> None:
+    path = project(tmp_path / "p.instproj", steps=(4,))
+    window = window_on(qtbot, path, tmp_path / "home", demo_model)
+    assert window.render_thread is not None
+    progress: list[tuple[int, int, int]] = []
+    window.render_thread.jobProgress.connect(lambda *args: progress.append(args))
+    with qtbot.waitSignal(window.render_thread.jobEnded, timeout=120_000) as ended:
+        window.render_action.trigger()
+    result: JobResult = ended.args[0]
+    assert result.outcome is Outcome.DONE, result.error
+    assert progress and progress[-1][1] == progress[-1][2]
+    qtbot.waitUntil(lambda: window.history.list.count() == 1, timeout=10_000)
+    qtbot.waitUntil(lambda: not window.canvas._background.pixmap().isNull(), timeout=10_000)
+    qtbot.waitUntil(lambda: window.scene_list.model.scenes[0].state.value == "rendered", timeout=10_000)
+    window.close()
+
+
+def test_cancelling_a_pending_job_leaves_the_running_one_alone(qtbot: QtBot, tmp_path: Path, demo_model: Path) -> None:
+    path = project(tmp_path / "p.instproj", steps=(60, 4))
+    window = window_on(qtbot, path, tmp_path / "home", demo_model)
+    thread = window.render_thread
+    assert thread is not None
+    started: list[int] = []
+    thread.jobStarted.connect(lambda job: started.append(job.id))
+    window.render_all_action.trigger()
+    qtbot.waitUntil(lambda: len(started) == 1, timeout=60_000)
+    qtbot.waitUntil(  # the panel shows one running, one pending
+        lambda: sorted(job.status.value for job in window.queue_panel.jobs) == ["pending", "running"], timeout=10_000
+    )
+    pending = next(job.id for job in window.queue_panel.jobs if job.status is JobStatus.PENDING)
+    with qtbot.waitSignal(thread.jobEnded, timeout=120_000) as ended:
+        window.cancel_job(pending)
+    assert ended.args[0].job.id == started[0] and ended.args[0].outcome is Outcome.DONE
+    window.close()
+    with Project.open(path) as opened, opened.read() as session:
+        statuses = {job.id: job.status for job in list_jobs(session)}
+    assert statuses == {started[0]: JobStatus.DONE, pending: JobStatus.CANCELLED}
+
+
+def test_closing_mid_render_puts_the_job_back_and_stops_the_thread(
+    qtbot: QtBot, tmp_path: Path, demo_model: Path
+) -> None:
+    path = project(tmp_path / "p.instproj", steps=(400,))
+    window = window_on(qtbot, path, tmp_path / "home", demo_model)
+    thread = window.render_thread
+    assert thread is not None
+    steps: list[int] = []
+    thread.jobProgress.connect(lambda _job, step, _total: steps.append(step))
+    window.render_action.trigger()
+    qtbot.waitUntil(lambda: len(steps) >= 2, timeout=60_000)
+    window.close()
+    assert thread.isFinished() and not thread.isRunning()
+    assert not [t for t in window.findChildren(QThread) if t.isRunning()]
+    with Project.open(path) as opened, opened.read() as session:
+        (job,) = list_jobs(session)
+    assert job.status is JobStatus.PENDING and job.attempts == 0
