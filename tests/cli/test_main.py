@@ -136,7 +136,7 @@ def test_no_arguments_opens_the_gui(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[tuple[object, ...]] = []
     monkeypatch.setattr("desktop.app.run", lambda *args: calls.append(args) or 0)
     assert main.main([]) == 0
-    (_argv, home, project, settings), = calls
+    ((_argv, home, project, settings),) = calls
     assert project is None and home == main.data_dir() and settings == main.model_settings_path()
 
 
