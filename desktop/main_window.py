@@ -26,6 +26,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import (
     QApplication,
+    QDialog,
     QDockWidget,
     QFileDialog,
     QInputDialog,
@@ -55,6 +56,7 @@ from desktop.preflight import TokenCounter, preflight
 from desktop.render_thread import RenderThread
 from desktop.scene_data import HistoryEntry, InstanceData, ProjectSnapshot, SceneData, SceneSummary
 from desktop.store import ProjectStore
+from desktop.sweep import ContactSheetDialog, SweepDialog, contact_sheet
 from desktop.theme import apply_theme
 from desktop.welcome import WelcomePage, recent_projects, remember_project
 from projects.database import PROJECT_SUFFIX, Project
@@ -119,6 +121,7 @@ class MainWindow(QMainWindow):
         self.history.showRequested.connect(self.show_render)
         self.history.restoreRequested.connect(self.restore_layout)
         self.history.compareRequested.connect(self.compare_renders)
+        self.history.sheetRequested.connect(self.show_contact_sheet)
         editor = QWidget()
         column = QVBoxLayout(editor)
         column.setContentsMargins(0, 0, 0, 0)
@@ -212,6 +215,7 @@ class MainWindow(QMainWindow):
         self.render_selected_action = action("Render selected scenes", self.render_selected, None, "render-all")
         self.render_all_action = action("Render all scenes", self.render_all, "Ctrl+Shift+Return", "render-all")
         self.variations_action = action("Render variations…", self.render_variations, None, "variations")
+        self.sweep_action = action("Sweep seed × alpha × mis…", self.render_sweep, None, "variations")
         self.new_scene_action = action("New scene", self.add_scene, "Ctrl+Shift+N", "add-scene")
         self.new_seed_action = action("New seed", self.scene_settings.new_seed, "Ctrl+R", "dice")
 
@@ -281,7 +285,13 @@ class MainWindow(QMainWindow):
         scene_menu.addSeparator()
         scene_menu.addAction(self.new_seed_action)
         render_menu = menu.addMenu("&Render")
-        for act in (self.render_action, self.render_selected_action, self.render_all_action, self.variations_action):
+        for act in (
+            self.render_action,
+            self.render_selected_action,
+            self.render_all_action,
+            self.variations_action,
+            self.sweep_action,
+        ):
             render_menu.addAction(act)
         view_menu = menu.addMenu("&View")
         for act in (self.zoom_in_action, self.zoom_out_action, self.fit_action):
@@ -308,6 +318,7 @@ class MainWindow(QMainWindow):
             self.render_selected_action,
             self.render_all_action,
             self.variations_action,
+            self.sweep_action,
             *self.tool_actions.values(),
         ]
 
@@ -619,6 +630,35 @@ class MainWindow(QMainWindow):
             if not ok:
                 return
         self._queue([scene.scene_id], variations=count)
+
+    def render_sweep(self, values: tuple[list[int], list[float], list[float]] | None = None) -> None:
+        scene = self.document.scene
+        if scene is None or self.store is None or self.snapshot is None:
+            return
+        if values is None:
+            defaults = self.snapshot.defaults
+            dialog = SweepDialog(
+                scene.seed,
+                float(scene.overrides.get("alpha", defaults.alpha)),
+                float(scene.overrides.get("mis", defaults.mis)),
+                self,
+            )
+            if dialog.exec() != QDialog.DialogCode.Accepted:
+                return
+            values = dialog.values()
+        self.store.queue_sweep(scene.scene_id, *values)
+
+    def show_contact_sheet(self, entries: list[HistoryEntry]) -> None:
+        if not entries or self.store is None:
+            return
+
+        def show() -> None:
+            items = [(QImage.fromData(self._images[e.render_id]), e.request) for e in reversed(entries)]
+            dialog = ContactSheetDialog(contact_sheet(items), self)
+            dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+            dialog.show()
+
+        self._load_images({e.render_id for e in entries}, show)
 
     def _jobs_queued(self, count: int) -> None:
         self.show_message(f"Queued {count} render(s)")

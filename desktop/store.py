@@ -41,6 +41,7 @@ from projects.scenes import (
     get_settings,
     list_scenes,
     queue_scene,
+    queue_sweep,
     random_seed,
     replace_scene_content,
     scene_to_request,
@@ -144,6 +145,17 @@ class ProjectStore(QObject):
                         queue_scene(session, scene, seed=seed)
                         count += 1
             self.jobsQueued.emit(count)
+            self._emit_jobs()
+            self._emit_summaries()
+
+        self._submit(run)
+
+    def queue_sweep(self, scene_id: int, seeds: list[int], alphas: list[float], mises: list[float]) -> None:
+        def run() -> None:
+            self._write_all_pending()
+            with self._require().write() as session:
+                jobs = queue_sweep(session, _scene(session, scene_id), seeds, alphas, mises)
+            self.jobsQueued.emit(len(jobs))
             self._emit_jobs()
             self._emit_summaries()
 

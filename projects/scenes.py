@@ -231,3 +231,17 @@ def queue_scene(session: Session, scene: Scene, *, seed: int | None = None, prio
 
 def random_seed() -> int:
     return secrets.randbelow(2**31)
+
+
+def queue_sweep(
+    session: Session, scene: Scene, seeds: list[int], alphas: list[float], mises: list[float]
+) -> list[JobSnapshot]:
+    """One job per (seed, alpha, mis), the scene otherwise as it is now: a grid to compare settings."""
+    base = scene_to_request(session, scene)
+    jobs = []
+    for seed in seeds:
+        for alpha in alphas:
+            for mis in mises:
+                request = dataclasses.replace(base, seed=seed, alpha=alpha, mis=mis)  # validated on creation
+                jobs.append(enqueue(session, request, scene.id))
+    return jobs

@@ -26,6 +26,7 @@ class HistoryStrip(QWidget):
     showRequested = Signal(int)  # render id: show it on the canvas
     restoreRequested = Signal(object)  # HistoryEntry: put the scene back to its layout
     compareRequested = Signal(int, int)  # two render ids
+    sheetRequested = Signal(object)  # list[HistoryEntry]: a contact sheet of them
 
     def __init__(self) -> None:
         super().__init__()
@@ -52,9 +53,17 @@ class HistoryStrip(QWidget):
         self.compare_button.setToolTip("Compare the two selected renders")
         self.compare_button.setObjectName("historyCompare")
         self.compare_button.clicked.connect(self._compare)
+        self.sheet_button = QToolButton()
+        self.sheet_button.setIcon(icon("variations"))
+        self.sheet_button.setToolTip(
+            "Contact sheet of the selected renders (all when none is selected), layouts drawn over"
+        )
+        self.sheet_button.setObjectName("historySheet")
+        self.sheet_button.clicked.connect(lambda: self.sheetRequested.emit(self._selected() or list(self.entries)))
         buttons = QVBoxLayout()
         buttons.addWidget(self.restore_button)
         buttons.addWidget(self.compare_button)
+        buttons.addWidget(self.sheet_button)
         buttons.addStretch(1)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -82,6 +91,7 @@ class HistoryStrip(QWidget):
         selected = self._selected()
         self.restore_button.setEnabled(len(selected) == 1)
         self.compare_button.setEnabled(len(selected) == 2 or (len(selected) == 1 and len(self.entries) > 1))
+        self.sheet_button.setEnabled(bool(self.entries))
 
     def _restore(self) -> None:
         selected = self._selected()

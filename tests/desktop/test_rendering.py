@@ -104,3 +104,45 @@ def test_closing_mid_render_puts_the_job_back_and_stops_the_thread(
     with Project.open(path) as opened, opened.read() as session:
         (job,) = list_jobs(session)
     assert job.status is JobStatus.PENDING and job.attempts == 0
+
+
+def test_a_sweep_renders_the_grid_and_the_history_restores_and_compares(
+    qtbot: QtBot, tmp_path: Path, demo_model: Path
+) -> None:
+    from PySide6.QtWidgets import QDialog
+
+    from desktop.sweep import CELL, LABEL_HEIGHT
+
+    path = project(tmp_path / "p.instproj", steps=(2,))
+    window = window_on(qtbot, path, tmp_path / "home", demo_model)
+    thread = window.render_thread
+    assert thread is not None
+    ended: list[JobResult] = []
+    thread.jobEnded.connect(ended.append)
+    window.render_sweep(([5, 6], [0.75], [0.0, 0.36]))
+    qtbot.waitUntil(lambda: len(ended) == 4, timeout=120_000)
+    assert all(r.outcome is Outcome.DONE for r in ended)
+    assert sorted((r.job.request.seed, r.job.request.mis) for r in ended) == [(5, 0.0), (5, 0.36), (6, 0.0), (6, 0.36)]
+    qtbot.waitUntil(lambda: window.history.list.count() == 4, timeout=10_000)
+
+    window.history.sheetRequested.emit(window.history.entries)
+    qtbot.waitUntil(lambda: bool(window.findChildren(QDialog, "")), timeout=10_000)
+    from desktop.sweep import ContactSheetDialog
+
+    qtbot.waitUntil(lambda: bool(window.findChildren(ContactSheetDialog)), timeout=10_000)
+    sheet = window.findChildren(ContactSheetDialog)[0].sheet
+    assert (sheet.width(), sheet.height()) == (4 * CELL, CELL + LABEL_HEIGHT)
+
+    # Move the instance, then restore the layout of a render: one undo step puts the move back.
+    scene = window.document.require()
+    first = window.history.entries[-1]
+    window.document.set_selection([scene.instances[0].uid])
+    window.canvas.nudge(20, 0)
+    assert window.document.require().instances[0].spec.box != scene.instances[0].spec.box
+    window.restore_layout(first)
+    restored = window.document.require()
+    assert restored.instances[0].spec == first.request.instances[0] and restored.seed == first.request.seed
+    window.undo_action.trigger()
+    assert window.document.require().seed == scene.seed
+    assert window.document.require().instances[0].spec.box != scene.instances[0].spec.box  # the nudge is back
+    window.close()
