@@ -33,14 +33,13 @@ def main() -> int:
     path, model = Path(sys.argv[1]), Path(sys.argv[2])
     with Project.open(path) as project:
         loop = QueueLoop(project, Runner(lambda _id: load_demo_model(model)), Reporter())
-        edit = 0
         while loop.run_one() is not None:
-            edit += 1
             with project.write() as session:
                 scene = list_scenes(session)[0]
-                scene.caption = f"edit {edit} in {id(project)}"
-                caption = scene.caption
-            print(f"edit {caption}", flush=True)
+                # Edits are numbered across runs, so the parent can tell an older edit from a newer one.
+                number = int(scene.caption.split()[1]) + 1 if scene.caption.startswith("edit ") else 1
+                scene.caption = f"edit {number}"
+            print(f"edit {number}", flush=True)
     return 0
 
 
