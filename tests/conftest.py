@@ -13,6 +13,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 _HOME = Path(tempfile.mkdtemp(prefix="instance-studio-tests-"))
 os.environ["INSTANCE_STUDIO_HOME"] = str(_HOME)
 
+import pytest  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402
 
 from tests.qthread_guard import no_qthread_left_running  # noqa: E402, F401
@@ -24,6 +25,19 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED = REPO_ROOT.parent / "shared"
 OFFICIAL_DEMOS = REPO_ROOT / "resources" / "official-demos"
+
+
+@pytest.fixture(scope="session")
+def untrained_demo_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A saved demo-sized model with untrained weights: for plumbing (loading, rendering, the queue), not pictures."""
+    import torch
+
+    from engine.demo.model import DemoModelConfig, build_demo_components, save_demo
+
+    folder = tmp_path_factory.mktemp("demo")
+    torch.manual_seed(0)
+    save_demo(build_demo_components(DemoModelConfig(), folder / "tok"), DemoModelConfig(), folder / "model")
+    return folder / "model"
 
 
 def pytest_sessionfinish() -> None:

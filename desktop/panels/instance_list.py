@@ -9,7 +9,6 @@ from typing import Any
 
 from PySide6.QtCore import (
     QAbstractTableModel,
-    QByteArray,
     QItemSelection,
     QItemSelectionModel,
     QMimeData,
@@ -32,6 +31,7 @@ from PySide6.QtWidgets import (
 from desktop.commands import EditInstanceCommand, SetInstancesCommand
 from desktop.document import MAX_INSTANCES, SceneDocument
 from desktop.icons import icon
+from desktop.panels.row_drag import dropped_rows, reordered, rows_mime
 from desktop.scene_data import InstanceData
 
 _MIME = "application/x-instance-studio-slot"
@@ -139,15 +139,12 @@ class InstanceTableModel(QAbstractTableModel):
         return [_MIME]
 
     def mimeData(self, indexes: list[QModelIndex]) -> QMimeData:  # type: ignore[override]
-        data = QMimeData()
-        rows = sorted({i.row() for i in indexes})
-        data.setData(_MIME, QByteArray(",".join(map(str, rows)).encode()))
-        return data
+        return rows_mime(_MIME, indexes)
 
     def dropMimeData(self, data: QMimeData, action: Qt.DropAction, row: int, column: int, parent: Index) -> bool:
-        if not data.hasFormat(_MIME):
+        rows = dropped_rows(data, _MIME)
+        if rows is None:
             return False
-        rows = [int(r) for r in bytes(data.data(_MIME).data()).decode().split(",") if r]
         if row < 0:
             row = parent.row() if parent.isValid() else len(self.instances)
         self.move_rows(rows, row)
@@ -156,10 +153,7 @@ class InstanceTableModel(QAbstractTableModel):
     def move_rows(self, rows: list[int], to: int) -> None:
         """Move the instances in `rows` so they sit before slot `to` (in their order)."""
         instances = self.instances
-        moving = [instances[r] for r in rows]
-        rest = [inst for r, inst in enumerate(instances) if r not in rows]
-        insert_at = to - sum(1 for r in rows if r < to)
-        after = (*rest[:insert_at], *moving, *rest[insert_at:])
+        after = tuple(reordered(instances, rows, to))
         if after != instances:
             self.push(SetInstancesCommand(self.document, instances, after, "Reorder instances"))
 

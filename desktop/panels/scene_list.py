@@ -8,7 +8,6 @@ from typing import Any
 
 from PySide6.QtCore import (
     QAbstractListModel,
-    QByteArray,
     QMimeData,
     QModelIndex,
     QPersistentModelIndex,
@@ -20,6 +19,7 @@ from PySide6.QtGui import QColor, QIcon, QImage, QPainter, QPixmap
 from PySide6.QtWidgets import QAbstractItemView, QHBoxLayout, QListView, QToolButton, QVBoxLayout, QWidget
 
 from desktop.icons import icon
+from desktop.panels.row_drag import dropped_rows, reordered, rows_mime
 from desktop.scene_data import SceneState, SceneSummary
 
 _MIME = "application/x-instance-studio-scene"
@@ -117,24 +117,19 @@ class SceneListModel(QAbstractListModel):
         return [_MIME]
 
     def mimeData(self, indexes: list[QModelIndex]) -> QMimeData:  # type: ignore[override]
-        data = QMimeData()
-        data.setData(_MIME, QByteArray(",".join(str(i.row()) for i in indexes).encode()))
-        return data
+        return rows_mime(_MIME, indexes)
 
     def dropMimeData(self, data: QMimeData, action: Qt.DropAction, row: int, column: int, parent: Index) -> bool:
-        if not data.hasFormat(_MIME):
+        rows = dropped_rows(data, _MIME)
+        if rows is None:
             return False
-        rows = sorted({int(r) for r in bytes(data.data(_MIME).data()).decode().split(",") if r})
         if row < 0:
             row = parent.row() if parent.isValid() else len(self.scenes)
         self.move_rows(rows, row)
         return False
 
     def move_rows(self, rows: list[int], to: int) -> None:
-        moving = [self.scenes[r] for r in rows]
-        rest = [s for r, s in enumerate(self.scenes) if r not in rows]
-        at = to - sum(1 for r in rows if r < to)
-        ordered = [*rest[:at], *moving, *rest[at:]]
+        ordered = reordered(self.scenes, rows, to)
         if ordered != self.scenes:
             self.set_scenes(tuple(ordered))  # shown at once; the store writes it
             self.reorderRequested.emit([s.scene_id for s in ordered])

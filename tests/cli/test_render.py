@@ -23,17 +23,9 @@ from projects.scenes import SceneLayout, add_scene
 from tests.conftest import REPO_ROOT
 
 
-@pytest.fixture(scope="module")
-def demo_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A demo-sized model with untrained weights: the command's plumbing, not the pictures, is under test."""
-    import torch
-
-    from engine.demo.model import DemoModelConfig, build_demo_components, save_demo
-
-    folder = tmp_path_factory.mktemp("demo")
-    torch.manual_seed(0)
-    save_demo(build_demo_components(DemoModelConfig(), folder / "tok"), DemoModelConfig(), folder / "model")
-    return folder / "model"
+@pytest.fixture
+def demo_model(untrained_demo_model: Path) -> Path:
+    return untrained_demo_model
 
 
 def shapes_project(path: Path, scenes: int = 2, steps: int = 3) -> Path:

@@ -18,7 +18,11 @@ from projects.models import JobStatus
 from projects.queue import JobSnapshot, list_jobs
 from projects.scenes import find_scene, queue_scene
 from tests.cli.test_render import shapes_project
-from tests.desktop.test_rendering import demo_model  # noqa: F401  (fixture)
+
+
+@pytest.fixture
+def demo_model(untrained_demo_model: Path) -> Path:
+    return untrained_demo_model
 
 
 class Recorder:
@@ -47,7 +51,7 @@ def out_of_memory_model(folder: Path) -> LoadedModel:
     return model
 
 
-def test_a_render_is_stored_with_its_request_in_the_png(tmp_path: Path, demo_model: Path) -> None:  # noqa: F811
+def test_a_render_is_stored_with_its_request_in_the_png(tmp_path: Path, demo_model: Path) -> None:
     path = shapes_project(tmp_path / "p.instproj", scenes=1, steps=2)
     with Project.open(path) as project:
         with project.write() as session:
@@ -65,7 +69,7 @@ def test_a_render_is_stored_with_its_request_in_the_png(tmp_path: Path, demo_mod
     assert request_of_png(b"not a png") is None
 
 
-def test_out_of_memory_fails_the_job_and_pauses_the_thread(qtbot: QtBot, tmp_path: Path, demo_model: Path) -> None:  # noqa: F811
+def test_out_of_memory_fails_the_job_and_pauses_the_thread(qtbot: QtBot, tmp_path: Path, demo_model: Path) -> None:
     path = shapes_project(tmp_path / "p.instproj", scenes=2, steps=2)
     with Project.open(path) as project:
         with project.write() as session:
@@ -84,7 +88,7 @@ def test_out_of_memory_fails_the_job_and_pauses_the_thread(qtbot: QtBot, tmp_pat
 
 
 @pytest.mark.parametrize("cancel_it", [True, False])
-def test_cancel_and_stop_take_effect_within_a_step(tmp_path: Path, demo_model: Path, cancel_it: bool) -> None:  # noqa: F811
+def test_cancel_and_stop_take_effect_within_a_step(tmp_path: Path, demo_model: Path, cancel_it: bool) -> None:
     path = shapes_project(tmp_path / "p.instproj", scenes=1, steps=200)
     with Project.open(path) as project:
         with project.write() as session:

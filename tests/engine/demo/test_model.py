@@ -10,12 +10,9 @@ from engine.pipeline import InstanceDiffusionPipeline
 from engine.request import InstanceKind, InstanceSpec, RenderRequest
 
 
-@pytest.fixture(scope="module")
-def saved(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("demo")
-    torch.manual_seed(0)
-    save_demo(build_demo_components(DemoModelConfig(), folder / "tok"), DemoModelConfig(), folder / "model")
-    return folder / "model"
+@pytest.fixture
+def saved(untrained_demo_model: Path) -> Path:
+    return untrained_demo_model
 
 
 def test_the_saved_demo_model_fits_the_size_budget(saved: Path) -> None:
