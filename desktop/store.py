@@ -134,32 +134,32 @@ class ProjectStore(QObject):
         Pending saves of those scenes are written first (same thread, in order), so a job renders exactly
         what the user sees."""
 
-        def run() -> None:
-            self._write_all_pending()
+        def make(session: Session) -> int:
             count = 0
-            with self._require().write() as session:
-                for scene_id in scene_ids:
-                    scene = _scene(session, scene_id)
-                    seeds = [random_seed() for _ in range(variations)] if variations else [None]
-                    for seed in seeds:
-                        queue_scene(session, scene, seed=seed)
-                        count += 1
-            self.jobsQueued.emit(count)
-            self._emit_jobs()
-            self._emit_summaries()
+            for scene_id in scene_ids:
+                scene = _scene(session, scene_id)
+                for seed in [random_seed() for _ in range(variations)] if variations else [None]:
+                    queue_scene(session, scene, seed=seed)
+                    count += 1
+            return count
 
-        self._submit(run)
+        self._submit(lambda: self._queue_jobs(make))
 
     def queue_sweep(self, scene_id: int, seeds: list[int], alphas: list[float], mises: list[float]) -> None:
-        def run() -> None:
-            self._write_all_pending()
-            with self._require().write() as session:
-                jobs = queue_sweep(session, _scene(session, scene_id), seeds, alphas, mises)
-            self.jobsQueued.emit(len(jobs))
-            self._emit_jobs()
-            self._emit_summaries()
+        self._submit(
+            lambda: self._queue_jobs(
+                lambda session: len(queue_sweep(session, _scene(session, scene_id), seeds, alphas, mises))
+            )
+        )
 
-        self._submit(run)
+    def _queue_jobs(self, make: Callable[[Session], int]) -> None:
+        """Write pending scene edits first (so a job renders what the user sees), then queue in one write."""
+        self._write_all_pending()
+        with self._require().write() as session:
+            count = make(session)
+        self.jobsQueued.emit(count)
+        self._emit_jobs()
+        self._emit_summaries()
 
     def refresh_jobs(self) -> None:
         self._submit(self._emit_jobs)
