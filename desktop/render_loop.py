@@ -28,13 +28,13 @@ from engine.runner import OutOfMemoryRenderError, RenderError, RenderResult, Run
 from engine.sampler import RenderCancelled
 from projects.database import Project
 from projects.errors import ProjectError
+from projects.export_images import app_version
 from projects.queue import JobSnapshot, RenderOutput, cancel, claim_next, fail, finish, report_progress, requeue
 
 log = logging.getLogger(__name__)
 
 THUMBNAIL_SIDE = 160
 PROGRESS_WRITE_INTERVAL_S = 0.5
-APP_VERSION = "0.1.0"
 
 
 class Outcome(StrEnum):
@@ -183,7 +183,7 @@ def render_output(result: RenderResult) -> RenderOutput:
     image = Image.fromarray(result.image)
     info = PngImagePlugin.PngInfo()
     info.add_text("instance-studio:request", result.request.to_json())
-    info.add_text("instance-studio:version", APP_VERSION)
+    info.add_text("instance-studio:version", app_version())
     info.add_text("instance-studio:model-hashes", json.dumps(result.model_hashes, sort_keys=True))
     full = io.BytesIO()
     image.save(full, format="PNG", pnginfo=info)

@@ -1,0 +1,306 @@
+"""Reading files nobody vouches for: the limits and checks every importer shares.
+
+- `read_json` refuses files over a size limit before reading them, text that is not UTF-8 and
+  malformed JSON (naming the line and column), and data nested deeper than a limit.
+- `normalise_points` and `coco_rle` check one instance's location against its image: coordinates
+  past the image by more than a small tolerance, an RLE whose size is not the image's, or counts
+  that do not decode raise `GeometryError`. Importers skip that instance and report it as a warning
+  naming the annotation; the file is refused only when nothing usable remains.
+- `sanitise_name` turns a name taken from a file (an image's `file_name`, a label) into a scene
+  name. Such names are display text only and are never used to build a path.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import unicodedata
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Final
+
+from pycocotools import mask as coco_mask
+
+from engine.request import (
+    CANVAS_MULTIPLE,
+    MAX_CANVAS,
+    MAX_MASK_SIDE,
+    MIN_CANVAS,
+    MaskRLE,
+    RequestValidationError,
+)
+from projects.errors import LayoutFormatError
+
+MAX_JSON_BYTES: Final = 512 * 1024 * 1024  # COCO's instances_train2017.json is 448 MiB
+MAX_JSON_DEPTH: Final = 64  # COCO and labelme files are 5 levels deep
+MAX_SOURCE_SIDE: Final = 65536  # an image record claiming more is not a real image
+MAX_NAME_CHARS: Final = 200
+# Coordinates this far past the image are drawing slop and are clipped to its edge; farther is an error.
+EDGE_TOLERANCE_PX: Final = 2.0
+EDGE_TOLERANCE_FRACTION: Final = 0.01
+
+Point = tuple[float, float]
+
+_PATH_CHARACTERS = str.maketrans(dict.fromkeys('/\\:*?"<>|', "_"))
+_INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+
+
+class GeometryError(ValueError):
+    """One instance's location is malformed or does not fit its image; it is skipped with a warning."""
+
+
+# --- JSON ---------------------------------------------------------------------------------------
+
+
+def read_json(path: str | Path, *, max_bytes: int = MAX_JSON_BYTES, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """Parse a JSON file, refusing anything over `max_bytes` before reading it."""
+    path = Path(path)
+    source = str(path)
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise LayoutFormatError(source, _too_big(size, max_bytes))
+        with path.open("rb") as handle:
+            raw = handle.read(max_bytes + 1)  # a file that grows meanwhile, or a device, stops here
+    except OSError as exc:
+        raise LayoutFormatError(source, f"cannot be read: {exc.strerror or exc}") from exc
+    if len(raw) > max_bytes:
+        raise LayoutFormatError(source, _too_big(len(raw), max_bytes))
+    return parse_json(raw, source, max_depth=max_depth)
+
+
+def parse_json(raw: bytes, source: str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """Parse UTF-8 JSON bytes; every failure is a `LayoutFormatError` naming `source` and the place."""
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line, column = _line_column(raw, exc.start)
+        raise LayoutFormatError(
+            source, f"not UTF-8 text: byte 0x{raw[exc.start]:02x} at line {line}, column {column}"
+        ) from exc
+    try:
+        data = json.loads(text, parse_constant=_reject_constant)
+    except RecursionError as exc:
+        raise LayoutFormatError(source, f"JSON is nested too deeply (more than {max_depth} levels)") from exc
+    except json.JSONDecodeError as exc:
+        raise LayoutFormatError(source, f"not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from exc
+    except ValueError as exc:  # NaN/Infinity, or an integer with thousands of digits
+        raise LayoutFormatError(source, f"not valid JSON: {exc}") from exc
+    check_depth(data, source, max_depth)
+    return data
+
+
+def check_depth(data: Any, source: str, max_depth: int = MAX_JSON_DEPTH) -> None:
+    """Refuse data nested deeper than `max_depth` lists and objects (checked without recursion)."""
+    stack: list[tuple[Any, int]] = [(data, 1)] if isinstance(data, (list, dict)) else []
+    while stack:
+        node, depth = stack.pop()
+        if depth > max_depth:
+            raise LayoutFormatError(source, f"JSON is nested too deeply (more than {max_depth} levels)")
+        items = node.values() if isinstance(node, dict) else node
+        kinds = set(map(type, items))  # most lists hold only numbers: skip them at C speed
+        if list in kinds or dict in kinds:
+            stack.extend((item, depth + 1) for item in items if isinstance(item, (list, dict)))
+
+
+def _too_big(size: int, limit: int) -> str:
+    return f"file is {size:,} bytes; at most {limit:,} are read (raise the limit to import it)"
+
+
+def _line_column(raw: bytes, offset: int) -> tuple[int, int]:
+    return raw.count(b"\n", 0, offset) + 1, offset - (raw.rfind(b"\n", 0, offset) + 1) + 1
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+# --- names --------------------------------------------------------------------------------------
+
+
+def sanitise_name(text: object, fallback: str) -> str:
+    """A scene name from untrusted text: no control or invisible characters, no path separators or
+    drive colons, no `..`, at most `MAX_NAME_CHARS` characters; `fallback` when nothing is left."""
+    if not isinstance(text, str):
+        return fallback
+    spaced = " ".join(text.split())  # tabs and newlines become spaces, before other controls go
+    visible = "".join(c for c in spaced if unicodedata.category(c) not in _INVISIBLE)
+    name = " ".join(visible.split()).translate(_PATH_CHARACTERS)
+    name = re.sub(r"\.{2,}", ".", name).strip(" ._")
+    name = name[:MAX_NAME_CHARS].rstrip(" ._")
+    return name or fallback
+
+
+def file_stem(file_name: object) -> str:
+    """The last component of a POSIX or Windows file name, without its extension (string work only)."""
+    if not isinstance(file_name, str):
+        return ""
+    last = re.split(r"[\\/]", file_name)[-1]
+    stem, dot, extension = last.rpartition(".")
+    if dot and stem and extension.isalnum() and len(extension) <= 5:
+        return stem
+    return last
+
+
+def clean_text(value: object) -> str | None:
+    """Text with its whitespace (newlines, tabs) collapsed to single spaces; None unless non-empty text."""
+    if not isinstance(value, str):
+        return None
+    text = " ".join(value.split())
+    return text or None
+
+
+# --- sizes and numbers ----------------------------------------------------------------------------
+
+
+def number(value: object) -> float | None:
+    """A finite JSON number as a float, else None (booleans are not numbers)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    result = float(value)
+    return result if math.isfinite(result) else None
+
+
+def image_side(value: object) -> int | None:
+    """A whole number of pixels from 1 to MAX_SOURCE_SIDE, else None."""
+    side = number(value)
+    if side is None or side != int(side) or not 1 <= side <= MAX_SOURCE_SIDE:
+        return None
+    return int(side)
+
+
+def fit_canvas(width: int, height: int) -> tuple[int, int, str | None]:
+    """The scene canvas for a `width` x `height` image: scaled down to fit MAX_CANVAS, each side rounded
+    to a multiple of 8 within the renderer's range. Returns a note when that is more than rounding
+    (geometry is normalised, so rounding moves nothing by more than 4 px and is not reported)."""
+    scale = min(1.0, MAX_CANVAS / max(width, height))
+    fitted = tuple(
+        min(MAX_CANVAS, max(MIN_CANVAS, round(side * scale / CANVAS_MULTIPLE) * CANVAS_MULTIPLE))
+        for side in (width, height)
+    )
+    canvas_w, canvas_h = fitted
+    note = None
+    if scale < 1.0 or any(side < MIN_CANVAS for side in (width, height)):
+        note = f"the {width}x{height} image becomes a {canvas_w}x{canvas_h} canvas (the renderer's limits)"
+    return canvas_w, canvas_h, note
+
+
+# --- geometry -----------------------------------------------------------------------------------
+
+
+def pixel_pairs(value: object, where: str) -> list[Point]:
+    """Points given as [[x, y], ...] (labelme) in pixels."""
+    if not isinstance(value, list):
+        raise GeometryError(f"{where} must be a list of [x, y] points")
+    points: list[Point] = []
+    for item in value:
+        if not isinstance(item, list) or len(item) != 2:
+            raise GeometryError(f"{where} must be a list of [x, y] points")
+        x, y = number(item[0]), number(item[1])
+        if x is None or y is None:
+            raise GeometryError(f"{where} has a coordinate that is not a finite number")
+        points.append((x, y))
+    return points
+
+
+def flat_pairs(value: object, where: str) -> list[Point]:
+    """Points given as a flat [x1, y1, x2, y2, ...] list (COCO polygons) in pixels."""
+    if not isinstance(value, list) or len(value) % 2:
+        raise GeometryError(f"{where} must be a flat list of x, y coordinates")
+    coords: list[float] = []
+    for item in value:
+        coord = number(item)
+        if coord is None:
+            raise GeometryError(f"{where} has a coordinate that is not a finite number")
+        coords.append(coord)
+    return list(zip(coords[0::2], coords[1::2], strict=True))
+
+
+def edge_tolerance(side: int) -> float:
+    return max(EDGE_TOLERANCE_PX, EDGE_TOLERANCE_FRACTION * side)
+
+
+def normalise_points(points: Sequence[Point], width: int, height: int, where: str) -> tuple[Point, ...]:
+    """Pixel points as normalised [0, 1] coordinates; points within the tolerance of the image are
+    clipped to its edge, points farther out raise GeometryError."""
+    tol_x, tol_y = edge_tolerance(width), edge_tolerance(height)
+    result: list[Point] = []
+    for x, y in points:
+        if not (-tol_x <= x <= width + tol_x and -tol_y <= y <= height + tol_y):
+            raise GeometryError(f"{where}: point ({x:g}, {y:g}) lies outside the {width}x{height} image")
+        result.append((min(1.0, max(0.0, x / width)), min(1.0, max(0.0, y / height))))
+    return tuple(result)
+
+
+def thin(points: Sequence[Point], maximum: int) -> tuple[Point, ...]:
+    """At most `maximum` points, evenly spaced along the list, keeping the first and the last."""
+    if len(points) <= maximum:
+        return tuple(points)
+    step = (len(points) - 1) / (maximum - 1)
+    return tuple(points[round(i * step)] for i in range(maximum))
+
+
+def polygon_area(points: Sequence[Point]) -> float:
+    """Shoelace area, in the points' own units."""
+    total = 0.0
+    for (x0, y0), (x1, y1) in zip(points, [*points[1:], points[0]], strict=True):
+        total += x0 * y1 - x1 * y0
+    return abs(total) / 2.0
+
+
+def coco_rle(value: object, width: int, height: int, where: str) -> MaskRLE:
+    """A COCO RLE segmentation (compressed string or uncompressed run lengths) covering the whole
+    `width` x `height` image, verified to decode; GeometryError otherwise."""
+    if not isinstance(value, dict) or "size" not in value or "counts" not in value:
+        raise GeometryError(f"{where} must be a COCO RLE object with 'size' and 'counts'")
+    size = value["size"]
+    sides = [image_side(v) for v in size] if isinstance(size, list) and len(size) == 2 else [None]
+    if any(side is None for side in sides):
+        raise GeometryError(f"{where}: size must be [height, width] in whole pixels")
+    mask_h, mask_w = (int(side or 0) for side in sides)
+    if (mask_h, mask_w) != (height, width):
+        raise GeometryError(f"{where}: RLE size {mask_h}x{mask_w} does not match the {height}x{width} image")
+    if max(mask_h, mask_w) > MAX_MASK_SIDE:
+        raise GeometryError(f"{where}: masks larger than {MAX_MASK_SIDE} pixels a side are not supported")
+    counts = value["counts"]
+    if isinstance(counts, list):
+        # Uncompressed RLE (crowd annotations): run lengths that must cover the mask exactly.
+        pixels = mask_h * mask_w
+        if (
+            len(counts) > pixels + 1
+            or not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts)
+            or sum(counts) != pixels
+        ):
+            raise GeometryError(f"{where}: run lengths do not add up to a {mask_h}x{mask_w} mask")
+        compressed = coco_mask.frPyObjects({"size": [mask_h, mask_w], "counts": counts}, mask_h, mask_w)
+        counts = compressed["counts"].decode("ascii")
+    if not isinstance(counts, str):
+        raise GeometryError(f"{where}: counts must be an RLE string or a list of run lengths")
+    try:
+        rle = MaskRLE(height=mask_h, width=mask_w, counts=counts)
+        rle.decode()  # verifies the runs cover the mask exactly
+    except RequestValidationError as exc:
+        texts = "; ".join(p.message.removeprefix("mask: ") for p in exc.problems)
+        raise GeometryError(f"{where}: {texts}") from exc
+    return rle
+
+
+def rle_area(rle: MaskRLE) -> float:
+    return float(coco_mask.area({"size": [rle.height, rle.width], "counts": rle.counts.encode("ascii")}))
+
+
+def rle_box(rle: MaskRLE) -> tuple[float, float, float, float] | None:
+    """The mask's bounding box, normalised; None for an empty mask."""
+    rle_obj = {"size": [rle.height, rle.width], "counts": rle.counts.encode("ascii")}
+    x, y, w, h = (float(v) for v in coco_mask.toBbox(rle_obj))
+    if w <= 0 or h <= 0:
+        return None
+    return (x / rle.width, y / rle.height, (x + w) / rle.width, (y + h) / rle.height)
+
+
+def union_of_polygons(polygons: Sequence[Sequence[Point]], width: int, height: int) -> MaskRLE:
+    """Several pixel polygons rasterised together into one mask the size of the image."""
+    flat = [[v for x, y in polygon for v in (x, y)] for polygon in polygons]
+    merged = coco_mask.merge(coco_mask.frPyObjects(flat, height, width))
+    return MaskRLE(height=height, width=width, counts=merged["counts"].decode("ascii"))
