@@ -94,19 +94,86 @@ def cmd_new(args: argparse.Namespace) -> int:
 
 
 def cmd_import_json(args: argparse.Namespace) -> int:
-    from projects.database import Project
     from projects.official_json import read_official_json
-    from projects.scenes import add_scene
 
     # Read every file before writing anything: one bad file imports nothing.
-    imported = [read_official_json(path) for path in args.files]
-    with Project.open(args.project) as project, project.write() as session:
-        for path, item in zip(args.files, imported, strict=True):
+    return _add_imported(args.project, [(path, read_official_json(path)) for path in args.files])
+
+
+def cmd_import_coco(args: argparse.Namespace) -> int:
+    from projects.import_coco import read_coco
+
+    imported = []
+    for path in args.files:
+        result = read_coco(
+            path,
+            caption_template=args.caption_template,
+            captions_file=args.captions,
+            categories=set(args.categories) if args.categories else None,
+            min_area=args.min_area,
+            max_instances=args.max_instances,
+            max_scenes=args.max_scenes,
+        )
+        for warning in result.warnings:
+            print(f"warning: {path}: {warning}", file=sys.stderr)
+        imported += [(path, scene) for scene in result.scenes]
+    return _add_imported(args.project, imported)
+
+
+def cmd_import_labelme(args: argparse.Namespace) -> int:
+    from projects.import_labelme import read_labelme
+
+    return _add_imported(args.project, [(path, read_labelme(path, caption=args.caption)) for path in args.files])
+
+
+def cmd_import_png(args: argparse.Namespace) -> int:
+    from projects.import_png import scene_from_png
+    from projects.official_json import ImportedLayout
+
+    return _add_imported(args.project, [(path, ImportedLayout(scene_from_png(path))) for path in args.files])
+
+
+def _add_imported(project_path: Path, imported: list[tuple[Path, Any]]) -> int:
+    """Add every read scene in one transaction (all or nothing), printing warnings as they come."""
+    from projects.database import Project
+    from projects.scenes import add_scene
+
+    with Project.open(project_path) as project, project.write() as session:
+        for path, item in imported:
             scene = add_scene(session, item.layout)
             session.flush()
             for warning in item.warnings:
-                print(f"warning: {warning}", file=sys.stderr)
-            print(f"imported {path} as scene {scene.id} ({len(item.layout.instances)} instances)")
+                print(f"warning: {path}: {warning}", file=sys.stderr)
+            print(f"imported {path} as scene {scene.id} {scene.name!r} ({len(item.layout.instances)} instances)")
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from projects.database import Project
+    from projects.export import ExportOptions, export_project
+
+    options = ExportOptions(
+        format=args.format,
+        which="all" if args.all_renders else "latest",
+        scenes=tuple(args.scenes) if args.scenes else None,
+        template=args.template,
+        sidecar=args.sidecar,
+        annotated=args.annotated,
+        zip=args.zip,
+        segments=args.segments,
+    )
+
+    def progress(done: int, total: int) -> None:
+        sys.stderr.write(f"\rexporting {done}/{total}")
+        sys.stderr.flush()
+
+    with Project.open(args.project) as project:
+        report = export_project(project, args.out, options, progress=progress)
+    sys.stderr.write("\n")
+    extra = f", {report.annotations} annotations" if args.format != "images" else ""
+    print(f"exported {report.images} image(s){extra} to {report.out}")
+    if report.skipped_points:
+        print(f"note: {report.skipped_points} point instance(s) have no extent and got no label")
     return EXIT_OK
 
 
@@ -390,6 +457,41 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("project", type=Path)
     imp.add_argument("files", nargs="+", type=Path, metavar="FILE")
     imp.set_defaults(func=cmd_import_json)
+
+    coco = commands.add_parser("import-coco", help="add one scene per image of COCO annotation files")
+    coco.add_argument("project", type=Path)
+    coco.add_argument("files", nargs="+", type=Path, metavar="FILE", help="instances_*.json")
+    coco.add_argument("--captions", type=Path, help="a COCO captions file for the scene captions")
+    coco.add_argument("--caption-template", default="a photo of {categories}")
+    coco.add_argument("--categories", nargs="+", metavar="NAME", help="keep only these categories")
+    coco.add_argument("--min-area", type=float, default=0.0, help="skip smaller objects (pixels)")
+    coco.add_argument("--max-instances", type=int, default=30, help="keep the largest N per scene")
+    coco.add_argument("--max-scenes", type=int, help="at most N scenes per file")
+    coco.set_defaults(func=cmd_import_coco)
+
+    labelme = commands.add_parser("import-labelme", help="add one scene per labelme JSON file")
+    labelme.add_argument("project", type=Path)
+    labelme.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    labelme.add_argument("--caption", help="the scenes' caption (default: from their labels)")
+    labelme.set_defaults(func=cmd_import_labelme)
+
+    png = commands.add_parser("import-png", help="recreate scenes from images exported by Instance Studio")
+    png.add_argument("project", type=Path)
+    png.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    png.set_defaults(func=cmd_import_png)
+
+    export = commands.add_parser("export", help="export renders as images, a COCO or a YOLO dataset")
+    export.add_argument("project", type=Path)
+    export.add_argument("out", type=Path, help="a new (or empty) folder, or the .zip to write with --zip")
+    export.add_argument("--format", choices=("images", "coco", "yolo"), default="images")
+    export.add_argument("--scenes", nargs="+", metavar="SCENE", help="only these scenes (ids or names)")
+    export.add_argument("--all-renders", action="store_true", help="every render, not only the latest per scene")
+    export.add_argument("--template", default="{project}_{scene}_{seed}_{index}", help="file name template")
+    export.add_argument("--sidecar", action="store_true", help="a JSON layout beside each image")
+    export.add_argument("--annotated", action="store_true", help="also previews with the layout drawn over")
+    export.add_argument("--segments", action="store_true", help="YOLO: polygon (segmentation) labels")
+    export.add_argument("--zip", action="store_true", help="write one zip file")
+    export.set_defaults(func=cmd_export)
 
     exp = commands.add_parser("export-json", help="write one scene as official InstanceDiffusion JSON")
     exp.add_argument("project", type=Path)
