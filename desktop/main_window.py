@@ -18,6 +18,8 @@ from PySide6.QtGui import (
     QAction,
     QActionGroup,
     QCloseEvent,
+    QDragEnterEvent,
+    QDropEvent,
     QGuiApplication,
     QImage,
     QKeySequence,
@@ -87,6 +89,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(APP_NAME)
         self.setWindowIcon(app_icon())
         self.resize(1400, 880)
+        self.setAcceptDrops(True)  # scene files and exported images dropped on the window are imported
         self.setDockOptions(QMainWindow.DockOption.AnimatedDocks | QMainWindow.DockOption.AllowTabbedDocks)
 
         self.store: ProjectStore | None = None
@@ -267,6 +270,14 @@ class MainWindow(QMainWindow):
         file_menu.addAction(action("Open the sample project", self.open_sample, None, "sample-project"))
         self.recent_menu = file_menu.addMenu("Recent projects")
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        self.import_action = action("Import…", self.import_dialog, "Ctrl+I", "import")
+        self.import_action.setToolTip(
+            "Import official scene JSON, COCO or labelme annotations, or images exported by Instance Studio "
+            "(Ctrl+I; or drop the files on the window)"
+        )
+        self.export_action = action("Export…", self.export_dialog, "Ctrl+E", "export")
+        file_menu.addAction(self.import_action)
+        file_menu.addAction(self.export_action)
         file_menu.addAction(action("Close project", self.close_project, QKeySequence.StandardKey.Close))
         file_menu.addSeparator()
         file_menu.addAction(action("Model files…", self.open_model_settings, None, "settings"))
@@ -319,6 +330,8 @@ class MainWindow(QMainWindow):
             self.render_all_action,
             self.variations_action,
             self.sweep_action,
+            self.import_action,
+            self.export_action,
             *self.tool_actions.values(),
         ]
 
@@ -420,6 +433,7 @@ class MainWindow(QMainWindow):
         store.jobsChanged.connect(self._jobs_changed)
         store.jobsQueued.connect(self._jobs_queued)
         store.historyLoaded.connect(self._history_loaded)
+        store.imported.connect(self._imported)
         store.failed.connect(lambda message: self.show_message(f"Not saved: {message}", 10000))
         store.saved.connect(lambda _id: self.statusBar().showMessage("Saved", 1500))
         self.store = store
@@ -788,6 +802,50 @@ class MainWindow(QMainWindow):
         stack.endMacro()
         self.show_message(f"Restored the layout of render #{entry.render_id}")
 
+    # --- import and export -----------------------------------------------------------------
+
+    def import_dialog(self) -> None:
+        names, _ = QFileDialog.getOpenFileNames(
+            self, "Import scenes", str(Path.home()), "Scenes and annotations (*.json *.png);;All files (*)"
+        )
+        if names:
+            self.import_files([Path(name) for name in names])
+
+    def import_files(self, paths: list[Path]) -> None:
+        if self.store is None:
+            self.show_message("Open a project first, then drop the files on it.")
+            return
+        self.store.import_files(paths)
+
+    def _imported(self, count: int, warnings: list[str]) -> None:
+        text = f"Imported {count} scene(s)"
+        if warnings:
+            text += f" with {len(warnings)} warning(s): " + "; ".join(warnings[:3])
+        self.show_message(text, 15000)
+
+    def export_dialog(self) -> None:
+        if self.store is None or self.store.project is None:
+            return
+        from desktop.export_dialog import ExportDialog
+
+        scenes = self.scene_list.selected_scene_ids() or (
+            [self.document.scene.scene_id] if self.document.scene else []
+        )
+        renders = [entry.render_id for entry in self.history.selected_entries()]
+        dialog = ExportDialog(self.store.project, scenes, renders, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if event.mimeData().hasUrls() and any(_droppable(url.toLocalFile()) for url in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        paths = [Path(url.toLocalFile()) for url in event.mimeData().urls() if _droppable(url.toLocalFile())]
+        if paths:
+            event.acceptProposedAction()
+            self.import_files(paths)
+
     # --- clipboard -------------------------------------------------------------------------
 
     def copy_instances(self) -> None:
@@ -851,6 +909,10 @@ class MainWindow(QMainWindow):
             self.settings.setValue("windowState", self.saveState())
         self.close_project()
         super().closeEvent(event)
+
+
+def _droppable(path: str) -> bool:
+    return bool(path) and Path(path).suffix.lower() in (".json", ".png")
 
 
 def theme_name(settings: QSettings) -> str:

@@ -32,6 +32,7 @@ from desktop.scene_data import (
 from engine.request import RenderRequest, RequestValidationError
 from projects.database import Project
 from projects.errors import ProjectError
+from projects.import_any import read_any
 from projects.models import Instance, Render, RenderJob, Scene
 from projects.queue import list_jobs
 from projects.scenes import (
@@ -66,6 +67,7 @@ class ProjectStore(QObject):
     jobsChanged = Signal(object)  # list[JobSnapshot], in queue order
     jobsQueued = Signal(int)  # how many jobs were just added
     historyLoaded = Signal(int, object)  # scene id, list[HistoryEntry] newest first
+    imported = Signal(int, object)  # scenes added, list[str] warnings
     saved = Signal(int)  # scene id
     failed = Signal(str)  # a write or read that did not happen, in words
 
@@ -123,6 +125,26 @@ class ProjectStore(QObject):
                     select(Render.png).where(Render.scene_id == scene_id).order_by(Render.id.desc()).limit(1)
                 )
             self.renderLoaded.emit(scene_id, png)
+
+        self._submit(run)
+
+    def import_files(self, paths: list[Path]) -> None:
+        """Official JSON, COCO, labelme files and our PNGs as new scenes: all of them, or none (a bad file
+        is reported by name and nothing is added)."""
+
+        def run() -> None:
+            read = [(path, item) for path in paths for item in read_any(path)]
+            added: list[int] = []
+            with self._require().write() as session:
+                for _path, item in read:
+                    scene = add_scene(session, item.layout)
+                    session.flush()
+                    added.append(scene.id)
+            warnings = [f"{path.name}: {warning}" for path, item in read for warning in item.warnings]
+            self._emit_summaries()
+            if added:
+                self.sceneAdded.emit(added[0])
+            self.imported.emit(len(added), warnings)
 
         self._submit(run)
 

@@ -59,7 +59,7 @@ class HistoryStrip(QWidget):
             "Contact sheet of the selected renders (all when none is selected), layouts drawn over"
         )
         self.sheet_button.setObjectName("historySheet")
-        self.sheet_button.clicked.connect(lambda: self.sheetRequested.emit(self._selected() or list(self.entries)))
+        self.sheet_button.clicked.connect(lambda: self.sheetRequested.emit(self.selected_entries() or list(self.entries)))
         buttons = QVBoxLayout()
         buttons.addWidget(self.restore_button)
         buttons.addWidget(self.compare_button)
@@ -83,23 +83,23 @@ class HistoryStrip(QWidget):
             self.list.addItem(item)
         self._update_buttons()
 
-    def _selected(self) -> list[HistoryEntry]:
+    def selected_entries(self) -> list[HistoryEntry]:
         ids = {int(item.data(Qt.ItemDataRole.UserRole)) for item in self.list.selectedItems()}
         return [entry for entry in self.entries if entry.render_id in ids]
 
     def _update_buttons(self) -> None:
-        selected = self._selected()
+        selected = self.selected_entries()
         self.restore_button.setEnabled(len(selected) == 1)
         self.compare_button.setEnabled(len(selected) == 2 or (len(selected) == 1 and len(self.entries) > 1))
         self.sheet_button.setEnabled(bool(self.entries))
 
     def _restore(self) -> None:
-        selected = self._selected()
+        selected = self.selected_entries()
         if len(selected) == 1:
             self.restoreRequested.emit(selected[0])
 
     def _compare(self) -> None:
-        selected = self._selected()
+        selected = self.selected_entries()
         if len(selected) == 1:  # compare with the render before it
             index = self.entries.index(selected[0])
             other = self.entries[index + 1] if index + 1 < len(self.entries) else self.entries[index - 1]

@@ -1,0 +1,89 @@
+"""Getting scenes in by menu or drop, and renders out through the export dialog (on its own thread)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from pytestqt.qtbot import QtBot
+
+from desktop.export_dialog import ExportDialog
+from desktop.main_window import MainWindow
+from tests.cli.test_export_import import rendered_project
+from tests.conftest import OFFICIAL_DEMOS
+from tests.desktop.conftest import open_window
+
+
+def drop(window: MainWindow, paths: list[Path]) -> None:
+    """What Qt does on a drop: the window's drag-enter handler, then its drop handler. (Qt routes a drop
+    through its drag manager, which a synthetic event cannot go through, so the handlers are called.)"""
+    data = QMimeData()
+    data.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    buttons, keys = Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    enter = QDragEnterEvent(QPoint(5, 5), Qt.DropAction.CopyAction, data, buttons, keys)
+    enter.ignore()
+    window.dragEnterEvent(enter)
+    assert enter.isAccepted(), "the window takes the files"
+    event = QDropEvent(QPointF(5, 5), Qt.DropAction.CopyAction, data, buttons, keys)
+    window.dropEvent(event)
+
+
+def test_dropping_official_json_and_an_exported_png_adds_scenes(
+    qtbot: QtBot, window: MainWindow, tmp_path: Path
+) -> None:
+    source = rendered_project(tmp_path / "src.instproj")
+    import main
+
+    assert main.main(["export", str(source), str(tmp_path / "png"), "--scenes", "cats"]) == 0
+    png = next((tmp_path / "png").glob("*.png"))
+    demo = tmp_path / "cat_dog.json"
+    shutil.copy(OFFICIAL_DEMOS / "demo_cat_dog_robin.json", demo)
+    before = window.scene_list.model.rowCount()
+    with qtbot.waitSignal(window.store.imported, timeout=10_000) as done:  # type: ignore[union-attr]
+        drop(window, [demo, png])
+    assert done.args[0] == 2
+    qtbot.waitUntil(lambda: window.scene_list.model.rowCount() == before + 2, timeout=10_000)
+    names = [s.name for s in window.scene_list.model.scenes]
+    assert "cat_dog" in names
+
+
+def test_a_bad_file_imports_nothing_and_says_which(qtbot: QtBot, window: MainWindow, tmp_path: Path) -> None:
+    good = tmp_path / "good.json"
+    shutil.copy(OFFICIAL_DEMOS / "demo_cat_dog_robin.json", good)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"hello": "world"}))
+    before = window.scene_list.model.rowCount()
+    with qtbot.waitSignal(window.store.failed, timeout=10_000) as failed:  # type: ignore[union-attr]
+        window.import_files([good, bad])
+    assert "bad.json" in failed.args[0]
+    assert window.scene_list.model.rowCount() == before
+
+
+def test_the_export_dialog_writes_a_coco_dataset_and_reports_a_folder_in_the_way(qtbot: QtBot, tmp_path: Path) -> None:
+    path = rendered_project(tmp_path / "p.instproj")
+    (tmp_path / "home").mkdir()
+    window = open_window(qtbot, path, tmp_path / "home")
+    assert window.store is not None and window.store.project is not None
+    ids = [s.scene_id for s in window.scene_list.model.scenes]
+    dialog = ExportDialog(window.store.project, ids, [], window)
+    qtbot.addWidget(dialog)
+    dialog.format.setCurrentIndex(dialog.format.findData("coco"))
+    dialog.out.setText(str(tmp_path / "coco"))
+    dialog.export_button.click()
+    assert dialog.wait()
+    qtbot.waitUntil(lambda: dialog.report is not None, timeout=10_000)
+    assert dialog.report is not None and dialog.report.images == 2
+    assert (tmp_path / "coco" / "annotations.json").exists()
+
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "keep.txt").write_text("mine")
+    dialog.out.setText(str(tmp_path / "busy"))
+    dialog.export_button.click()
+    assert dialog.wait()
+    qtbot.waitUntil(lambda: dialog.error is not None, timeout=10_000)
+    assert "⚠" in dialog.status.text()
+    assert (tmp_path / "busy" / "keep.txt").read_text() == "mine"
+    window.close()
