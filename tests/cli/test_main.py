@@ -32,8 +32,11 @@ def test_new_import_info_export_end_to_end(tmp_path: Path) -> None:
     assert run_cli("new", project, "--name", "Demo")[0] == 0
     code, out, err = run_cli("import-json", project, DEMO, CORGI)
     assert code == 0, err
-    assert "as scene 1 (4 instances)" in out and "as scene 2 (13 instances)" in out
-    assert "warning: instance 7 ('kitchen counter') bbox reaches outside" in err
+    assert (
+        "as scene 1 'demo_cat_dog_robin' (4 instances)" in out
+        and "as scene 2 'demo_corgi_kitchen' (13 instances)" in out
+    )
+    assert "demo_corgi_kitchen.json: instance 7 ('kitchen counter') bbox reaches outside" in err
 
     code, out, _ = run_cli("info", project, "--json")
     info = json.loads(out)
