@@ -24,6 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshot.png")
     parser.add_argument("--theme", choices=("dark", "light"), default="dark")
     parser.add_argument("--size", default="1440x900")
+    parser.add_argument("--project", type=Path, help="open this project instead (a copy is used)")
+    parser.add_argument("--scene", help="with --project: the scene to show (by name)")
     args = parser.parse_args(argv)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -39,10 +41,16 @@ def main(argv: list[str] | None = None) -> int:
     app = QApplication(sys.argv[:1])
     apply_theme(app, args.theme)
     work = Path(tempfile.mkdtemp(prefix="instance-studio-shot-"))
-    project = work / "Official demos.instproj"
-    with Project.create(project, name="Official demos") as opened, opened.write() as session:
-        for name in DEMOS:
-            add_scene(session, read_official_json(ROOT / "resources" / "official-demos" / f"{name}.json").layout)
+    if args.project is not None:
+        import shutil
+
+        project = work / args.project.name
+        shutil.copyfile(args.project, project)
+    else:
+        project = work / "Official demos.instproj"
+        with Project.create(project, name="Official demos") as opened, opened.write() as session:
+            for name in DEMOS:
+                add_scene(session, read_official_json(ROOT / "resources" / "official-demos" / f"{name}.json").layout)
 
     def wait(ms: int) -> None:
         loop = QEventLoop()
@@ -59,6 +67,13 @@ def main(argv: list[str] | None = None) -> int:
         wait(50)
         if window.document.scene is not None:
             break
+    if args.scene:
+        wanted = next(s.scene_id for s in window.scene_list.model.scenes if s.name == args.scene)
+        window.scene_list.select_scene(wanted)
+        for _ in range(100):
+            wait(50)
+            if window.document.require().scene_id == wanted and window.history.list.count():
+                break
     scene = window.document.require()
     window.document.set_selection([scene.instances[0].uid])
     window.canvas.fit()

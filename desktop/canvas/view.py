@@ -188,6 +188,9 @@ class CanvasView(QGraphicsView):
         self._items.clear()
         self._settings_changed()
         self._sync_items()
+        w, h = self.canvas_size
+        if self.brush_radius > min(w, h) / 4:  # a brush sized for 512 px would swamp a small canvas
+            self.set_brush_radius(max(1, min(w, h) // 32))
         self.fit()
 
     def _settings_changed(self) -> None:

@@ -202,7 +202,9 @@ def _resume(vae: AutoencoderKL, optimizer: torch.optim.Optimizer, out: Path) -> 
     return load_optimizer(optimizer, state, out / "vae_loss.csv")
 
 
-def plot_loss(log_file: Path, image: Path, width: int = 640, height: int = 360) -> None:
+def plot_loss(
+    log_file: Path, image: Path, width: int = 640, height: int = 360, label: str = "reconstruction MSE"
+) -> None:
     """A log-scale line plot of the first loss column (no plotting library needed)."""
     rows = [r for r in csv.reader(log_file.open()) if r]
     if len(rows) < 2:
@@ -229,7 +231,5 @@ def plot_loss(log_file: Path, image: Path, width: int = 640, height: int = 360) 
         draw.text((5, y - 6), f"1e{decade}", fill="black")
     draw.rectangle([left, top, right, bottom], outline="black")
     draw.line([to_xy(s, v) for s, v in zip(steps, smooth, strict=True)], fill=(30, 60, 220), width=2)
-    draw.text(
-        (left, bottom + 10), f"step {int(steps[0])} .. {int(steps[-1])}   reconstruction MSE (log10)", fill="black"
-    )
+    draw.text((left, bottom + 10), f"step {int(steps[0])} .. {int(steps[-1])}   {label} (log10)", fill="black")
     canvas.save(image)

@@ -163,7 +163,7 @@ def train_unet(
             csv.writer(handle).writerow([step + 1, f"{loss.item():.6f}", batch.kind.value])
         if (step + 1) % config.checkpoint_every == 0 or step + 1 in (config.steps, until):
             _checkpoint(components, optimizer, out, step + 1)
-            plot_loss(log_file, out / "unet_loss.png")
+            plot_loss(log_file, out / "unet_loss.png", label="epsilon MSE")
             rate = (step + 1 - start) / (time.perf_counter() - began)
             log(f"step {step + 1}/{config.steps}: loss {loss.item():.4f}, {rate:.2f} steps/s")
     for module in (components.unet, components.text_encoder):

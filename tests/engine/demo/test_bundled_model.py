@@ -1,0 +1,85 @@
+"""The demo model shipped in resources/: intact, within its size budget, rendering the sample project, and
+placing what is drawn where it is drawn (a fast version of benchmarks/placement.py, on a few layouts)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from desktop.render_loop import Outcome, QueueLoop
+from engine.demo.bundle import read_manifest, verify_files
+from engine.demo.model import load_demo
+from engine.demo.placement import measure
+from engine.pipeline import InstanceDiffusionPipeline
+from engine.providers import DEMO_MODEL_DIR, load_demo_model
+from engine.request import InstanceKind, RenderRequest
+from engine.runner import Runner
+from projects.database import Project
+from projects.models import Render
+from projects.scenes import find_scene, queue_scene
+from tests.conftest import REPO_ROOT
+
+
+@pytest.fixture(scope="module")
+def pipe() -> InstanceDiffusionPipeline:
+    components, config = load_demo(DEMO_MODEL_DIR)
+    return InstanceDiffusionPipeline(
+        components.vae,
+        components.text_encoder,
+        components.tokenizer,
+        components.unet,
+        preview_factors=config.preview_factors,
+    )
+
+
+def test_the_bundled_model_is_intact_within_budget_and_documented() -> None:
+    assert verify_files(DEMO_MODEL_DIR) == []
+    manifest = read_manifest(DEMO_MODEL_DIR)
+    assert manifest["total_bytes"] <= 30 * 2**20
+    assert [c.split()[2] for c in manifest["training"]["commands"]] == ["vae", "unet", "bundle"]
+    evaluation = manifest["evaluation"]
+    assert evaluation["layouts"] >= 200 and set(evaluation["mis_on"]) == {"box", "point", "scribble", "mask"}
+    assert "edit_locality" in evaluation and evaluation["render_seconds"]
+
+
+def test_the_sample_project_renders_with_it(tmp_path: Path) -> None:
+    project_path = tmp_path / "shapes.instproj"
+    shutil.copyfile(REPO_ROOT / "resources" / "samples" / "shapes.instproj", project_path)
+    with Project.open(project_path) as project:
+        with project.write() as session:
+            queue_scene(session, find_scene(session, "mixed kinds"))
+
+        class Quiet:
+            def job_started(self, job: object) -> None: ...
+            def job_progress(self, *args: object) -> None: ...
+            def job_ended(self, result: object) -> None: ...
+
+        (result,) = QueueLoop(project, Runner(lambda _id: load_demo_model()), Quiet()).run_until_empty()
+        assert result.outcome is Outcome.DONE, result.error
+        with project.read() as session:
+            render = session.get(Render, result.render_id)
+            assert render is not None and (render.width, render.height) == (64, 64)
+            assert render.model_hashes.keys() == {"vae", "unet", "text_encoder"}
+
+
+def test_a_quick_placement_run_matches_what_the_manifest_records(pipe: InstanceDiffusionPipeline) -> None:
+    """The placement measurement on the first few held-out layouts: renders are reproducible, and the model
+    draws the requested colours (the blob finder finds them) about as often as its recorded evaluation says.
+    (The placement targets themselves are not met yet: see the manifest and the README.)"""
+
+    def render(request: RenderRequest) -> np.ndarray:
+        return pipe(request).image
+
+    scores = measure(render, layouts=6, steps=20)
+    recorded = read_manifest(DEMO_MODEL_DIR)["evaluation"]["mis_on"]
+    for kind in (InstanceKind.BOX, InstanceKind.MASK):
+        found = float(np.mean(scores[kind].found))
+        assert abs(found - recorded[kind.value]["found"]) < 0.3, (kind, found)
+    from engine.demo.placement import request_for
+    from engine.demo.world import generate
+
+    request = request_for(generate(900_000), InstanceKind.BOX, steps=20)
+    assert np.array_equal(render(request), render(request))
