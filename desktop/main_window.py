@@ -7,6 +7,7 @@ scene being edited), one undo stack per scene, the canvas and the panels. It nev
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import threading
 from collections.abc import Callable
@@ -85,7 +86,8 @@ class MainWindow(QMainWindow):
         self.settings = settings
         self.data_dir = data_dir
         self.model_settings_path = model_settings_path or data_dir / "models.json"
-        self.demo_model_dir = DEMO_MODEL_DIR
+        # As for `main.py render`: a demo model you trained yourself can stand in for the bundled one.
+        self.demo_model_dir = Path(os.environ.get("INSTANCE_STUDIO_DEMO_MODEL") or DEMO_MODEL_DIR)
         self.setWindowTitle(APP_NAME)
         self.setWindowIcon(app_icon())
         self.resize(1400, 880)
