@@ -59,7 +59,9 @@ class HistoryStrip(QWidget):
             "Contact sheet of the selected renders (all when none is selected), layouts drawn over"
         )
         self.sheet_button.setObjectName("historySheet")
-        self.sheet_button.clicked.connect(lambda: self.sheetRequested.emit(self.selected_entries() or list(self.entries)))
+        self.sheet_button.clicked.connect(
+            lambda: self.sheetRequested.emit(self.selected_entries() or list(self.entries))
+        )
         buttons = QVBoxLayout()
         buttons.addWidget(self.restore_button)
         buttons.addWidget(self.compare_button)

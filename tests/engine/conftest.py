@@ -1,9 +1,12 @@
+from pathlib import Path
+
 import pytest
 from diffusers.models.unets.unet_2d_condition import UNet2DConditionModel
 
 from engine.checkpoint import convert_official_unet, load_weights
 from engine.models.builder import InstanceUNetConfig, build_instance_unet
 from engine.pipeline import InstanceDiffusionPipeline
+from tests.engine.tiny_sd import TinySd, build_tiny_sd, write_diffusers_folder
 
 
 @pytest.fixture(scope="session")
@@ -24,3 +27,15 @@ def pipe() -> InstanceDiffusionPipeline:
     from tests.engine.tiny_sd import tiny_pipeline
 
     return tiny_pipeline()
+
+
+@pytest.fixture(scope="module")
+def tiny() -> TinySd:
+    """A tiny SD1.5-shaped model (random weights), built from configs."""
+    return build_tiny_sd()
+
+
+@pytest.fixture(scope="module")
+def sd_folder(tiny: TinySd, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model written as a diffusers folder, as users keep SD1.5."""
+    return write_diffusers_folder(tiny, tmp_path_factory.mktemp("diffusers") / "stable-diffusion-v1-5")

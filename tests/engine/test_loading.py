@@ -49,25 +49,13 @@ from tests.engine.tiny_sd import (
     CACHE_COMMIT,
     TINY_CONFIG,
     TinySd,
-    build_tiny_sd,
     fake_official_checkpoint,
     ldm_single_file_state,
     random_added_parts,
     write_cache_entry,
-    write_diffusers_folder,
 )
 
 # --- fixtures ----------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def tiny() -> TinySd:
-    return build_tiny_sd()
-
-
-@pytest.fixture(scope="module")
-def sd_folder(tiny: TinySd, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_diffusers_folder(tiny, tmp_path_factory.mktemp("diffusers") / "stable-diffusion-v1-5")
 
 
 @pytest.fixture(scope="module")
