@@ -45,6 +45,7 @@ from PySide6.QtWidgets import (
 
 from desktop.canvas.tools import TOOLS, Tool
 from desktop.canvas.view import CanvasView
+from desktop.clipboard import MIME as CLIPBOARD_MIME
 from desktop.clipboard import instances_from_mime, instances_to_mime
 from desktop.commands import SceneFieldsCommand, SetInstancesCommand
 from desktop.compare import CompareDialog
@@ -875,19 +876,12 @@ class MainWindow(QMainWindow):
             self.warnings.setText(shown + more)
 
     def _load_tokenizer(self) -> None:
-        """CLIP's tokenizer for the 77-token check, loaded off the GUI thread (transformers imports slowly)."""
+        """CLIP's tokenizer for the 77-token check, loaded once per process off the GUI thread."""
 
-        def load() -> None:
-            try:
-                from transformers import CLIPTokenizer
+        def ready(counter: TokenCounter) -> None:
+            self._count_tokens = counter
 
-                tokenizer = CLIPTokenizer.from_pretrained(CLIP_TOKENIZER, local_files_only=True)
-            except Exception as exc:  # the check is a nicety: never fail the window for it
-                log.warning("no token counting: %s", exc)
-                return
-            self._count_tokens = lambda text: len(tokenizer(text).input_ids)
-
-        threading.Thread(target=load, name="tokenizer", daemon=True).start()
+        shared_token_counter(ready)
 
     def show_message(self, text: str, timeout: int = 5000) -> None:
         self.statusBar().showMessage(text, timeout)
@@ -906,11 +900,55 @@ class MainWindow(QMainWindow):
             act.triggered.connect(lambda _c=False, p=path: self.open_project(p))
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        clipboard = QGuiApplication.clipboard()
+        data = clipboard.mimeData()
+        if data is not None and data.hasFormat(CLIPBOARD_MIME):
+            # Qt owns the copied instances' QMimeData; left there, it is freed twice when the app exits.
+            clipboard.clear()
         self.settings.setValue("windowGeometry", self.saveGeometry())
         if self.pages.currentIndex() == 1:
             self.settings.setValue("windowState", self.saveState())
         self.close_project()
         super().closeEvent(event)
+
+
+_tokens_lock = threading.Lock()
+_tokens_thread: threading.Thread | None = None
+_token_counter: list[TokenCounter] = []
+
+
+def shared_token_counter(ready: Callable[[TokenCounter], None]) -> None:
+    """Hand CLIP's token counter to `ready` once it is loaded (transformers imports slowly). One loader
+    thread per process, not a daemon: interpreter shutdown waits for it instead of tearing it down."""
+    global _tokens_thread
+    with _tokens_lock:
+        if _token_counter:
+            ready(_token_counter[0])
+            return
+
+        def load() -> None:
+            try:
+                from transformers import CLIPTokenizer
+
+                tokenizer = CLIPTokenizer.from_pretrained(CLIP_TOKENIZER, local_files_only=True)
+            except Exception as exc:  # the check is a nicety: never fail the window for it
+                log.warning("no token counting: %s", exc)
+                return
+            counter: TokenCounter = lambda text: len(tokenizer(text).input_ids)  # noqa: E731
+            with _tokens_lock:
+                _token_counter.append(counter)
+                waiting = list(_waiting)
+                _waiting.clear()
+            for callback in waiting:
+                callback(counter)
+
+        _waiting.append(ready)
+        if _tokens_thread is None:
+            _tokens_thread = threading.Thread(target=load, name="tokenizer")
+            _tokens_thread.start()
+
+
+_waiting: list[Callable[[TokenCounter], None]] = []
 
 
 def _droppable(path: str) -> bool:
