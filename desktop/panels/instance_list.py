@@ -11,7 +11,6 @@ from PySide6.QtCore import (
     QAbstractTableModel,
     QItemSelection,
     QItemSelectionModel,
-    QMimeData,
     QModelIndex,
     QPersistentModelIndex,
     Qt,
@@ -31,7 +30,7 @@ from PySide6.QtWidgets import (
 from desktop.commands import EditInstanceCommand, SetInstancesCommand
 from desktop.document import MAX_INSTANCES, SceneDocument
 from desktop.icons import icon
-from desktop.panels.row_drag import dropped_rows, reordered, rows_mime
+from desktop.panels.row_drag import DragToReorder, reordered
 from desktop.scene_data import InstanceData
 
 _MIME = "application/x-instance-studio-slot"
@@ -42,8 +41,10 @@ COL_SLOT, COL_CAPTION, COL_KIND, COL_LOCK = range(4)
 HEADERS = ("#", "Caption", "Kind", "Lock")
 
 
-class InstanceTableModel(QAbstractTableModel):
+class InstanceTableModel(DragToReorder, QAbstractTableModel):
     """The document's instances as rows. Edits become undo commands through `push`."""
+
+    drag_mime = _MIME
 
     def __init__(self, document: SceneDocument, push: Callable[[QUndoCommand], None]) -> None:
         super().__init__()
@@ -131,24 +132,6 @@ class InstanceTableModel(QAbstractTableModel):
         return False
 
     # --- drag to reorder -------------------------------------------------------------------
-
-    def supportedDropActions(self) -> Qt.DropAction:
-        return Qt.DropAction.MoveAction
-
-    def mimeTypes(self) -> list[str]:
-        return [_MIME]
-
-    def mimeData(self, indexes: list[QModelIndex]) -> QMimeData:  # type: ignore[override]
-        return rows_mime(_MIME, indexes)
-
-    def dropMimeData(self, data: QMimeData, action: Qt.DropAction, row: int, column: int, parent: Index) -> bool:
-        rows = dropped_rows(data, _MIME)
-        if rows is None:
-            return False
-        if row < 0:
-            row = parent.row() if parent.isValid() else len(self.instances)
-        self.move_rows(rows, row)
-        return False  # the move is done; the view must not remove the source rows itself
 
     def move_rows(self, rows: list[int], to: int) -> None:
         """Move the instances in `rows` so they sit before slot `to` (in their order)."""

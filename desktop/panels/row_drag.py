@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TypeVar
 
-from PySide6.QtCore import QByteArray, QMimeData, QModelIndex
+from PySide6.QtCore import QByteArray, QMimeData, QModelIndex, QPersistentModelIndex, Qt
 
 T = TypeVar("T")
 
@@ -30,3 +30,40 @@ def reordered(items: Sequence[T], rows: list[int], to: int) -> list[T]:
     rest = [item for r, item in enumerate(items) if r not in rows]
     at = to - sum(1 for r in rows if r < to)
     return [*rest[:at], *moving, *rest[at:]]
+
+
+class DragToReorder:
+    """Mixin for a flat item model whose rows the user reorders by dragging; put it before the Qt base.
+
+    The model names its payload in `drag_mime` and does the move in `move_rows`; a drop below the last
+    row appends."""
+
+    drag_mime: str
+
+    def supportedDropActions(self) -> Qt.DropAction:
+        return Qt.DropAction.MoveAction
+
+    def mimeTypes(self) -> list[str]:
+        return [self.drag_mime]
+
+    def mimeData(self, indexes: Sequence[QModelIndex], /) -> QMimeData:
+        return rows_mime(self.drag_mime, indexes)
+
+    def dropMimeData(
+        self,
+        data: QMimeData,
+        action: Qt.DropAction,
+        row: int,
+        column: int,
+        parent: QModelIndex | QPersistentModelIndex,
+    ) -> bool:
+        rows = dropped_rows(data, self.drag_mime)
+        if rows is None:
+            return False
+        if row < 0:
+            row = parent.row() if parent.isValid() else self.rowCount()  # type: ignore[attr-defined]
+        self.move_rows(rows, row)
+        return False  # the move is done; the view must not remove the source rows itself
+
+    def move_rows(self, rows: list[int], to: int) -> None:
+        raise NotImplementedError

@@ -8,7 +8,6 @@ from typing import Any
 
 from PySide6.QtCore import (
     QAbstractListModel,
-    QMimeData,
     QModelIndex,
     QPersistentModelIndex,
     QSize,
@@ -19,7 +18,7 @@ from PySide6.QtGui import QColor, QIcon, QImage, QPainter, QPixmap
 from PySide6.QtWidgets import QAbstractItemView, QHBoxLayout, QListView, QToolButton, QVBoxLayout, QWidget
 
 from desktop.icons import icon
-from desktop.panels.row_drag import dropped_rows, reordered, rows_mime
+from desktop.panels.row_drag import DragToReorder, reordered
 from desktop.scene_data import SceneState, SceneSummary
 
 _MIME = "application/x-instance-studio-scene"
@@ -39,8 +38,9 @@ STATE_COLORS = {
 }
 
 
-class SceneListModel(QAbstractListModel):
+class SceneListModel(DragToReorder, QAbstractListModel):
     reorderRequested = Signal(list)  # scene ids in the new order
+    drag_mime = _MIME
 
     def __init__(self) -> None:
         super().__init__()
@@ -109,24 +109,6 @@ class SceneListModel(QAbstractListModel):
         if not index.isValid():
             return Qt.ItemFlag.ItemIsDropEnabled
         return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsDragEnabled
-
-    def supportedDropActions(self) -> Qt.DropAction:
-        return Qt.DropAction.MoveAction
-
-    def mimeTypes(self) -> list[str]:
-        return [_MIME]
-
-    def mimeData(self, indexes: list[QModelIndex]) -> QMimeData:  # type: ignore[override]
-        return rows_mime(_MIME, indexes)
-
-    def dropMimeData(self, data: QMimeData, action: Qt.DropAction, row: int, column: int, parent: Index) -> bool:
-        rows = dropped_rows(data, _MIME)
-        if rows is None:
-            return False
-        if row < 0:
-            row = parent.row() if parent.isValid() else len(self.scenes)
-        self.move_rows(rows, row)
-        return False
 
     def move_rows(self, rows: list[int], to: int) -> None:
         ordered = reordered(self.scenes, rows, to)
