@@ -27,7 +27,9 @@ from transformers import CLIPTextModel, CLIPTokenizer
 
 from engine.grounding import instance_tensors, null_grounding, slot_grounding
 from engine.models.builder import position_net_of
+from engine.models.fusers import fuser_config_of
 from engine.models.unifusion import OFFICIAL_DROPS, GroundingDrops
+from engine.regions import slot_regions
 from engine.request import InstanceKind, InstanceSpec, RenderRequest
 from engine.sampler import Chain, RenderCancelled, SamplerHooks, SamplerSettings, sample
 from engine.schedulers import make_scheduler
@@ -170,6 +172,23 @@ class InstanceDiffusionPipeline:
         null = net(**null_grounding(config, self.dtype, self.device))
         return full, alone, null
 
+    def grounding_regions(
+        self, instances: Sequence[InstanceSpec], height: int, width: int
+    ) -> tuple[torch.Tensor, list[torch.Tensor]] | None:
+        """Slot regions on the latent grid for the full condition and each instance alone, for a model whose
+        fusers attend by instance region; None for any other model (the official one)."""
+        fuser_config = fuser_config_of(self.unet)
+        if not fuser_config.masked_attention:
+            return None
+        factor = self.vae_scale_factor
+        slots = self.position_net.config.max_objs
+
+        def regions(specs: Sequence[InstanceSpec]) -> torch.Tensor:
+            grid = slot_regions(specs, slots, height // factor, width // factor, fuser_config)
+            return grid.to(self.device, self.dtype)
+
+        return regions(instances), [regions([inst]) for inst in instances]
+
     # 4. Noise
 
     def prepare_latents(self, request: RenderRequest) -> torch.Tensor:
@@ -212,7 +231,9 @@ class InstanceDiffusionPipeline:
 
         # 3. Grounding tokens
         full_tokens, alone_tokens, null_tokens = self.grounding_tokens(request.instances)
-        chains = [Chain(contexts[2 + i : 3 + i], tokens) for i, tokens in enumerate(alone_tokens)]
+        regions = self.grounding_regions(request.instances, request.height, request.width)
+        full_regions, alone_regions = regions if regions is not None else (None, [None] * len(alone_tokens))
+        chains = [Chain(contexts[2 + i : 3 + i], tokens, alone_regions[i]) for i, tokens in enumerate(alone_tokens)]
         timings["encode"] = time.perf_counter() - start
 
         # 4. Noise
@@ -227,7 +248,7 @@ class InstanceDiffusionPipeline:
         hooks = SamplerHooks(on_step=on_step, should_cancel=should_cancel, max_batch=max_batch)
         settings = SamplerSettings(request.steps, request.guidance, request.alpha, request.mis)
         sample_start = time.perf_counter()
-        full = Chain(context, full_tokens if request.instances else None)
+        full = Chain(context, full_tokens if request.instances else None, full_regions)
         latents = sample(
             self.unet, make_scheduler(request.scheduler), noise, full, chains, uncond, null_tokens, settings, hooks
         )

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import torch
 from diffusers.models.unets.unet_2d_condition import UNet2DConditionModel
 
+from engine.models.fusers import RegionTokens
 from engine.schedulers import DiffusionScheduler, sampler_step
 
 
@@ -29,10 +30,12 @@ class RenderCancelled(Exception):
 @dataclass(frozen=True)
 class Chain:
     """One chain's conditioning: its prompt context (1, 77, D) and grounding tokens (1, T, D), or None
-    for a render without instances (then the fusers never run: it is plain Stable Diffusion)."""
+    for a render without instances (then the fusers never run: it is plain Stable Diffusion). A model with
+    instance-masked fusers also needs each slot's region on the latent grid, (1, slots, h, w)."""
 
     context: torch.Tensor
     tokens: torch.Tensor | None
+    regions: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,8 @@ def sample(
     latents = [noise * schedulers[0].init_noise_sigma for _ in chains]
     use_cfg = settings.guidance != 1.0
     has_grounding = full.tokens is not None
+    # Unconditional rows: no instance anywhere, so only the caption-free tokens are visible.
+    null_regions = None if full.regions is None else torch.zeros_like(full.regions)
 
     for iteration, t in enumerate(timesteps):
         step = sampler_step(iteration, iterations, settings.steps)
@@ -122,11 +127,13 @@ def sample(
         context = torch.cat(
             [chains[c].context if cond else uncond_context for c, cond in zip(rows_chain, rows_cond, strict=True)]
         )
-        tokens = None
+        tokens: torch.Tensor | RegionTokens | None = None
         if grounded:
-            tokens = torch.cat(
-                [_tokens_of(chains[c]) if cond else null_tokens for c, cond in zip(rows_chain, rows_cond, strict=True)]
-            )
+            batch_rows = list(zip(rows_chain, rows_cond, strict=True))
+            tokens = torch.cat([_tokens_of(chains[c]) if cond else null_tokens for c, cond in batch_rows])
+            if null_regions is not None:
+                regions = torch.cat([_regions_of(chains[c]) if cond else null_regions for c, cond in batch_rows])
+                tokens = RegionTokens(tokens, regions)
         output = _unet(unet, inputs, t, context, tokens, hooks)
         if hooks.on_unet_call is not None:
             hooks.on_unet_call(
@@ -151,7 +158,7 @@ def _unet(
     inputs: torch.Tensor,
     t: torch.Tensor,
     context: torch.Tensor,
-    tokens: torch.Tensor | None,
+    tokens: torch.Tensor | RegionTokens | None,
     hooks: SamplerHooks,
 ) -> torch.Tensor:
     """One step's rows through the UNet, in chunks of at most `max_batch` rows; cancellable between chunks."""
@@ -172,3 +179,9 @@ def _tokens_of(chain: Chain) -> torch.Tensor:
     if chain.tokens is None:
         raise ValueError("a grounded step needs every chain's tokens")
     return chain.tokens
+
+
+def _regions_of(chain: Chain) -> torch.Tensor:
+    if chain.regions is None:
+        raise ValueError("a model with instance-masked fusers needs every chain's regions")
+    return chain.regions

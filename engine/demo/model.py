@@ -21,6 +21,7 @@ from engine.checkpoint import load_weights
 from engine.demo.training import DEMO_VAE
 from engine.demo.vocabulary import MAX_LENGTH, write_tokenizer
 from engine.models.builder import InstanceUNetConfig, build_instance_unet
+from engine.models.fusers import FuserConfig
 from engine.models.unifusion import UniFusionConfig
 from engine.weights_io import read_safetensors, write_safetensors_atomic
 
@@ -40,6 +41,8 @@ DEMO_UNET: dict[str, Any] = {
     "attention_head_dim": 1,
     "norm_num_groups": 32,
 }
+# Trained from scratch: gates start open and the fusers attend by instance region (docs/demo_model.md).
+DEMO_FUSERS = FuserConfig(masked_attention=True, gate_init=1.0)
 DEMO_POSITION_NET = UniFusionConfig(
     text_dim=WIDTH,
     out_dim=WIDTH,
@@ -65,12 +68,13 @@ class DemoModelConfig:
     unet: dict[str, Any] = field(default_factory=lambda: dict(DEMO_UNET))
     position_net: UniFusionConfig = DEMO_POSITION_NET
     text: dict[str, Any] = field(default_factory=lambda: dict(DEMO_TEXT))
+    fusers: FuserConfig = DEMO_FUSERS
     # Latent -> RGB for previews (fitted to the trained VAE: engine.demo.training.fit_preview_factors).
     preview_factors: tuple[tuple[float, ...], ...] | None = None
 
     @property
     def instance_unet(self) -> InstanceUNetConfig:
-        return InstanceUNetConfig(unet=self.unet, position_net=self.position_net)
+        return InstanceUNetConfig(unet=self.unet, position_net=self.position_net, fusers=self.fusers)
 
 
 @dataclass
@@ -118,6 +122,8 @@ def load_demo(folder: Path) -> tuple[DemoComponents, DemoModelConfig]:
         vae=data["vae"],
         unet=data["unet"],
         position_net=UniFusionConfig(**position),
+        # Models saved before the fusers had a config were trained unmasked, gates from 0.
+        fusers=FuserConfig(**data["fusers"]) if "fusers" in data else FuserConfig(),
         text=data["text"],
         preview_factors=None if factors is None else tuple(tuple(row) for row in factors),
     )

@@ -55,8 +55,7 @@ class WorldInstance:
 
     @property
     def caption(self) -> str:
-        article = "an" if self.colour[0] in "aeiou" else "a"
-        return f"{article} {self.colour} {self.shape}"
+        return _caption(self.colour, self.shape)
 
     @property
     def box(self) -> tuple[float, float, float, float]:
@@ -88,6 +87,16 @@ class WorldInstance:
         return InstanceSpec(
             self.caption, kind, polygon=self.polygon, mask=MaskRLE.from_bitmap(self.mask), box=self.box
         )
+
+
+def instance_captions() -> list[str]:
+    """Every instance caption the world can produce (a colour and a shape), in a fixed order."""
+    return [_caption(colour, shape) for colour in COLOURS for shape in SHAPES]
+
+
+def _caption(colour: str, shape: str) -> str:
+    article = "an" if colour[0] in "aeiou" else "a"
+    return f"{article} {colour} {shape}"
 
 
 @dataclass(frozen=True)
@@ -131,13 +140,18 @@ def outline(shape: str, centre: tuple[float, float], radius: float, rotation: fl
     return [(cx + r * math.cos(a + rotation), cy + r * math.sin(a + rotation)) for r, a in corners]
 
 
-def generate(seed: int, size: int = 64, max_instances: int = MAX_INSTANCES) -> WorldScene:
-    """One scene of 1..max_instances shapes, each of its own colour (the colour identifies it), none overlapping."""
-    if not 1 <= max_instances <= len(COLOURS):
-        raise ValueError(f"max_instances must be 1..{len(COLOURS)}: each instance has its own colour")
+def generate(seed: int, size: int = 64, max_instances: int = MAX_INSTANCES, min_instances: int = 1) -> WorldScene:
+    """One scene of min..max_instances shapes, each of its own colour (the colour identifies it), none overlapping.
+
+    A crowded canvas may hold fewer than `min_instances`: a shape that finds no room is left out.
+    """
+    if not 1 <= min_instances <= max_instances <= len(COLOURS):
+        raise ValueError(
+            f"need 1 <= min_instances <= max_instances <= {len(COLOURS)}: each instance has its own colour"
+        )
     rng = np.random.default_rng(seed)
     background = str(rng.choice(list(BACKGROUNDS)))
-    count = int(rng.integers(1, max_instances + 1))
+    count = int(rng.integers(min_instances, max_instances + 1))
     colours = [str(c) for c in rng.choice(list(COLOURS), size=count, replace=False)]
     chosen = [(colour, str(rng.choice(SHAPES))) for colour in colours]
 

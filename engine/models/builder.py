@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from diffusers.models.unets.unet_2d_condition import UNet2DConditionModel
 
+from engine.models.fusers import FuserConfig, install_fusers
 from engine.models.scaleu import ScaleU, backbone_channels
 from engine.models.unifusion import UniFusion, UniFusionConfig
 
@@ -34,6 +35,7 @@ SD15_UNET: dict[str, Any] = {
 class InstanceUNetConfig:
     unet: Mapping[str, Any] = field(default_factory=lambda: dict(SD15_UNET))
     position_net: UniFusionConfig = field(default_factory=UniFusionConfig)
+    fusers: FuserConfig = field(default_factory=FuserConfig)  # the official model: unmasked, gates from 0
 
     def unet_kwargs(self) -> dict[str, Any]:
         kwargs = dict(self.unet)
@@ -44,7 +46,7 @@ class InstanceUNetConfig:
 def build_instance_unet(
     config: InstanceUNetConfig | None = None, device: str | torch.device = "cpu"
 ) -> UNet2DConditionModel:
-    """A UNet with fusers, UniFusion as `unet.position_net` and ScaleU as `unet.scaleu` (hooks attached).
+    """A UNet with fusers (set up by `config.fusers`), UniFusion as `unet.position_net` and ScaleU as `unet.scaleu` (hooks attached).
 
     On `device="meta"` nothing is allocated, for loading weights with `load_state_dict(..., assign=True)`.
     """
@@ -54,6 +56,7 @@ def build_instance_unet(
         # Replaces diffusers' GLIGEN projection (which its attribute annotation names).
         unet.position_net = UniFusion(config.position_net)  # type: ignore[assignment]
         unet.scaleu = ScaleU(backbone_channels(unet.config))
+        install_fusers(unet, config.fusers)
     unet.scaleu.attach(unet)
     return unet
 

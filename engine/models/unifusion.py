@@ -21,6 +21,7 @@ from torch import nn
 
 from engine.models.convnext import ConvNeXtBackbone
 from engine.models.fourier import fourier_embed
+from engine.models.fusers import RegionTokens
 
 
 @dataclass(frozen=True)
@@ -124,8 +125,8 @@ class UniFusion(nn.Module):
         polygons: torch.Tensor | None = None,
         segs: torch.Tensor | None = None,
         points: torch.Tensor | None = None,
-        objs: torch.Tensor | None = None,
-    ) -> torch.Tensor:
+        objs: torch.Tensor | RegionTokens | None = None,
+    ) -> torch.Tensor | RegionTokens:
         """Tokens (B, 4*max_objs + seg_tokens, out_dim): box, point, scribble, polygon, then seg tokens.
 
         The tokens do not depend on the timestep, so a sampler computes them once and passes them back in
@@ -139,7 +140,7 @@ class UniFusion(nn.Module):
             polygons: (B, N, 2 * polygon_points); zeros where absent.
             segs: (B, N, H, W) binary masks, slot s in channel s; resized to seg_size.
             points: (B, N, 2); callers put the box centre where no point was given.
-            objs: precomputed tokens, returned unchanged.
+            objs: precomputed tokens (with their regions, for instance-masked fusers), returned unchanged.
         """
         if objs is not None:
             return objs

@@ -198,3 +198,36 @@ def test_grounding_config_follows_the_kinds_present() -> None:
     assert grounding_config([POINT]) == "point"
     assert grounding_config([BOX, POLYGON]) == "mask"
     assert grounding_config([BOX, SCRIBBLE, POLYGON]) == "scribble"
+
+
+def test_instance_masked_fusers_get_each_rows_regions(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """With a masked model, every grounded UNet call carries regions: all instances for the full chain,
+    instance k alone (slot 0) for its own chain, none for the unconditional rows; non-square canvases too."""
+    from engine.demo.model import DemoModelConfig, build_demo_components
+    from engine.models.fusers import RegionTokens, fusers
+
+    torch.manual_seed(0)
+    parts = build_demo_components(DemoModelConfig(), tmp_path_factory.mktemp("tok"))
+    demo = InstanceDiffusionPipeline(parts.vae, parts.text_encoder, parts.tokenizer, parts.unet.eval(), None)
+    seen: list[torch.Tensor] = []
+
+    def capture(_module: torch.nn.Module, args: tuple[object, ...]) -> None:
+        objs = args[1]
+        assert isinstance(objs, RegionTokens)
+        seen.append(objs.regions)
+
+    handle = fusers(parts.unet)[0].register_forward_pre_hook(capture)
+    wide_box = InstanceSpec("a red circle", InstanceKind.BOX, box=(0.0, 0.0, 0.25, 0.5))
+    point = InstanceSpec("a blue star", InstanceKind.POINT, point=(0.9, 0.9))
+    try:
+        demo(request(wide_box, point, width=128, height=64, steps=4, mis=0.5, alpha=1.0))
+    finally:
+        handle.remove()
+    first = seen[0]  # rows: (uncond, cond) for the full chain, then for each instance's chain
+    assert first.shape == (6, 30, 16, 32)
+    assert first[[0, 2, 4]].sum() == 0
+    assert first[1, 0, :8, :8].all() and first[1, 0].sum() == 64  # the box: the left quarter, top half
+    assert first[1, 1, 15, 29] == 1 and first[1, 2:].sum() == 0
+    assert torch.equal(first[3, 0], first[1, 0]) and first[3, 1:].sum() == 0
+    assert torch.equal(first[5, 0], first[1, 1]) and first[5, 1:].sum() == 0
+    assert seen[-1].shape == (2, 30, 16, 32)  # after the merge: chain 0 alone
