@@ -1,11 +1,14 @@
 """Placement of the demo model, measured: does it put what the user drew where the user drew it?
 
     .venv/bin/python benchmarks/placement.py [--model resources/demo/model] [--layouts 200] [--steps 20] [--record]
+        [--canvas-layouts 50] [--figure docs/demo_model_renders.png]
 
 Renders held-out layouts with every location kind, with the multi-instance sampler on and off, and prints
-one table (targets: boxes >= 0.90, points >= 0.90, scribbles >= 0.80, mask IoU >= 0.60), the edit
-locality ratio (change outside the moved instance's old and new boxes vs inside them) and the render
-time of a 4-instance scene on this machine. `--record` writes the figures into the model's manifest.
+one table (targets: boxes >= 0.90, points >= 0.90, scribbles >= 0.80, mask IoU >= 0.60, right shape >= 0.80),
+the edit locality ratio (change outside the moved instance's old and new boxes vs inside them, <= 0.25), boxes
+on 96x64 and 64x96 canvases (>= 0.80) and the render time of a 4-instance scene on this machine. `--record`
+writes the figures into the model's manifest; `--figure` draws held-out layouts' ground truth above the
+model's renders of them (boxes).
 """
 
 from __future__ import annotations
@@ -36,12 +39,38 @@ def render_times(pipe: Any, steps: tuple[int, ...]) -> dict[str, float]:
     return times
 
 
+def draw_figure(render: Any, path: Path, count: int = 8, scale: int = 3) -> None:
+    """Ground truth (top row) above the model's render of the same box layout (bottom row), boxes outlined."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    from engine.demo.placement import HELD_OUT_SEED, request_for
+    from engine.demo.world import generate
+    from engine.request import InstanceKind
+
+    size = 64 * scale
+    sheet = Image.new("RGB", (count * (size + 4), 2 * size + 4), "white")
+    for index in range(count):
+        scene = generate(HELD_OUT_SEED + index)
+        rendered = np.asarray(render(request_for(scene, InstanceKind.BOX)))
+        for row, pixels in enumerate((scene.image, rendered)):
+            tile = Image.fromarray(pixels).resize((size, size), Image.Resampling.NEAREST)
+            draw = ImageDraw.Draw(tile)
+            for inst in scene.instances:
+                x0, y0, x1, y1 = (v * size for v in inst.box)
+                draw.rectangle([x0, y0, x1 - 1, y1 - 1], outline=(0, 0, 0))
+            sheet.paste(tile, (index * (size + 4), row * (size + 4)))
+    sheet.save(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=ROOT / "resources" / "demo" / "model")
     parser.add_argument("--layouts", type=int, default=200)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--edits", type=int, default=20)
+    parser.add_argument("--canvas-layouts", type=int, default=50, help="layouts per non-square canvas")
+    parser.add_argument("--figure", type=Path, help="write ground truth above renders of 8 held-out layouts here")
     parser.add_argument(
         "--time-steps",
         type=int,
@@ -70,7 +99,12 @@ def main(argv: list[str] | None = None) -> int:
     def render(request: RenderRequest) -> np.ndarray:
         return pipe(request).image
 
-    report = evaluation_report(render, layouts=args.layouts, steps=args.steps, edits=args.edits)
+    if args.figure:
+        draw_figure(render, args.figure)
+        print(f"figure: {args.figure}")
+    report = evaluation_report(
+        render, layouts=args.layouts, steps=args.steps, edits=args.edits, canvas_layouts=args.canvas_layouts
+    )
     report["render_seconds"] = render_times(
         pipe, tuple(sorted({args.steps, RenderRequest.__dataclass_fields__["steps"].default}))
     )

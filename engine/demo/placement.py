@@ -29,7 +29,7 @@ from engine.demo.analysis import (
     mask_iou,
     scribble_hit_rate,
 )
-from engine.demo.world import WorldScene, generate
+from engine.demo.world import WorldScene, generate, on_canvas
 from engine.request import InstanceKind, RenderRequest
 
 Renderer = Callable[[RenderRequest], npt.NDArray[np.uint8]]
@@ -42,6 +42,10 @@ TARGETS = {
     InstanceKind.SCRIBBLE: ("scribble points inside", 0.80),
     InstanceKind.MASK: ("mask IoU", 0.60),
 }
+SHAPE_TARGET = 0.80  # right shape, over every kind
+EDIT_RATIO_TARGET = 0.25  # change outside the moved instance's boxes / inside them
+CANVASES = ((96, 64), (64, 96))  # non-square canvases at the model's scale
+CANVAS_TARGET = 0.80  # boxes with IoU >= 0.5 on them
 
 
 @dataclass
@@ -61,11 +65,11 @@ class KindScore:
 
 
 def request_for(scene: WorldScene, kind: InstanceKind, **settings: object) -> RenderRequest:
-    size = scene.image.shape[0]
+    height, width = scene.image.shape[:2]
     base: dict[str, object] = {
         "prompt": scene.caption,
-        "width": size,
-        "height": size,
+        "width": width,
+        "height": height,
         "seed": scene.seed,
         "model_id": "demo",
     }
@@ -104,6 +108,24 @@ def measure(render: Renderer, layouts: int = 200, size: int = 64, **settings: ob
     return scores
 
 
+def measure_canvases(
+    render: Renderer, layouts: int = 50, canvases: tuple[tuple[int, int], ...] = CANVASES, **settings: object
+) -> dict[str, float]:
+    """Box placement on non-square canvases: held-out 64x64 scenes pasted at a seeded offset along the long side."""
+    scores = {}
+    for width, height in canvases:
+        score = KindScore(InstanceKind.BOX)
+        for index in range(layouts):
+            scene = generate(HELD_OUT_SEED + 20_000 + index)
+            size = scene.image.shape[0]
+            offset = np.random.default_rng(scene.seed).integers(0, max(width, height) - size + 1)
+            left, top = (int(offset), 0) if width > height else (0, int(offset))
+            wide = on_canvas(scene, width, height, left, top)
+            score_image(wide, InstanceKind.BOX, render(request_for(wide, InstanceKind.BOX, **settings)), score)
+        scores[f"{width}x{height}"] = score.score
+    return scores
+
+
 def measure_edit_locality(
     render: Renderer, edits: int = 20, size: int = 64, **settings: object
 ) -> tuple[float, float]:
@@ -135,8 +157,11 @@ def _moved(scene: WorldScene, request: RenderRequest) -> tuple[RenderRequest, Bo
     return dataclasses.replace(request, instances=(moved, *request.instances[1:])), spec.box, new_box
 
 
-def evaluation_report(render: Renderer, layouts: int = 200, steps: int = 20, edits: int = 20) -> dict[str, Any]:
-    """Placement with the multi-instance sampler on (the default 0.36) and off, plus edit locality."""
+def evaluation_report(
+    render: Renderer, layouts: int = 200, steps: int = 20, edits: int = 20, canvas_layouts: int = 50
+) -> dict[str, Any]:
+    """Placement with the multi-instance sampler on (the default 0.36) and off, the right-shape share, edit
+    locality and boxes on non-square canvases (the last two at the default sampler settings)."""
     report: dict[str, Any] = {"layouts": layouts, "steps": steps, "held_out_seed": HELD_OUT_SEED}
     for label, mis in (("mis_on", 0.36), ("mis_off", 0.0)):
         scores = measure(render, layouts=layouts, steps=steps, mis=mis)
@@ -152,12 +177,25 @@ def evaluation_report(render: Renderer, layouts: int = 200, steps: int = 20, edi
             }
             for kind, (name, target) in TARGETS.items()
         }
+        shape = float(np.mean([scores[kind].shape_accuracy for kind in TARGETS]))
+        report[label]["shape"] = {"score": round(shape, 4), "target": SHAPE_TARGET, "met": shape >= SHAPE_TARGET}
     outside, inside = measure_edit_locality(render, edits=edits, steps=steps)
+    ratio = outside / max(inside, 1e-9)
     report["edit_locality"] = {
         "edits": edits,
         "outside": round(outside, 4),
         "inside": round(inside, 4),
-        "ratio": round(outside / max(inside, 1e-9), 4),
+        "ratio": round(ratio, 4),
+        "target": EDIT_RATIO_TARGET,
+        "met": ratio <= EDIT_RATIO_TARGET,
+    }
+    if not canvas_layouts:
+        return report
+    canvases = measure_canvases(render, layouts=canvas_layouts, steps=steps)
+    report["canvases"] = {
+        "layouts": canvas_layouts,
+        "target": CANVAS_TARGET,
+        **{name: {"score": round(score, 4), "met": score >= CANVAS_TARGET} for name, score in canvases.items()},
     }
     return report
 
@@ -174,11 +212,23 @@ def report_table(report: dict[str, Any]) -> str:
             f"{kind.value:<9} {on['measure']:<24} {on['target']:>6.2f} {on['score']:>7.3f} {off['score']:>8.3f} "
             f"{'yes' if on['met'] else 'no':>4} {on['shape_ok']:>9.3f} {on['found']:>6.3f} {on['instances']:>5}"
         )
+    if "shape" in report["mis_on"]:
+        on, off = report["mis_on"]["shape"], report["mis_off"]["shape"]
+        lines.append(
+            f"{'all':<9} {'right shape':<24} {on['target']:>6.2f} {on['score']:>7.3f} {off['score']:>8.3f} "
+            f"{'yes' if on['met'] else 'no':>4}"
+        )
     edit = report["edit_locality"]
     lines.append(
         f"edit locality over {edit['edits']} moves: mean change {edit['outside']:.2f} outside the old and new boxes "
-        f"vs {edit['inside']:.2f} inside (ratio {edit['ratio']:.3f})"
+        f"vs {edit['inside']:.2f} inside (ratio {edit['ratio']:.3f}, target <= {EDIT_RATIO_TARGET})"
     )
+    for name, canvas in report.get("canvases", {}).items():
+        if isinstance(canvas, dict):
+            lines.append(
+                f"boxes on {name} canvases ({report['canvases']['layouts']} layouts): IoU >= 0.5 for "
+                f"{canvas['score']:.3f} (target {CANVAS_TARGET}, {'met' if canvas['met'] else 'not met'})"
+            )
     if "render_seconds" in report:
         lines.append(f"render time: {report['render_seconds']}")
     return "\n".join(lines)

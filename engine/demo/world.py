@@ -178,3 +178,28 @@ def generate(seed: int, size: int = 64, max_instances: int = MAX_INSTANCES, min_
         instances.append(WorldInstance(shape, colour, centre, radius, rotation, tuple(points), mask))
     image = np.asarray(canvas.resize((size, size), Image.Resampling.LANCZOS), dtype=np.uint8)
     return WorldScene(seed=seed, background=background, instances=tuple(instances), image=image)
+
+
+def on_canvas(scene: WorldScene, width: int, height: int, left: int, top: int) -> WorldScene:
+    """`scene` pasted at pixel (left, top) onto a width x height canvas of its background: a non-square layout
+    whose ground truth is known. Shapes keep their pixels; their geometry is re-normalised to the new canvas."""
+    size = scene.image.shape[0]
+    if not (0 <= left <= width - size and 0 <= top <= height - size):
+        raise ValueError(f"a {size}x{size} scene does not fit a {width}x{height} canvas at ({left}, {top})")
+    image = np.empty((height, width, 3), dtype=np.uint8)
+    image[:] = scene.image[0, 0]  # the corner is background: shapes stay clear of the edge
+    image[top : top + size, left : left + size] = scene.image
+
+    def moved(point: tuple[float, float]) -> tuple[float, float]:
+        return ((point[0] * size + left) / width, (point[1] * size + top) / height)
+
+    instances = []
+    for inst in scene.instances:
+        mask = np.zeros((height, width), dtype=bool)
+        mask[top : top + size, left : left + size] = inst.mask
+        polygon = tuple(moved(p) for p in inst.polygon)
+        radius = inst.radius * size / max(width, height)
+        instances.append(
+            WorldInstance(inst.shape, inst.colour, moved(inst.centre), radius, inst.rotation, polygon, mask)
+        )
+    return WorldScene(scene.seed, scene.background, tuple(instances), image)
