@@ -39,7 +39,7 @@ def render_times(pipe: Any, steps: tuple[int, ...]) -> dict[str, float]:
     return times
 
 
-def draw_figure(render: Any, path: Path, count: int = 8, scale: int = 3) -> None:
+def draw_figure(render: Any, path: Path, steps: int, count: int = 8, scale: int = 3) -> None:
     """Ground truth (top row) above the model's render of the same box layout (bottom row), boxes outlined."""
     import numpy as np
     from PIL import Image, ImageDraw
@@ -52,7 +52,7 @@ def draw_figure(render: Any, path: Path, count: int = 8, scale: int = 3) -> None
     sheet = Image.new("RGB", (count * (size + 4), 2 * size + 4), "white")
     for index in range(count):
         scene = generate(HELD_OUT_SEED + index)
-        rendered = np.asarray(render(request_for(scene, InstanceKind.BOX)))
+        rendered = np.asarray(render(request_for(scene, InstanceKind.BOX, steps=steps)))
         for row, pixels in enumerate((scene.image, rendered)):
             tile = Image.fromarray(pixels).resize((size, size), Image.Resampling.NEAREST)
             draw = ImageDraw.Draw(tile)
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         return pipe(request).image
 
     if args.figure:
-        draw_figure(render, args.figure)
+        draw_figure(render, args.figure, args.steps)
         print(f"figure: {args.figure}")
     report = evaluation_report(
         render, layouts=args.layouts, steps=args.steps, edits=args.edits, canvas_layouts=args.canvas_layouts

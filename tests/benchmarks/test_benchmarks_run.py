@@ -38,12 +38,20 @@ def test_placement_runs_on_a_saved_demo_model(tmp_path: Path, capsys: pytest.Cap
     save_demo(build_demo_components(DemoModelConfig(), tmp_path / "tok"), DemoModelConfig(), tmp_path / "model")
     assert (
         placement.main(
-            ["--model", str(tmp_path / "model"), "--layouts", "2", "--steps", "2", "--edits", "1", "--time-steps", "2"]
+            [
+                *("--model", str(tmp_path / "model"), "--layouts", "2", "--steps", "2", "--edits", "1"),
+                *("--time-steps", "2", "--canvas-layouts", "1", "--figure", str(tmp_path / "figure.png")),
+            ]
         )
         == 0
     )
     out = capsys.readouterr().out
     assert "placement over 2 held-out layouts" in out and "MIS off" in out and "edit locality" in out
+    assert "boxes on 96x64 canvases (1 layouts)" in out and "right shape" in out
+    from PIL import Image
+
+    with Image.open(tmp_path / "figure.png") as figure:
+        assert figure.size == (8 * 196, 2 * 192 + 4)
     assert "4 instances, 2 steps" in out
     assert placement.main(["--model", str(tmp_path / "none")]) == 1
 
