@@ -73,7 +73,14 @@ def main(argv: list[str] | None = None) -> int:
     vae.load_state_dict(read_safetensors(vae_file))
     set_scaling_factor(vae, float(read_safetensors_metadata(vae_file).get("scaling_factor", 1.0)))
     components = build_demo_components(DemoModelConfig(), args.out / "tokenizer")
-    train_unet(UnetTrainingConfig.load(args.config), components, vae, args.out, until=args.until, device=device)
+    config = UnetTrainingConfig.load(args.config)
+    if config.text_encoder_from:
+        from engine.demo.model import load_demo
+
+        source = ROOT / config.text_encoder_from
+        print(f"text encoder from {source}" + ("" if config.train_text_encoder else " (frozen)"))
+        components.text_encoder.load_state_dict(load_demo(source)[0].text_encoder.state_dict())
+    train_unet(config, components, vae, args.out, until=args.until, device=device)
     print(f"done: {args.out / 'unet.safetensors'} (loss curve {args.out / 'unet_loss.png'})")
     return 0
 

@@ -43,6 +43,7 @@ def bundle_demo(run: Path, dest: Path, commands: list[str]) -> dict[str, Any]:
     set_scaling_factor(vae, scaling)
     vae.eval()
 
+    previous = read_manifest(dest) if (dest / MANIFEST).exists() else None
     base = DemoModelConfig(vae={**vae_training.vae, "scaling_factor": scaling})
     with tempfile.TemporaryDirectory() as scratch:
         components = build_demo_components(base, Path(scratch) / "tokenizer")
@@ -85,8 +86,33 @@ def bundle_demo(run: Path, dest: Path, commands: list[str]) -> dict[str, Any]:
         },
         "evaluation": None,
     }
+    _carry_unchanged_records(manifest, previous, unet_training)
     write_manifest(dest, manifest)
     return manifest
+
+
+def _carry_unchanged_records(
+    manifest: dict[str, Any], previous: dict[str, Any] | None, unet_training: UnetTrainingConfig
+) -> None:
+    """A part whose file is byte-for-byte the previous bundle's keeps that bundle's training record (a run that
+    reuses the shipped VAE has no VAE loss log of its own); a text encoder taken from a model folder says so."""
+    training = manifest["training"]
+    if unet_training.text_encoder_from:
+        training["text_encoder"] = {
+            "from": unet_training.text_encoder_from,
+            "frozen": not unet_training.train_text_encoder,
+        }
+    if previous is None:
+        return
+
+    def unchanged(name: str) -> bool:
+        return bool(previous.get("files", {}).get(name) == manifest["files"].get(name))
+
+    if "text_encoder" in training:
+        training["text_encoder"]["unchanged_from_previous"] = unchanged("text_encoder.safetensors")
+    earlier_vae = previous.get("training", {}).get("vae")
+    if earlier_vae and training["vae"]["final_loss"] is None and unchanged("vae.safetensors"):
+        training["vae"] = {**earlier_vae, "unchanged_from_previous": True}
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:

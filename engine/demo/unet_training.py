@@ -57,6 +57,8 @@ class UnetTrainingConfig:
     min_instances: int = 1  # raise it for layouts with more instances
     min_snr_gamma: float = 0.0  # Min-SNR-gamma loss weighting; 0 turns it off
     train_text_encoder: bool = True
+    # A demo model folder (relative to the repository) whose text encoder starts ours; "" for a fresh one.
+    text_encoder_from: str = ""
 
     @classmethod
     def load(cls, path: Path) -> UnetTrainingConfig:
