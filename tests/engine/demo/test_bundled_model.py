@@ -22,6 +22,10 @@ from projects.models import Render
 from projects.scenes import find_scene, queue_scene
 from tests.conftest import REPO_ROOT
 
+# A regression bar for a dozen layouts, well under the recorded 200-layout figures (box 0.41, point 0.47 with
+# MIS on) and far over the unmasked model this one replaced (0.015 and 0.05).
+FLOORS = {InstanceKind.BOX: 0.2, InstanceKind.POINT: 0.25}
+
 
 @pytest.fixture(scope="module")
 def pipe() -> InstanceDiffusionPipeline:
@@ -41,8 +45,21 @@ def test_the_bundled_model_is_intact_within_budget_and_documented() -> None:
     assert manifest["total_bytes"] <= 30 * 2**20
     assert [c.split()[2] for c in manifest["training"]["commands"]] == ["vae", "unet", "bundle"]
     evaluation = manifest["evaluation"]
-    assert evaluation["layouts"] >= 200 and set(evaluation["mis_on"]) == {"box", "point", "scribble", "mask"}
+    assert evaluation["layouts"] >= 200 and set(evaluation["mis_on"]) == {"box", "point", "scribble", "mask", "shape"}
     assert "edit_locality" in evaluation and evaluation["render_seconds"]
+    assert {"96x64", "64x96"} <= set(evaluation["canvases"])
+    assert manifest["training"]["text_encoder"] == {
+        "from": "resources/demo/model",
+        "frozen": True,
+        "unchanged_from_previous": True,
+    }
+
+
+def test_the_bundled_model_attends_by_instance_region() -> None:
+    from engine.models.fusers import fuser_config_of
+
+    components, config = load_demo(DEMO_MODEL_DIR)
+    assert config.fusers.masked_attention and fuser_config_of(components.unet) == config.fusers
 
 
 def test_the_sample_project_renders_with_it(tmp_path: Path) -> None:
@@ -65,19 +82,20 @@ def test_the_sample_project_renders_with_it(tmp_path: Path) -> None:
             assert render.model_hashes.keys() == {"vae", "unet", "text_encoder"}
 
 
-def test_a_quick_placement_run_matches_what_the_manifest_records(pipe: InstanceDiffusionPipeline) -> None:
-    """The placement measurement on the first few held-out layouts: renders are reproducible, and the model
-    draws the requested colours (the blob finder finds them) about as often as its recorded evaluation says.
-    (The placement targets themselves are not met yet: see the manifest and the README.)"""
+def test_a_quick_placement_run_places_what_is_drawn(pipe: InstanceDiffusionPipeline) -> None:
+    """A fast version of benchmarks/placement.py on the first dozen held-out layouts: the model places most
+    instances where they were drawn (a lower bar than the benchmark's targets, which need 200 layouts), about
+    as well as its recorded evaluation says, and renders reproducibly."""
 
     def render(request: RenderRequest) -> np.ndarray:
         return pipe(request).image
 
-    scores = measure(render, layouts=6, steps=20)
+    scores = measure(render, layouts=12, steps=20)
     recorded = read_manifest(DEMO_MODEL_DIR)["evaluation"]["mis_on"]
-    for kind in (InstanceKind.BOX, InstanceKind.MASK):
-        found = float(np.mean(scores[kind].found))
-        assert abs(found - recorded[kind.value]["found"]) < 0.3, (kind, found)
+    for kind, floor in FLOORS.items():
+        score = scores[kind].score
+        assert score >= floor, (kind, score)
+        assert abs(score - recorded[kind.value]["score"]) < 0.25, (kind, score)
     from engine.demo.placement import request_for
     from engine.demo.world import generate
 
