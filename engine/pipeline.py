@@ -182,12 +182,14 @@ class InstanceDiffusionPipeline:
             return None
         factor = self.vae_scale_factor
         slots = self.position_net.config.max_objs
-
-        def regions(specs: Sequence[InstanceSpec]) -> torch.Tensor:
-            grid = slot_regions(specs, slots, height // factor, width // factor, fuser_config)
-            return grid.to(self.device, self.dtype)
-
-        return regions(instances), [regions([inst]) for inst in instances]
+        full = slot_regions(instances, slots, height // factor, width // factor, fuser_config)
+        full = full.to(self.device, self.dtype)
+        alone = []
+        for slot in range(len(instances)):  # instance k alone sits in slot 0, with the region it has in the full chain
+            region = torch.zeros_like(full)
+            region[:, 0] = full[:, slot]
+            alone.append(region)
+        return full, alone
 
     # 4. Noise
 

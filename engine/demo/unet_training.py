@@ -155,7 +155,7 @@ def build_scene_set(
             for kind in InstanceKind:
                 specs = scene.specs(kind)
                 grid = slot_regions(specs, slots, latent_side, latent_side, fusers)[0]
-                regions[kind][n] = grid[:slots] > 0
+                regions[kind][n] = grid > 0
                 for slot, spec in enumerate(specs):
                     inputs = instance_tensors(spec, torch.zeros(net_config.text_dim), net_config)
                     for key, value in zip(
@@ -201,10 +201,9 @@ def grounding_inputs(
         padded[:, :slots] = values * present.view(*present.shape, *([1] * (values.dim() - 2))).to(values.dtype)
         return padded
 
-    text = pooled[ids.clamp(min=0)] * present[..., None].to(pooled.dtype)
     inputs = {key: to_slots(value[rows]) for key, value in scenes.locations[kind].items()}
     inputs["masks"] = to_slots(present.float())
-    inputs["positive_embeddings"] = torch.cat([text, text.new_zeros(len(rows), max_objs - slots, text.shape[-1])], 1)
+    inputs["positive_embeddings"] = to_slots(pooled[ids.clamp(min=0)])
     if kind is InstanceKind.MASK:  # other kinds give no mask image: the net's null seg feature stands in
         inputs["segs"] = to_slots(scenes.segs[rows].float())
     return inputs, to_slots(scenes.regions[kind][rows].float())
@@ -330,7 +329,7 @@ def _scene_set(
 def _pooled(components: DemoComponents, captions: list[str]) -> torch.Tensor:
     tokens = components.tokenizer(captions, padding=True, truncation=True, return_tensors="pt")
     pooled: torch.Tensor = components.text_encoder(tokens.input_ids.to(components.text_encoder.device)).pooler_output
-    return pooled.cpu() if pooled.device.type != "cpu" else pooled
+    return pooled.cpu()  # the scene set lives on the CPU; gradients still flow back
 
 
 def _context(components: DemoComponents, prompts: list[str]) -> torch.Tensor:
