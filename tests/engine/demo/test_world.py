@@ -65,3 +65,20 @@ def test_every_location_kind_is_derived_and_valid(kind: InstanceKind) -> None:
 def test_too_many_instances_for_the_colours_is_refused() -> None:
     with pytest.raises(ValueError, match="each instance has its own colour"):
         generate(0, max_instances=7)
+
+
+def test_crowded_scenes_hold_at_least_the_minimum_where_there_is_room() -> None:
+    counts = [len(generate(seed, min_instances=3).instances) for seed in range(40)]
+    assert min(counts) >= 2 and sum(c >= 3 for c in counts) >= 36  # a shape with no room is left out, rarely
+    assert max(counts) <= 6 and len(set(counts)) > 1
+    with pytest.raises(ValueError, match="min_instances <= max_instances"):
+        generate(0, min_instances=4, max_instances=3)
+
+
+def test_instance_captions_list_every_caption_the_world_makes() -> None:
+    from engine.demo.world import instance_captions
+
+    captions = instance_captions()
+    assert len(captions) == len(set(captions)) == len(COLOURS) * len(SHAPES)
+    assert {inst.caption for seed in range(50) for inst in generate(seed).instances} <= set(captions)
+    assert "an orange star" in captions
