@@ -10,10 +10,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
+
+from common.atomic_files import write_text_atomic
 
 __all__ = ["DEVICE_CHOICES", "DTYPE_CHOICES", "ModelSettings", "ModelSettingsError"]
 
@@ -116,14 +117,4 @@ class ModelSettings:
         target = Path(path)
         text = json.dumps(self.to_dict(), indent=2) + "\n"
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        tmp = Path(tmp_name)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        write_text_atomic(target, text)

@@ -18,7 +18,6 @@ import hashlib
 import os
 import pickle
 import re
-import tempfile
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -27,6 +26,8 @@ from typing import Any, Final
 import safetensors
 import torch
 from safetensors.torch import load_file, save_file
+
+from common.atomic_files import atomic_path
 
 __all__ = [
     "CorruptWeightsError",
@@ -279,31 +280,6 @@ def read_safetensors_metadata(path: str | os.PathLike[str], *, hint: str | None 
     return dict(metadata) if metadata else {}
 
 
-def _current_umask() -> int:
-    """The process umask, read without changing it where the OS allows.
-
-    `os.umask` can only be read by setting it; between the two calls another thread could create a
-    file with no mask at all, so Linux's /proc is asked first.
-    """
-    with contextlib.suppress(OSError, ValueError):
-        for line in Path("/proc/self/status").read_text(encoding="ascii").splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    umask = os.umask(0)
-    os.umask(umask)
-    return umask
-
-
-def _fsync_directory(folder: Path) -> None:
-    """Make a rename in `folder` durable (POSIX only; a no-op where directories cannot be opened)."""
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def write_safetensors_atomic(
     tensors: Mapping[str, torch.Tensor],
     path: str | os.PathLike[str],
@@ -313,24 +289,11 @@ def write_safetensors_atomic(
 
     The data goes to a temporary file beside `path`, is flushed to disk, and is renamed into place;
     on any failure the temporary file is removed and the error re-raised. The result gets the
-    permissions a plain `open()` would give it (mkstemp's files are private, 0600).
+    permissions a plain `open()` would give it (see `common.atomic_files`).
     """
-    target = Path(os.fspath(path))
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+    with atomic_path(Path(os.fspath(path))) as tmp:
         contiguous = {key: tensor.contiguous() for key, tensor in tensors.items()}
         save_file(contiguous, tmp, metadata=dict(metadata) if metadata is not None else None)
-        with tmp.open("rb") as handle:
-            os.fsync(handle.fileno())
-        # Before the rename, so the file never appears under its real name with private permissions.
-        os.chmod(tmp, 0o666 & ~_current_umask())
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_directory(target.parent)
 
 
 # --- checks --------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry, QueuePool
 
+from common.atomic_files import PendingFile, atomic_path
 from projects import schema
 from projects.errors import (
     CorruptProjectError,
@@ -32,7 +33,6 @@ from projects.errors import (
     ProjectNotFoundError,
     ProjectTooNewError,
 )
-from projects.files import temporary_sibling
 from projects.locking import ProjectLock
 from projects.models import ProjectSettings
 
@@ -83,7 +83,8 @@ class Project:
         if not path.parent.is_dir():
             raise ProjectNotFoundError(path.parent)
         # Build it under a temporary name, so a failure leaves no half-made project behind.
-        tmp = temporary_sibling(path)
+        pending = PendingFile(path)
+        tmp = pending.path
         try:
             with closing(_raw_connect(tmp)) as conn:
                 conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
@@ -100,9 +101,10 @@ class Project:
                 conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             if path.exists():
                 raise ProjectExistsError(path)
-            os.replace(tmp, path)
+            pending.commit()
         finally:
-            for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
+            pending.discard()
+            for leftover in (Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
                 leftover.unlink(missing_ok=True)
         return cls.open(path)
 
@@ -239,11 +241,13 @@ def _backup(path: Path, revision: str) -> Path:
     target = path.with_name(f"{path.stem}.schema-{revision}-{stamp}.backup{path.suffix}")
     source = _raw_connect(path, must_exist=True)
     try:
-        destination = sqlite3.connect(target)
-        try:
-            source.backup(destination)
-        finally:
-            destination.close()
+        # Written under a temporary name, so a backup that is there is a whole one.
+        with atomic_path(target) as tmp:
+            destination = sqlite3.connect(tmp)
+            try:
+                source.backup(destination)
+            finally:
+                destination.close()
     finally:
         source.close()
     return target

@@ -9,15 +9,14 @@ writes the archive under a temporary name beside the target and renames it into 
 from __future__ import annotations
 
 import datetime as dt
-import os
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path, PurePosixPath
 from typing import Final, Protocol
 
+from common.atomic_files import PendingFile, write_bytes_atomic
 from projects.export_errors import ExportDestinationError, write_error
-from projects.files import temporary_sibling, write_atomic
 
 # Already compressed: storing is as small and much faster than deflating again.
 _STORED_SUFFIXES: Final = frozenset({".png", ".jpg", ".jpeg", ".webp"})
@@ -83,7 +82,7 @@ class FolderOutput:
         target = self.path.joinpath(*_checked(relative).parts)
         _make_dirs(target.parent, self._created)
         with _translating_errors(target):
-            write_atomic(target, data)
+            write_bytes_atomic(target, data)
         self._written.append(target)
 
     def commit(self) -> None:
@@ -112,8 +111,8 @@ class ZipOutput:
         self._created: list[Path] = []
         _make_dirs(path.parent, self._created)
         with _translating_errors(path):
-            self._tmp: Path | None = temporary_sibling(path)
-        self._zip: zipfile.ZipFile | None = zipfile.ZipFile(self._tmp, "w", allowZip64=True)
+            self._tmp: PendingFile | None = PendingFile(path)
+        self._zip: zipfile.ZipFile | None = zipfile.ZipFile(self._tmp.path, "w", allowZip64=True)
         self._stamp = dt.datetime.now().timetuple()[:6]
 
     def write(self, relative: str, data: bytes) -> None:
@@ -131,13 +130,11 @@ class ZipOutput:
         with _translating_errors(self.path):
             self._zip.close()
             self._zip = None
-            with open(self._tmp, "rb+") as handle:
-                os.fsync(handle.fileno())
             if self.path.exists():
                 raise ExportDestinationError(
                     self.path, "a file appeared there during the export; nothing was replaced"
                 )
-            os.replace(self._tmp, self.path)
+            self._tmp.commit()
         self._tmp = None
 
     def abort(self) -> None:
@@ -147,7 +144,7 @@ class ZipOutput:
             self._zip = None
         if self._tmp is not None:
             with suppress(OSError):
-                self._tmp.unlink(missing_ok=True)
+                self._tmp.discard()
             self._tmp = None
         for folder in reversed(self._created):
             with suppress(OSError):

@@ -21,6 +21,7 @@ from typing import Any, Final
 
 from pycocotools import mask as coco_mask
 
+from common.atomic_files import write_bytes_atomic
 from engine.request import (
     CANVAS_MULTIPLE,
     MAX_CANVAS,
@@ -32,7 +33,6 @@ from engine.request import (
     RequestValidationError,
 )
 from projects.errors import LayoutFormatError
-from projects.files import write_atomic
 from projects.scenes import SceneLayout
 
 MAX_FILE_BYTES: Final = 32 * 1024 * 1024
@@ -274,7 +274,7 @@ def to_official_dict(layout: SceneLayout) -> dict[str, Any]:
 
 def write_official_json(layout: SceneLayout, path: str | Path) -> None:
     text = json.dumps(to_official_dict(layout), ensure_ascii=False, allow_nan=False, indent=1)
-    write_atomic(Path(path), text.encode("utf-8") + b"\n")
+    write_bytes_atomic(Path(path), text.encode("utf-8") + b"\n")
 
 
 def _anno(spec: InstanceSpec, width: int, height: int) -> dict[str, Any]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import numpy as np
 from diffusers.models.autoencoders.autoencoder_kl import AutoencoderKL
 
+from common.atomic_files import write_text_atomic
 from engine.demo.model import DemoModelConfig, build_demo_components, save_demo
 from engine.demo.training import VaeTrainingConfig, fit_preview_factors, set_scaling_factor
 from engine.demo.unet_training import UnetTrainingConfig
@@ -121,9 +121,8 @@ def read_manifest(folder: Path) -> dict[str, Any]:
 
 
 def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
-    temporary = folder / f".{MANIFEST}.tmp"
-    temporary.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    os.replace(temporary, folder / MANIFEST)  # a reader sees the old manifest or the new one, never half
+    # A reader sees the old manifest or the new one, never half.
+    write_text_atomic(folder / MANIFEST, json.dumps(manifest, indent=2) + "\n")
 
 
 def record_evaluation(folder: Path, evaluation: dict[str, Any]) -> None:

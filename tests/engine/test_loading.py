@@ -600,7 +600,7 @@ def test_a_failed_save_keeps_the_previous_settings(tmp_path: Path, monkeypatch: 
     def full_disk(*_args: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("engine.model_settings.os.replace", full_disk)
+    monkeypatch.setattr("common.atomic_files.os.replace", full_disk)
     with pytest.raises(OSError, match="No space left"):
         ModelSettings(sd15=Path("/new")).save(file)
     assert file.read_bytes() == before

@@ -508,7 +508,7 @@ def test_bad_destinations_and_options(dataset_project: Project, tmp_path: Path) 
 def test_permission_denied_is_reported_and_cleaned_up(
     dataset_project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from projects.files import write_atomic as real
+    from common.atomic_files import write_bytes_atomic as real
 
     calls = []
 
@@ -518,7 +518,7 @@ def test_permission_denied_is_reported_and_cleaned_up(
             raise PermissionError(errno.EACCES, "Permission denied", str(path))
         real(path, data)
 
-    monkeypatch.setattr("projects.export_output.write_atomic", refuse_the_second)
+    monkeypatch.setattr("projects.export_output.write_bytes_atomic", refuse_the_second)
     with pytest.raises(ExportPermissionError, match=r"permission denied while writing .*demo_street_12_2\.png"):
         export_project(dataset_project, tmp_path / "out", ExportOptions(which="all"))
     assert list(tmp_path.iterdir()) == []
