@@ -4,7 +4,9 @@ One project is one SQLite file. It is opened with WAL (readers never wait for th
 synchronous=FULL (a committed edit survives a power cut), foreign keys on, and `BEGIN IMMEDIATE` for
 write transactions, so two writers queue for the lock at BEGIN instead of failing halfway.
 Before anything is written, the file is checked: that it is SQLite, that it is ours, that it is not
-damaged and not from a newer app; an older schema is backed up, then migrated.
+damaged and not from a newer app; an older schema is backed up, then migrated. Last, jobs a crash
+left running are recovered by the queue's own rule (`projects.queue.recover_interrupted_jobs`, given a
+write session): this module uses the queue, the queue never imports this module.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from projects.errors import (
 )
 from projects.locking import ProjectLock
 from projects.models import ProjectSettings
+from projects.queue import recover_interrupted_jobs
 
 log = logging.getLogger(__name__)
 
@@ -132,10 +135,8 @@ class Project:
                 log.info("upgraded %s from schema %s (backup at %s)", path, revision, backup)
             engine = _project_engine(path)
             project = cls(path, engine, lock, OpenReport(migrated_from=migrated_from, backup=backup))
-            # Imported here to keep the module graph one-way (queue needs Project only for typing).
-            from projects.queue import recover_interrupted_jobs
-
-            requeued, failed = recover_interrupted_jobs(project)
+            with project.write() as session:
+                requeued, failed = recover_interrupted_jobs(session)
             project.report = OpenReport(migrated_from, backup, requeued, failed)
             return project
         except BaseException:

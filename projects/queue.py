@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -20,9 +20,6 @@ from sqlalchemy.orm import Session
 from engine.request import RenderRequest
 from projects.errors import QueueError
 from projects.models import JobStatus, Render, RenderJob, utcnow
-
-if TYPE_CHECKING:
-    from projects.database import Project
 
 # A job is claimed at most this many times; a job that was running when the app died twice fails
 # instead of crashing the app at every start.
@@ -222,23 +219,26 @@ def status_counts(session: Session) -> dict[JobStatus, int]:
     return counts
 
 
-def recover_interrupted_jobs(project: Project) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """At open: jobs still `running` were interrupted by a crash. Requeue each once, then fail it."""
+def recover_interrupted_jobs(session: Session) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """At open: jobs still `running` were interrupted by a crash. Requeue each once, then fail it.
+
+    Returns the ids requeued and the ids failed. `Project.open` calls this in a write session before
+    anyone else can claim a job; this module knows nothing of opening (import-linter keeps it so).
+    """
     requeued: list[int] = []
     failed: list[int] = []
-    with project.write() as session:
-        for job in session.scalars(select(RenderJob).where(RenderJob.status == JobStatus.RUNNING.value)):
-            job.progress_step = job.progress_total = 0
-            if job.attempts < MAX_ATTEMPTS:
-                job.status, job.started_at = JobStatus.PENDING.value, None
-                requeued.append(job.id)
-            else:
-                job.status, job.finished_at = JobStatus.FAILED.value, utcnow()
-                job.error = (
-                    f"interrupted {job.attempts} times: the app stopped while rendering it; "
-                    "retry it if that was not caused by this job"
-                )
-                failed.append(job.id)
+    for job in session.scalars(select(RenderJob).where(RenderJob.status == JobStatus.RUNNING.value)):
+        job.progress_step = job.progress_total = 0
+        if job.attempts < MAX_ATTEMPTS:
+            job.status, job.started_at = JobStatus.PENDING.value, None
+            requeued.append(job.id)
+        else:
+            job.status, job.finished_at = JobStatus.FAILED.value, utcnow()
+            job.error = (
+                f"interrupted {job.attempts} times: the app stopped while rendering it; "
+                "retry it if that was not caused by this job"
+            )
+            failed.append(job.id)
     return tuple(requeued), tuple(failed)
 
 
