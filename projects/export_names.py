@@ -1,21 +1,21 @@
 """File names for exported images: a template filled with sanitised fields, made unique.
 
 Scene and project names are untrusted user text, and so is the template. Every field is cleaned, and
-then the whole name again, into one safe path component: no separators, no `..`, no control
-characters, no reserved Windows device names, a bounded length in bytes. A name that cleans to
-nothing falls back to one built from ids. Uniqueness is case-insensitive (Windows and macOS file
-systems are), with suffixes `-2`, `-3`, ... in export order.
+then the whole name again, into one safe path component by `projects.safe_input.sanitise_name` (with
+whitespace as "_"): no separators, no `..`, no control characters, no reserved Windows device names,
+a bounded length in bytes. A name that cleans to nothing falls back to one built from ids.
+Uniqueness is case-insensitive (Windows and macOS file systems are), with suffixes `-2`, `-3`, ...
+in export order.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import re
 import string
-import unicodedata
 from typing import Final
 
 from projects.export_errors import ExportError
+from projects.safe_input import sanitise_name
 
 TEMPLATE_FIELDS: Final = ("project", "scene", "seed", "index", "date")
 DEFAULT_TEMPLATE: Final = "{project}_{scene}_{seed}_{index}"
@@ -24,39 +24,6 @@ DEFAULT_TEMPLATE: Final = "{project}_{scene}_{seed}_{index}"
 # still gets a collision suffix and an extension.
 MAX_FIELD_BYTES: Final = 80
 MAX_STEM_BYTES: Final = 180
-
-# Characters Windows forbids in names, plus both separators.
-_FORBIDDEN = re.compile(r'[<>:"/\\|?*]')
-_WHITESPACE = re.compile(r"\s+")
-_DOTS = re.compile(r"\.{2,}")
-_RESERVED: Final = frozenset(
-    {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"}
-    | {f"{device}{n}" for device in ("COM", "LPT") for n in (*"123456789", "¹", "²", "³")}
-)
-
-
-def sanitize(text: str, fallback: str, max_bytes: int = MAX_FIELD_BYTES) -> str:
-    """`text` as one safe file-name component, or `fallback` (itself trusted) if nothing is left."""
-    text = unicodedata.normalize("NFC", text)
-    # Control and format characters (category C*: newlines, NUL, bidi overrides) become spaces.
-    text = "".join(" " if unicodedata.category(c).startswith("C") else c for c in text)
-    text = _FORBIDDEN.sub("_", text)
-    text = _WHITESPACE.sub("_", text.strip())
-    text = _DOTS.sub(".", text)
-    # No hidden files, no names ending in a dot or space (Windows drops those), no leading dash.
-    text = _truncate(text.strip("._- "), max_bytes).strip("._- ")
-    if not text:
-        return fallback
-    if text.split(".")[0].upper() in _RESERVED:
-        text = f"{text}_"
-    return text
-
-
-def _truncate(text: str, max_bytes: int) -> str:
-    encoded = text.encode("utf-8")
-    if len(encoded) <= max_bytes:
-        return text
-    return encoded[:max_bytes].decode("utf-8", errors="ignore")
 
 
 def check_template(template: str) -> None:
@@ -77,7 +44,7 @@ class NameAllocator:
     def __init__(self, template: str, project_name: str) -> None:
         check_template(template)
         self.template = template
-        self.project = sanitize(project_name, "project")
+        self.project = sanitise_name(project_name, "project", max_bytes=MAX_FIELD_BYTES, space="_")
         self._taken: set[str] = set()
 
     def stem(
@@ -85,7 +52,7 @@ class NameAllocator:
     ) -> str:
         fields = {
             "project": self.project,
-            "scene": sanitize(scene_name, f"scene-{scene_id}"),
+            "scene": sanitise_name(scene_name, f"scene-{scene_id}", max_bytes=MAX_FIELD_BYTES, space="_"),
             "seed": seed,
             "index": index,
             "date": created.strftime("%Y%m%d-%H%M%S"),
@@ -94,7 +61,8 @@ class NameAllocator:
             filled = self.template.format(**fields)
         except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
             raise ExportError(f"the name template {self.template!r} cannot be filled in: {exc}") from exc
-        return self._unique(sanitize(filled, f"render-{render_id}", MAX_STEM_BYTES))
+        stem = sanitise_name(filled, f"render-{render_id}", max_bytes=MAX_STEM_BYTES, space="_")
+        return self._unique(stem)
 
     def _unique(self, stem: str) -> str:
         candidate, n = stem, 1

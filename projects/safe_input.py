@@ -6,8 +6,8 @@
   past the image by more than a small tolerance, an RLE whose size is not the image's, or counts
   that do not decode raise `GeometryError`. Importers skip that instance and report it as a warning
   naming the annotation; the file is refused only when nothing usable remains.
-- `sanitise_name` turns a name taken from a file (an image's `file_name`, a label) into a scene
-  name. Such names are display text only and are never used to build a path.
+- `sanitise_name` turns untrusted text (an image's `file_name`, a label, a scene name) into one safe
+  name: a scene name for display, or with `space="_"` a file-name component for an export.
 """
 
 from __future__ import annotations
@@ -35,15 +35,22 @@ from projects.errors import LayoutFormatError
 MAX_JSON_BYTES: Final = 512 * 1024 * 1024  # COCO's instances_train2017.json is 448 MiB
 MAX_JSON_DEPTH: Final = 64  # COCO and labelme files are 5 levels deep
 MAX_SOURCE_SIDE: Final = 65536  # an image record claiming more is not a real image
-MAX_NAME_CHARS: Final = 200
+MAX_NAME_BYTES: Final = 200  # UTF-8; file systems allow 255 bytes a name
 # Coordinates this far past the image are drawing slop and are clipped to its edge; farther is an error.
 EDGE_TOLERANCE_PX: Final = 2.0
 EDGE_TOLERANCE_FRACTION: Final = 0.01
 
 Point = tuple[float, float]
 
+# Both separators and the characters Windows forbids in names.
 _PATH_CHARACTERS = str.maketrans(dict.fromkeys('/\\:*?"<>|', "_"))
-_INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+_DOTS = re.compile(r"\.{2,}")
+_NAME_ENDS: Final = " ._-"
+# Windows device names, which open a device whatever the extension (`nul.txt`).
+_RESERVED_NAMES: Final = frozenset(
+    {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"}
+    | {f"{device}{n}" for device in ("COM", "LPT") for n in (*"123456789", "¹", "²", "³")}
+)
 
 
 class GeometryError(ValueError):
@@ -119,17 +126,42 @@ def _reject_constant(name: str) -> Any:
 # --- names --------------------------------------------------------------------------------------
 
 
-def sanitise_name(text: object, fallback: str) -> str:
-    """A scene name from untrusted text: no control or invisible characters, no path separators or
-    drive colons, no `..`, at most `MAX_NAME_CHARS` characters; `fallback` when nothing is left."""
+def sanitise_name(text: object, fallback: str, *, max_bytes: int = MAX_NAME_BYTES, space: str = " ") -> str:
+    """Untrusted text as one safe name, or `fallback` (itself trusted) when nothing is left.
+
+    Guarantees: NFC; no control, format or other invisible characters (dropped; tabs and newlines
+    count as spaces); each run of whitespace becomes one `space` (" " for a display name, "_" for a
+    file name); no path separator, drive colon or other character Windows forbids (each becomes
+    "_"); no `..` (runs of dots become one); no leading or trailing space, dot, underscore or dash (no
+    hidden file, nothing Windows would drop, no option-like name); at most `max_bytes` bytes of
+    UTF-8; not a Windows device name (`CON`, `nul.txt` get a trailing "_"). Text that is not a string
+    gives `fallback`.
+    """
     if not isinstance(text, str):
         return fallback
-    spaced = " ".join(text.split())  # tabs and newlines become spaces, before other controls go
-    visible = "".join(c for c in spaced if unicodedata.category(c) not in _INVISIBLE)
+    spaced = " ".join(unicodedata.normalize("NFC", text).split())  # before other controls go
+    visible = "".join(c for c in spaced if not _invisible(c))
     name = " ".join(visible.split()).translate(_PATH_CHARACTERS)
-    name = re.sub(r"\.{2,}", ".", name).strip(" ._")
-    name = name[:MAX_NAME_CHARS].rstrip(" ._")
-    return name or fallback
+    name = _DOTS.sub(".", name).replace(" ", space).strip(_NAME_ENDS)
+    name = _truncate_utf8(name, max_bytes).strip(_NAME_ENDS)
+    if not name:
+        return fallback
+    if name.split(".")[0].upper() in _RESERVED_NAMES:
+        name = f"{name}_"
+    return name
+
+
+def _invisible(character: str) -> bool:
+    # C*: controls, format characters (bidi overrides), surrogates, private use, unassigned.
+    category = unicodedata.category(character)
+    return category.startswith("C") or category in ("Zl", "Zp")
+
+
+def _truncate_utf8(text: str, max_bytes: int) -> str:
+    encoded = text.encode("utf-8")
+    if len(encoded) <= max_bytes:
+        return text
+    return encoded[:max_bytes].decode("utf-8", errors="ignore")
 
 
 def file_stem(file_name: object) -> str:

@@ -338,7 +338,7 @@ def test_images_export_carries_the_request_and_a_sidecar(dataset_project: Projec
         ("../../etc/passwd", "etc_passwd"),
         ("CON", "CON_"),
         ("nul.txt", "nul.txt_"),
-        ("a/b\\c\x00d\ne", "a_b_c_d_e"),
+        ("a/b\\c\x00d\ne", "a_b_cd_e"),  # invisible characters are dropped, whitespace is "_"
         ("...", "scene-{id}"),
         ("  \u202e  ", "scene-{id}"),
     ],

@@ -8,7 +8,7 @@ from pycocotools import mask as coco_mask
 from projects.errors import LayoutFormatError
 from projects.safe_input import (
     MAX_JSON_BYTES,
-    MAX_NAME_CHARS,
+    MAX_NAME_BYTES,
     GeometryError,
     check_depth,
     coco_rle,
@@ -111,17 +111,27 @@ def test_a_missing_file_or_a_folder_is_a_clear_error(tmp_path: Path) -> None:
         ("   ", "fallback"),
         ("a....b", "a.b"),
         ("a \x00 b", "a b"),
+        ("CON", "CON_"),
+        ("nul.txt", "nul.txt_"),
+        ("--rf -", "rf"),
+        ("cafe\u0301", "caf\u00e9"),
     ],
 )
 def test_sanitise_name(text: str, expected: str) -> None:
     assert sanitise_name(text, "fallback") == expected
 
 
+def test_a_file_name_has_underscores_for_spaces_and_a_byte_limit() -> None:
+    assert sanitise_name(" a  b\tc\n", "fallback", space="_") == "a_b_c"
+    cut = sanitise_name("\u00e9" * 500, "fallback", max_bytes=81)
+    assert cut == "\u00e9" * 40  # cut at a byte limit, never inside a character
+
+
 def test_sanitised_names_are_never_paths_and_are_capped() -> None:
     for text in ("../../evil", "C:\\x", "\\\\server\\share", "a/../../b", "x" * 1000, ".hidden"):
         name = sanitise_name(text, "fallback")
         assert not any(c in name for c in "/\\:") and ".." not in name
-        assert not name.startswith(".") and 0 < len(name) <= MAX_NAME_CHARS
+        assert not name.startswith(".") and 0 < len(name.encode("utf-8")) <= MAX_NAME_BYTES
     assert sanitise_name(None, "fb") == "fb"
     assert sanitise_name(42, "fb") == "fb"
 
