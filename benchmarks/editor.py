@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         window.show()
         start = time.perf_counter()
         window.open_project(path)
-        wait_for(lambda: window.document.scene is not None)
+        wait_for(lambda: window.editor is not None)
         return time.perf_counter() - start, window
 
     def redraw_time(window: MainWindow) -> float:
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     small_redraw = redraw_time(small_window)
     small_window.close()
     big_open, big_window = open_time(big)
-    scene = big_window.document.require()
+    scene = big_window.editor.scene
     big_redraw = redraw_time(big_window)
     big_window.close()
 

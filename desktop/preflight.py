@@ -8,10 +8,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from desktop.document import MAX_INSTANCES
 from desktop.geometry import bounds
 from desktop.scene_data import SceneData
-from engine.request import InstanceKind
+from engine.request import MAX_INSTANCES, InstanceKind
 
 TOKEN_LIMIT = 77  # CLIP's context, including the start and end tokens
 # A box narrower than two latent cells cannot be honoured: SD's latent is 64 cells across a 512 canvas,

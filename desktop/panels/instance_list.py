@@ -3,8 +3,6 @@ kind, lock, delete, and a count against the slot limit. Selection is shared with
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import (
@@ -15,7 +13,7 @@ from PySide6.QtCore import (
     QPersistentModelIndex,
     Qt,
 )
-from PySide6.QtGui import QBrush, QColor, QUndoCommand
+from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -27,11 +25,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop.commands import EditInstanceCommand, SetInstancesCommand
-from desktop.document import MAX_INSTANCES, SceneDocument
+from desktop.editor.connections import Connections
+from desktop.editor.scene_editor import SceneEditor
 from desktop.icons import icon
 from desktop.panels.row_drag import DragToReorder, reordered
 from desktop.scene_data import InstanceData
+from engine.request import MAX_INSTANCES
 
 _MIME = "application/x-instance-studio-slot"
 Index = QModelIndex | QPersistentModelIndex
@@ -42,29 +41,33 @@ HEADERS = ("#", "Caption", "Kind", "Lock")
 
 
 class InstanceTableModel(DragToReorder, QAbstractTableModel):
-    """The document's instances as rows. Edits become undo commands through `push`."""
+    """The current scene's instances as rows. Edits go to the scene's editor."""
 
     drag_mime = _MIME
 
-    def __init__(self, document: SceneDocument, push: Callable[[QUndoCommand], None]) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.document = document
-        self.push = push
-        document.sceneReplaced.connect(self._reset)
-        document.instancesChanged.connect(self._reset)
-        document.instanceChanged.connect(self._row_changed)
+        self.editor: SceneEditor | None = None
+        self._links = Connections()
+
+    def set_editor(self, editor: SceneEditor | None) -> None:
+        self._links.clear()
+        self.editor = editor
+        if editor is not None:
+            self._links.connect(editor.document.instancesChanged, self._reset)
+            self._links.connect(editor.document.instanceChanged, self._row_changed)
+        self._reset()
 
     @property
     def instances(self) -> tuple[InstanceData, ...]:
-        scene = self.document.scene
-        return scene.instances if scene else ()
+        return self.editor.scene.instances if self.editor else ()
 
     def _reset(self) -> None:
         self.beginResetModel()
         self.endResetModel()
 
     def _row_changed(self, uid: int) -> None:
-        scene = self.document.scene
+        scene = self.editor.scene if self.editor else None
         if scene is None or scene.instance(uid) is None:
             return
         row = scene.index_of(uid)
@@ -114,20 +117,16 @@ class InstanceTableModel(DragToReorder, QAbstractTableModel):
         return base
 
     def setData(self, index: Index, value: Any, role: int = Qt.ItemDataRole.EditRole) -> bool:
-        if not index.isValid():
+        if not index.isValid() or self.editor is None:
             return False
         before = self.instances[index.row()]
         if index.column() == COL_CAPTION and role == Qt.ItemDataRole.EditRole:
-            caption = str(value).strip()
-            if caption == before.caption:
+            if str(value).strip() == before.caption:
                 return False
-            after = before.with_spec(dataclasses.replace(before.spec, caption=caption))
-            self.push(EditInstanceCommand(self.document, before, after, "Edit caption"))
+            self.editor.set_caption(before.uid, str(value))
             return True
         if index.column() == COL_LOCK and role == Qt.ItemDataRole.CheckStateRole:
-            locked = Qt.CheckState(value) == Qt.CheckState.Checked
-            after = dataclasses.replace(before, locked=locked)
-            self.push(EditInstanceCommand(self.document, before, after, "Lock" if locked else "Unlock"))
+            self.editor.set_locked(before.uid, Qt.CheckState(value) == Qt.CheckState.Checked)
             return True
         return False
 
@@ -135,10 +134,8 @@ class InstanceTableModel(DragToReorder, QAbstractTableModel):
 
     def move_rows(self, rows: list[int], to: int) -> None:
         """Move the instances in `rows` so they sit before slot `to` (in their order)."""
-        instances = self.instances
-        after = tuple(reordered(instances, rows, to))
-        if after != instances:
-            self.push(SetInstancesCommand(self.document, instances, after, "Reorder instances"))
+        if self.editor is not None:
+            self.editor.reorder(reordered(self.instances, rows, to))
 
 
 def _kind_label(inst: InstanceData) -> str:
@@ -149,12 +146,10 @@ def _kind_label(inst: InstanceData) -> str:
 
 
 class InstanceListPanel(QWidget):
-    def __init__(
-        self, document: SceneDocument, push: Callable[[QUndoCommand], None], delete: Callable[[], None]
-    ) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.document = document
-        self.model = InstanceTableModel(document, push)
+        self.model = InstanceTableModel()
+        self._links = Connections()
         self.table = QTableView()
         self.table.setObjectName("instanceTable")
         self.table.setModel(self.model)
@@ -181,7 +176,7 @@ class InstanceListPanel(QWidget):
         self.delete_button = QToolButton()
         self.delete_button.setIcon(icon("delete"))
         self.delete_button.setToolTip("Delete the selected instances (Delete)")
-        self.delete_button.clicked.connect(delete)
+        self.delete_button.clicked.connect(lambda: self.editor.delete_selected() if self.editor else None)
         self.up_button = QToolButton()
         self.up_button.setIcon(icon("move-up"))
         self.up_button.setToolTip("Move up one slot")
@@ -203,11 +198,19 @@ class InstanceListPanel(QWidget):
 
         self._syncing = False
         self.table.selectionModel().selectionChanged.connect(self._table_selection)
-        document.selectionChanged.connect(self._document_selection)
-        document.sceneReplaced.connect(self._update_count)
-        document.instancesChanged.connect(self._update_count)
         self.model.modelReset.connect(self._document_selection)
+        self.model.modelReset.connect(self._update_count)
         self._update_count()
+
+    @property
+    def editor(self) -> SceneEditor | None:
+        return self.model.editor
+
+    def set_editor(self, editor: SceneEditor | None) -> None:
+        self._links.clear()
+        if editor is not None:
+            self._links.connect(editor.document.selectionChanged, self._document_selection)
+        self.model.set_editor(editor)
 
     def _update_count(self) -> None:
         count = len(self.model.instances)
@@ -215,16 +218,16 @@ class InstanceListPanel(QWidget):
         self.count_label.setProperty("full", count >= MAX_INSTANCES)
 
     def _table_selection(self, *_: QItemSelection) -> None:
-        if self._syncing:
+        if self._syncing or self.editor is None:
             return
         rows = {index.row() for index in self.table.selectionModel().selectedRows()}
-        self.document.set_selection(inst.uid for r, inst in enumerate(self.model.instances) if r in rows)
+        self.editor.set_selection(inst.uid for r, inst in enumerate(self.model.instances) if r in rows)
 
     def _document_selection(self) -> None:
         self._syncing = True
         try:
             selection = QItemSelection()
-            wanted = set(self.document.selection)
+            wanted = set(self.editor.selection) if self.editor else set()
             for row, inst in enumerate(self.model.instances):
                 if inst.uid in wanted:
                     selection.select(self.model.index(row, 0), self.model.index(row, len(HEADERS) - 1))

@@ -6,12 +6,9 @@ scene override, and setting it back to the default removes the override.
 
 from __future__ import annotations
 
-import random
-from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QUndoCommand
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -26,22 +23,21 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop.commands import fields_command
-from desktop.document import SceneDocument
+from desktop.editor.connections import Connections
+from desktop.editor.scene_editor import MAX_SEED, SceneEditor
 from desktop.icons import icon
 from desktop.scene_data import ProjectDefaults
 from engine.request import Scheduler
 
 SIZE_PRESETS: tuple[tuple[int, int], ...] = ((512, 512), (768, 512), (512, 768))
-MAX_SEED = 2**31 - 1
 SAMPLER_FIELDS = ("steps", "guidance", "alpha", "mis", "scheduler")
 
 
 class SceneSettingsPanel(QWidget):
-    def __init__(self, document: SceneDocument, push: Callable[[QUndoCommand], None]) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.document = document
-        self.push = push
+        self.editor: SceneEditor | None = None
+        self._links = Connections()
         self.defaults: ProjectDefaults | None = None
         self._loading = False
 
@@ -130,8 +126,13 @@ class SceneSettingsPanel(QWidget):
         self.mis.valueChanged.connect(lambda v: self._set_override("mis", v))
         self.scheduler.activated.connect(lambda _i: self._set_override("scheduler", self.scheduler.currentData()))
         self.reset.clicked.connect(self._reset_overrides)
-        document.sceneReplaced.connect(self.refresh)
-        document.settingsChanged.connect(self.refresh)
+        self.refresh()
+
+    def set_editor(self, editor: SceneEditor | None) -> None:
+        self._links.clear()
+        self.editor = editor
+        if editor is not None:
+            self._links.connect(editor.document.settingsChanged, self.refresh)
         self.refresh()
 
     def set_defaults(self, defaults: ProjectDefaults) -> None:
@@ -141,7 +142,7 @@ class SceneSettingsPanel(QWidget):
     # --- document -> widgets ---------------------------------------------------------------
 
     def refresh(self) -> None:
-        scene = self.document.scene
+        scene = self.editor.scene if self.editor else None
         self.setEnabled(scene is not None)
         if scene is None:
             return
@@ -176,7 +177,8 @@ class SceneSettingsPanel(QWidget):
             self._loading = False
 
     def _effective(self, name: str) -> Any:
-        scene = self.document.require()
+        assert self.editor is not None
+        scene = self.editor.scene
         if name in scene.overrides:
             return scene.overrides[name]
         if self.defaults is None:
@@ -186,12 +188,9 @@ class SceneSettingsPanel(QWidget):
     # --- widgets -> commands ---------------------------------------------------------------
 
     def _set(self, text: str, *, typing: bool = False, **fields: Any) -> None:
-        if self._loading or self.document.scene is None:
+        if self._loading or self.editor is None:
             return
-        scene = self.document.require()
-        if all(getattr(scene, key) == value for key, value in fields.items()):
-            return
-        self.push(fields_command(self.document, text, typing=typing, **fields))
+        self.editor.set_fields(text, typing=typing, **fields)
 
     def _caption_changed(self) -> None:
         self._set("Edit caption", typing=True, caption=self.caption.toPlainText())
@@ -209,12 +208,13 @@ class SceneSettingsPanel(QWidget):
         self._set("Change size", width=self.width_spin.value(), height=self.height_spin.value())
 
     def new_seed(self) -> None:
-        self._set("New seed", seed=random.randint(0, MAX_SEED))
+        if self.editor is not None:
+            self.editor.new_seed()
 
     def _set_override(self, name: str, value: Any) -> None:
-        if self._loading or self.document.scene is None:
+        if self._loading or self.editor is None:
             return
-        overrides = dict(self.document.require().overrides)
+        overrides = dict(self.editor.scene.overrides)
         default = "fixed" if name == "seed_mode" else (getattr(self.defaults, name) if self.defaults else None)
         if value == default:
             overrides.pop(name, None)
@@ -223,7 +223,9 @@ class SceneSettingsPanel(QWidget):
         self._set(f"Change {name.replace('_', ' ')}", overrides=overrides)
 
     def _reset_overrides(self) -> None:
-        overrides = {k: v for k, v in self.document.require().overrides.items() if k not in SAMPLER_FIELDS}
+        if self.editor is None:
+            return
+        overrides = {k: v for k, v in self.editor.scene.overrides.items() if k not in SAMPLER_FIELDS}
         self._set("Use project defaults", overrides=overrides)
 
 

@@ -40,7 +40,7 @@ def open_window(qtbot: QtBot, path: Path, home: Path) -> MainWindow:
     window.show()
     qtbot.waitExposed(window)
     window.open_project(path)
-    qtbot.waitUntil(lambda: window.document.scene is not None, timeout=10_000)
+    qtbot.waitUntil(lambda: window.editor is not None, timeout=10_000)
     window.canvas.fit()
     return window
 

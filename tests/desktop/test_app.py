@@ -12,7 +12,7 @@ def test_first_start_opens_a_copy_of_the_sample_project(qtbot: QtBot, tmp_path: 
     before = SAMPLE_PROJECT.read_bytes()
     window = create_window(tmp_path)
     qtbot.addWidget(window)
-    qtbot.waitUntil(lambda: window.document.scene is not None, timeout=10_000)
+    qtbot.waitUntil(lambda: window.editor is not None, timeout=10_000)
     copy = tmp_path / "samples" / SAMPLE_PROJECT.name
     assert window.store is not None and window.store.path == copy
     assert window.scene_list.model.rowCount() == 9
@@ -31,8 +31,8 @@ def test_later_starts_show_the_welcome_page_with_recent_projects(qtbot: QtBot, t
     item = window.welcome.recent.item(0)
     assert "mine" in item.text()
     window.welcome.recentRequested.emit(str(project))
-    qtbot.waitUntil(lambda: window.document.scene is not None, timeout=10_000)
-    assert window.document.require().name == "scene 1"
+    qtbot.waitUntil(lambda: window.editor is not None, timeout=10_000)
+    assert window.editor.scene.name == "scene 1"
     window.close()
 
 
@@ -40,13 +40,13 @@ def test_the_window_remembers_its_geometry(qtbot: QtBot, tmp_path: Path) -> None
     project = make_project(tmp_path / "mine.instproj")
     window = create_window(tmp_path, project)
     qtbot.addWidget(window)
-    qtbot.waitUntil(lambda: window.document.scene is not None, timeout=10_000)
+    qtbot.waitUntil(lambda: window.editor is not None, timeout=10_000)
     window.resize(701, 503)  # the offscreen screen is 800 x 800
     window.docks["queue"].hide()
     window.close()
     again = create_window(tmp_path, project)
     qtbot.addWidget(again)
-    qtbot.waitUntil(lambda: again.document.scene is not None, timeout=10_000)
+    qtbot.waitUntil(lambda: again.editor is not None, timeout=10_000)
     assert (again.width(), again.height()) == (701, 503)
     assert not again.docks["queue"].isVisibleTo(again)
     again.close()

@@ -10,12 +10,12 @@ from PySide6.QtCore import QThread
 from pytestqt.qtbot import QtBot
 
 from desktop.main_window import MainWindow
-from desktop.render_loop import JobResult, Outcome
 from engine.request import InstanceKind, InstanceSpec
 from projects.database import Project
 from projects.models import JobStatus
 from projects.queue import list_jobs
 from projects.scenes import SceneLayout, add_scene
+from rendering.outcomes import JobResult, Outcome
 from tests.desktop.conftest import open_window
 
 
@@ -44,11 +44,11 @@ def window_on(qtbot: QtBot, path: Path, home: Path, demo_model: Path) -> MainWin
 def test_render_reports_progress_and_lands_in_the_history(qtbot: QtBot, tmp_path: Path, demo_model: Path) -> None:
     path = project(tmp_path / "p.instproj", steps=(4,))
     window = window_on(qtbot, path, tmp_path / "home", demo_model)
-    assert window.render_thread is not None
+    assert window.queue.render_thread is not None
     progress: list[tuple[int, int, int]] = []
-    window.render_thread.jobProgress.connect(lambda *args: progress.append(args))
-    with qtbot.waitSignal(window.render_thread.jobEnded, timeout=120_000) as ended:
-        window.render_action.trigger()
+    window.queue.render_thread.jobProgress.connect(lambda *args: progress.append(args))
+    with qtbot.waitSignal(window.queue.render_thread.jobEnded, timeout=120_000) as ended:
+        window.commands.render.trigger()
     result: JobResult = ended.args[0]
     assert result.outcome is Outcome.DONE, result.error
     assert progress and progress[-1][1] == progress[-1][2]
@@ -61,18 +61,18 @@ def test_render_reports_progress_and_lands_in_the_history(qtbot: QtBot, tmp_path
 def test_cancelling_a_pending_job_leaves_the_running_one_alone(qtbot: QtBot, tmp_path: Path, demo_model: Path) -> None:
     path = project(tmp_path / "p.instproj", steps=(60, 4))
     window = window_on(qtbot, path, tmp_path / "home", demo_model)
-    thread = window.render_thread
+    thread = window.queue.render_thread
     assert thread is not None
     started: list[int] = []
     thread.jobStarted.connect(lambda job: started.append(job.id))
-    window.render_all_action.trigger()
+    window.commands.render_all.trigger()
     qtbot.waitUntil(lambda: len(started) == 1, timeout=60_000)
     qtbot.waitUntil(  # the panel shows one running, one pending
         lambda: sorted(job.status.value for job in window.queue_panel.jobs) == ["pending", "running"], timeout=10_000
     )
     pending = next(job.id for job in window.queue_panel.jobs if job.status is JobStatus.PENDING)
     with qtbot.waitSignal(thread.jobEnded, timeout=120_000) as ended:
-        window.cancel_job(pending)
+        window.queue.cancel_job(pending)
     assert ended.args[0].job.id == started[0] and ended.args[0].outcome is Outcome.DONE
     window.close()
     with Project.open(path) as opened, opened.read() as session:
@@ -85,11 +85,11 @@ def test_closing_mid_render_puts_the_job_back_and_stops_the_thread(
 ) -> None:
     path = project(tmp_path / "p.instproj", steps=(400,))
     window = window_on(qtbot, path, tmp_path / "home", demo_model)
-    thread = window.render_thread
+    thread = window.queue.render_thread
     assert thread is not None
     steps: list[int] = []
     thread.jobProgress.connect(lambda _job, step, _total: steps.append(step))
-    window.render_action.trigger()
+    window.commands.render.trigger()
     qtbot.waitUntil(lambda: len(steps) >= 2, timeout=60_000)
     window.close()
     assert thread.isFinished() and not thread.isRunning()
@@ -108,11 +108,11 @@ def test_a_sweep_renders_the_grid_and_the_history_restores_and_compares(
 
     path = project(tmp_path / "p.instproj", steps=(2,))
     window = window_on(qtbot, path, tmp_path / "home", demo_model)
-    thread = window.render_thread
+    thread = window.queue.render_thread
     assert thread is not None
     ended: list[JobResult] = []
     thread.jobEnded.connect(ended.append)
-    window.render_sweep(([5, 6], [0.75], [0.0, 0.36]))
+    window.session.render_sweep(([5, 6], [0.75], [0.0, 0.36]))
     qtbot.waitUntil(lambda: len(ended) == 4, timeout=120_000)
     assert all(r.outcome is Outcome.DONE for r in ended)
     assert sorted((r.job.request.seed, r.job.request.mis) for r in ended) == [(5, 0.0), (5, 0.36), (6, 0.0), (6, 0.36)]
@@ -127,15 +127,15 @@ def test_a_sweep_renders_the_grid_and_the_history_restores_and_compares(
     assert (sheet.width(), sheet.height()) == (4 * CELL, CELL + LABEL_HEIGHT)
 
     # Move the instance, then restore the layout of a render: one undo step puts the move back.
-    scene = window.document.require()
+    scene = window.editor.scene
     first = window.history.entries[-1]
-    window.document.set_selection([scene.instances[0].uid])
+    window.editor.set_selection([scene.instances[0].uid])
     window.canvas.nudge(20, 0)
-    assert window.document.require().instances[0].spec.box != scene.instances[0].spec.box
-    window.restore_layout(first)
-    restored = window.document.require()
+    assert window.editor.scene.instances[0].spec.box != scene.instances[0].spec.box
+    window.history_control.restore_layout(first)
+    restored = window.editor.scene
     assert restored.instances[0].spec == first.request.instances[0] and restored.seed == first.request.seed
-    window.undo_action.trigger()
-    assert window.document.require().seed == scene.seed
-    assert window.document.require().instances[0].spec.box != scene.instances[0].spec.box  # the nudge is back
+    window.commands.undo.trigger()
+    assert window.editor.scene.seed == scene.seed
+    assert window.editor.scene.instances[0].spec.box != scene.instances[0].spec.box  # the nudge is back
     window.close()

@@ -20,7 +20,7 @@ from tests.desktop.conftest import click, drag, open_window
 def stored(window: MainWindow, scene_id: int | None = None) -> list[tuple[str, str, dict[str, object]]]:
     """The scene's instance rows as the file has them (after the store has written everything)."""
     assert window.store is not None and window.store.flush()
-    scene_id = scene_id if scene_id is not None else window.document.require().scene_id
+    scene_id = scene_id if scene_id is not None else window.editor.scene.scene_id
     assert window.store.path is not None
     with sqlite3.connect(f"file:{window.store.path}?mode=ro", uri=True) as db:
         rows = db.execute(
@@ -42,7 +42,7 @@ def type_caption(qtbot: QtBot, window: MainWindow, text: str) -> None:
 
 
 def test_box_tool_draws_a_box_and_asks_for_its_caption(qtbot: QtBot, window: MainWindow) -> None:
-    window.tool_actions[Tool.BOX].trigger()
+    window.commands.tools[Tool.BOX].trigger()
     drag(qtbot, window.canvas, (0.5, 0.5), (0.9, 0.8))
     type_caption(qtbot, window, "a red circle")
     rows = stored(window)
@@ -138,13 +138,13 @@ def test_move_and_resize_with_the_select_tool_are_one_undo_step_each(qtbot: QtBo
     drag(qtbot, canvas, (0.5, 0.6), (0.7, 0.9))  # the bottom-right handle
     assert stored(window)[0][2]["box"] == pytest.approx([0.3, 0.4, 0.7, 0.9], abs=0.01)
 
-    stack = window.undo_group.activeStack()
+    stack = window.workbench.undo_group.activeStack()
     assert stack is not None and stack.count() == 2
-    window.undo_action.trigger()
+    window.commands.undo.trigger()
     assert stored(window)[0][2]["box"] == pytest.approx([0.3, 0.4, 0.5, 0.6], abs=0.01)
-    window.undo_action.trigger()
+    window.commands.undo.trigger()
     assert stored(window)[0][2]["box"] == pytest.approx([0.1, 0.1, 0.3, 0.3])
-    window.redo_action.trigger()
+    window.commands.redo.trigger()
     assert stored(window)[0][2]["box"] == pytest.approx([0.3, 0.4, 0.5, 0.6], abs=0.01)
 
 
@@ -170,26 +170,26 @@ def test_keys_delete_duplicate_nudge_cycle_and_cancel(qtbot: QtBot, window: Main
     canvas = window.canvas
     canvas.setFocus()
     qtbot.keyClick(canvas, Qt.Key.Key_Tab)
-    assert len(window.document.selection) == 1
+    assert len(window.editor.selection) == 1
     qtbot.keyClick(canvas, Qt.Key.Key_Right, Qt.KeyboardModifier.ShiftModifier)  # 10 px of 512
     assert stored(window)[0][2]["box"][0] == pytest.approx(0.1 + 10 / 512)  # type: ignore[index]
-    window.duplicate_action.trigger()
+    window.commands.duplicate.trigger()
     assert len(stored(window)) == 2
-    assert window.document.selection == (window.document.require().instances[1].uid,)
+    assert window.editor.selection == (window.editor.scene.instances[1].uid,)
     qtbot.keyClick(canvas, Qt.Key.Key_Delete)
     assert len(stored(window)) == 1
     qtbot.keyClick(canvas, Qt.Key.Key_Escape)
-    assert window.document.selection == ()
+    assert window.editor.selection == ()
 
 
 def test_copy_and_paste_across_scenes(qtbot: QtBot, window: MainWindow) -> None:
-    first = window.document.require()
-    window.document.set_selection([first.instances[0].uid])
-    window.copy_action.trigger()
+    first = window.editor.scene
+    window.editor.set_selection([first.instances[0].uid])
+    window.commands.copy.trigger()
     second_id = window.scene_list.model.scenes[1].scene_id
     window.scene_list.select_scene(second_id)
-    qtbot.waitUntil(lambda: window.document.require().scene_id == second_id)
-    window.paste_action.trigger()
+    qtbot.waitUntil(lambda: window.editor.scene.scene_id == second_id)
+    window.commands.paste.trigger()
     rows = stored(window, second_id)
     assert len(rows) == 2
     assert rows[-1][0] == "thing 0" and rows[-1][2]["box"] == pytest.approx([0.1, 0.1, 0.3, 0.3])
@@ -219,12 +219,12 @@ def test_edits_survive_closing_and_reopening(
     drag(qtbot, window.canvas, (0.5, 0.5), (0.7, 0.7))
     type_caption(qtbot, window, "a cat")
     window.scene_settings.caption.setPlainText("a cat on a mat")
-    expected = window.document.require()
+    expected = window.editor.scene
     window.close()  # no save command: closing writes what is pending
 
     again = open_window(qtbot, project_path, tmp_path / "home")
     try:
-        scene = again.document.require()
+        scene = again.editor.scene
         assert scene.caption == "a cat on a mat"
         assert [(i.caption, i.spec) for i in scene.instances] == [(i.caption, i.spec) for i in expected.instances]
         assert again.canvas.item_for(scene.instances[-1].uid) is not None
@@ -235,7 +235,7 @@ def test_edits_survive_closing_and_reopening(
 def test_layout_is_kept_in_normalised_coordinates_when_the_size_changes(qtbot: QtBot, window: MainWindow) -> None:
     window.scene_settings.size_preset.setCurrentIndex(1)
     window.scene_settings.size_preset.activated.emit(1)  # 768 x 512
-    scene = window.document.require()
+    scene = window.editor.scene
     assert (scene.width, scene.height) == (768, 512)
     assert stored(window)[0][2]["box"] == pytest.approx([0.1, 0.1, 0.3, 0.3])
     item = window.canvas.item_for(scene.instances[0].uid)

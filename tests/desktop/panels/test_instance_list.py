@@ -19,9 +19,9 @@ def test_caption_is_edited_in_place_with_the_keyboard(qtbot: QtBot, window: Main
     qtbot.keyClicks(editor, "a blue vase")
     qtbot.keyClick(editor, Qt.Key.Key_Return)
     # Qt commits an item editor's data from a queued call after Enter.
-    qtbot.waitUntil(lambda: window.document.require().instances[0].caption == "a blue vase")
+    qtbot.waitUntil(lambda: window.editor.scene.instances[0].caption == "a blue vase")
     assert stored(window)[0][0] == "a blue vase"
-    window.undo_action.trigger()
+    window.commands.undo.trigger()
     assert stored(window)[0][0] == "thing 0"
 
 
@@ -39,8 +39,8 @@ def test_drag_reorder_changes_the_slot_order(qtbot: QtBot, tmp_path: object) -> 
     window.instance_list.table.selectRow(1)
     window.instance_list.down_button.click()
     assert [row[0] for row in stored(window)] == ["thing 2", "thing 1", "thing 0"]
-    window.undo_action.trigger()
-    window.undo_action.trigger()
+    window.commands.undo.trigger()
+    window.commands.undo.trigger()
     assert [row[0] for row in stored(window)] == ["thing 0", "thing 1", "thing 2"]
     window.close()
 
@@ -49,8 +49,8 @@ def test_selection_is_shared_with_the_canvas_and_the_count_is_shown(qtbot: QtBot
     panel = window.instance_list
     assert panel.count_label.text() == "1 / 30 instances"
     panel.table.selectRow(0)
-    assert window.document.selection == (window.document.require().instances[0].uid,)
-    window.document.set_selection([])
+    assert window.editor.selection == (window.editor.scene.instances[0].uid,)
+    window.editor.set_selection([])
     assert not panel.table.selectionModel().selectedRows()
     panel.delete_button.click()  # nothing selected: nothing deleted
     assert len(stored(window)) == 1

@@ -10,7 +10,7 @@ def scene_row(window: MainWindow) -> tuple[str, int, int, int, str]:
     with sqlite3.connect(f"file:{window.store.path}?mode=ro", uri=True) as db:
         row = db.execute(
             "SELECT caption, width, height, seed, overrides FROM scenes WHERE id = ?",
-            (window.document.require().scene_id,),
+            (window.editor.scene.scene_id,),
         ).fetchone()
     return tuple(row)  # type: ignore[return-value]
 
@@ -21,7 +21,7 @@ def test_typing_a_caption_is_one_undo_step(qtbot: QtBot, window: MainWindow) -> 
     panel.caption.selectAll()
     qtbot.keyClicks(panel.caption, "a dog in a park")
     assert scene_row(window)[0] == "a dog in a park"
-    window.undo_action.trigger()
+    window.commands.undo.trigger()
     assert scene_row(window)[0] == "caption 1"
     assert panel.caption.toPlainText() == "caption 1"
 
@@ -48,5 +48,5 @@ def test_sizes_are_multiples_of_64_and_the_dice_draws_a_seed(qtbot: QtBot, windo
     seed = scene_row(window)[3]
     panel.dice.click()
     assert scene_row(window)[3] != seed
-    window.undo_action.trigger()
+    window.commands.undo.trigger()
     assert scene_row(window)[3] == seed

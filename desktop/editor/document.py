@@ -1,9 +1,10 @@
-"""The scene being edited: plain data plus signals, and the only place edits are applied.
+"""One scene being edited: plain data plus signals, and the only place edits are applied.
 
-Widgets never change a scene themselves: they push an undo command (`desktop.commands`), whose redo and
-undo call the `apply_*` methods here. Every applied edit emits `edited` with the whole new scene, which
-the window hands to the store to save. A live drag uses `preview_instance`, which redraws without saving
-or recording; its release pushes one command, so a drag is one undo step.
+Views never change a scene themselves: they call the scene's editor (`desktop.editor.scene_editor`), which
+pushes undo commands (`desktop.editor.commands`) whose redo and undo call the `apply_*` methods here.
+Every applied edit emits `edited` with the whole new scene, which the window hands to the store to save.
+A live drag uses `preview_instance`, which redraws without saving or recording; its release pushes one
+command, so a drag is one undo step.
 """
 
 from __future__ import annotations
@@ -16,31 +17,23 @@ from PySide6.QtCore import QObject, Signal
 
 from desktop.scene_data import InstanceData, SceneData
 
-MAX_INSTANCES = 30  # the model's slot count
-
 
 class SceneDocument(QObject):
-    sceneReplaced = Signal()  # another scene was loaded (or none): rebuild everything
     instancesChanged = Signal()  # added, removed or reordered
     instanceChanged = Signal(int)  # one instance's caption, geometry or lock (its uid)
     settingsChanged = Signal()  # the scene's own fields (caption, size, seed, overrides, ...)
     selectionChanged = Signal()
     edited = Signal(object)  # SceneData after any recorded edit: save it
 
-    def __init__(self, parent: QObject | None = None) -> None:
+    def __init__(self, scene: SceneData, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._scene: SceneData | None = None
+        self._scene = scene
         self._selection: tuple[int, ...] = ()
 
     # --- reading ---------------------------------------------------------------------------
 
     @property
-    def scene(self) -> SceneData | None:
-        return self._scene
-
-    def require(self) -> SceneData:
-        if self._scene is None:
-            raise RuntimeError("no scene is open")
+    def scene(self) -> SceneData:
         return self._scene
 
     @property
@@ -49,31 +42,20 @@ class SceneDocument(QObject):
         return self._selection
 
     def selected(self) -> list[InstanceData]:
-        scene = self._scene
-        if scene is None:
-            return []
-        return [inst for inst in scene.instances if inst.uid in self._selection]
+        return [inst for inst in self._scene.instances if inst.uid in self._selection]
 
-    # --- loading and selecting (not edits) -------------------------------------------------
-
-    def load(self, scene: SceneData | None) -> None:
-        self._scene = scene
-        self._selection = ()
-        self.sceneReplaced.emit()
-        self.selectionChanged.emit()
+    # --- selecting and previewing (not edits) ----------------------------------------------
 
     def set_selection(self, uids: Iterable[int]) -> None:
-        scene = self._scene
         wanted = set(uids)
-        ordered = tuple(inst.uid for inst in scene.instances if inst.uid in wanted) if scene else ()
+        ordered = tuple(inst.uid for inst in self._scene.instances if inst.uid in wanted)
         if ordered != self._selection:
             self._selection = ordered
             self.selectionChanged.emit()
 
     def preview_instance(self, instance: InstanceData) -> None:
         """Show an in-progress change (a drag) without saving it or making it undoable."""
-        scene = self.require()
-        self._scene = replace(scene, instances=_replaced(scene.instances, instance))
+        self._scene = replace(self._scene, instances=_replaced(self._scene.instances, instance))
         self.instanceChanged.emit(instance.uid)
 
     # --- edits (called by undo commands) ---------------------------------------------------
@@ -84,7 +66,7 @@ class SceneDocument(QObject):
 
     def apply_instances(self, instances: tuple[InstanceData, ...], selection: Iterable[int] | None = None) -> None:
         """Replace the whole instance list (add, remove, reorder) in one edit."""
-        self._scene = replace(self.require(), instances=instances)
+        self._scene = replace(self._scene, instances=instances)
         present = {inst.uid for inst in instances}
         keep = self._selection if selection is None else tuple(selection)
         self._selection = tuple(inst.uid for inst in instances if inst.uid in keep and inst.uid in present)
@@ -94,7 +76,7 @@ class SceneDocument(QObject):
 
     def apply_fields(self, fields: Mapping[str, Any]) -> None:
         """Set scene fields (caption, negative_prompt, width, height, seed, overrides, name)."""
-        self._scene = replace(self.require(), **fields)
+        self._scene = replace(self._scene, **fields)
         self.settingsChanged.emit()
         self._edited()
 

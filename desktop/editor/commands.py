@@ -11,7 +11,7 @@ from typing import Any
 
 from PySide6.QtGui import QUndoCommand
 
-from desktop.document import SceneDocument
+from desktop.editor.document import SceneDocument
 from desktop.scene_data import InstanceData
 
 _MERGE_CAPTION = 1
@@ -106,6 +106,6 @@ class SceneFieldsCommand(QUndoCommand):
 
 
 def fields_command(document: SceneDocument, text: str, *, typing: bool = False, **after: Any) -> SceneFieldsCommand:
-    scene = document.require()
+    scene = document.scene
     before = {name: getattr(scene, name) for name in after}
     return SceneFieldsCommand(document, before, after, text, typing=typing)

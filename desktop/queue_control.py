@@ -1,0 +1,129 @@
+"""The render queue as the window drives it: the render thread serving the open project, and the user's
+actions on jobs (cancel, retry, move, send to the front, clear, pause), written through the store.
+
+The render thread loads torch and the models itself, so nothing here imports the engine at module level.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QObject, Signal
+from sqlalchemy.orm import Session
+
+from desktop.panels.queue_panel import QueuePanel
+from desktop.render_thread import RenderThread
+from desktop.store import ProjectStore
+from projects.models import JobStatus
+from projects.queue import JobSnapshot, cancel, clear_finished, move_to_front, reorder, retry
+from rendering.outcomes import JobResult, Outcome
+
+if TYPE_CHECKING:
+    from engine.runner import LoadedModel
+
+
+class QueueControl(QObject):
+    renderFinished = Signal(int)  # the scene id of a job that just finished with a render
+    message = Signal(str, int)  # text, milliseconds to show it
+
+    def __init__(self, panel: QueuePanel, model_settings_path: Path, demo_model_dir: Path, parent: QObject) -> None:
+        super().__init__(parent)
+        self.panel = panel
+        self.model_settings_path = model_settings_path
+        self.demo_model_dir = demo_model_dir
+        self.store: ProjectStore | None = None
+        self.render_thread: RenderThread | None = None
+        panel.cancelRequested.connect(self.cancel_job)
+        panel.retryRequested.connect(lambda job_id: self._job_action(lambda s: retry(s, job_id)))
+        panel.moveRequested.connect(self.move_job)
+        panel.frontRequested.connect(lambda job_id: self._job_action(lambda s: move_to_front(s, job_id)))
+        panel.clearRequested.connect(lambda: self._job_action(clear_finished))
+        panel.pauseToggled.connect(self.set_paused)
+
+    def start(self, store: ProjectStore, *, paused: bool) -> None:
+        """Serve the queue of the project `store` has open (paused after an unclean exit)."""
+        assert store.project is not None
+        self.store = store
+        settings_path, demo_dir = self.model_settings_path, self.demo_model_dir
+
+        def provide(model_id: str) -> LoadedModel:
+            # Runs on the render thread: torch and the models load there, never on the GUI thread.
+            from engine.model_settings import ModelSettings
+            from engine.providers import settings_provider
+
+            settings = ModelSettings.load(settings_path, missing_ok=True)
+            return settings_provider(settings, demo_dir=demo_dir)(model_id)
+
+        thread = RenderThread(store.project, provide, paused=paused)
+        thread.jobStarted.connect(self._job_started)
+        thread.jobProgress.connect(self.panel.job_progress)
+        thread.jobPreview.connect(self.panel.job_preview)
+        thread.jobEnded.connect(self._job_ended)
+        thread.pausedChanged.connect(self.panel.set_paused)
+        self.render_thread = thread
+        thread.start()
+        if paused:
+            self.panel.set_paused(True, "paused after an unclean exit: resume the queue when ready")
+        store.refresh_jobs()
+
+    def stop(self) -> None:
+        """Stop the render thread (the running job goes back to pending within a step)."""
+        if self.render_thread is not None:
+            thread, self.render_thread = self.render_thread, None
+            thread.shutdown()
+            thread.deleteLater()
+        self.store = None
+        self.panel.set_jobs([])
+
+    def wake(self) -> None:
+        if self.render_thread is not None:
+            self.render_thread.wake()
+
+    def cancel_job(self, job_id: int) -> None:
+        """Cancel only that job: the running one stops within a step; a pending one never touches it."""
+        if self.render_thread is not None and self.render_thread.cancel_running(job_id):
+            return
+        self._job_action(lambda session: cancel(session, job_id))
+
+    def move_job(self, job_id: int, delta: int) -> None:
+        pending = [job.id for job in self.panel.jobs if job.status is JobStatus.PENDING]
+        if job_id not in pending:
+            return
+        index = pending.index(job_id)
+        target = index + delta
+        if 0 <= target < len(pending):
+            pending[index], pending[target] = pending[target], pending[index]
+            self._job_action(lambda session: reorder(session, pending))
+
+    def set_paused(self, paused: bool) -> None:
+        if self.render_thread is not None:
+            self.render_thread.set_paused(paused)
+
+    def _job_action(self, action: Callable[[Session], object]) -> None:
+        if self.store is not None:
+            self.store.job_action(action)
+            self.wake()
+
+    def _job_started(self, job: JobSnapshot) -> None:
+        self.panel.job_started(job)
+        if self.store is not None:
+            self.store.refresh_jobs()
+            self.store.refresh_summaries()
+
+    def _job_ended(self, result: JobResult) -> None:
+        if self.store is None:
+            return
+        self.store.refresh_jobs()
+        self.store.refresh_summaries()
+        if result.outcome.failed:
+            self.message.emit(f"Render of job {result.job.id} failed: {result.error}", 15000)
+        if result.outcome is Outcome.DONE:
+            self.renderFinished.emit(result.job.scene_id)
+
+
+def demo_model_dir(bundled: Path) -> Path:
+    """As for `main.py render`: a demo model you trained yourself can stand in for the bundled one."""
+    return Path(os.environ.get("INSTANCE_STUDIO_DEMO_MODEL") or bundled)
