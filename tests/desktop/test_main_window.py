@@ -1,0 +1,106 @@
+"""The whole window on a real project file: edits reach the file, survive reopening, and follow the scene
+that is open; every check reads the project file itself."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+from pytestqt.qtbot import QtBot
+
+from desktop.canvas.tools import Tool
+from desktop.main_window import MainWindow
+from tests.desktop.conftest import drag, open_window
+
+
+def stored(window: MainWindow, scene_id: int | None = None) -> list[tuple[str, str, dict[str, object]]]:
+    """The scene's instance rows as the file has them (after the store has written everything)."""
+    assert window.store is not None and window.store.flush()
+    scene_id = scene_id if scene_id is not None else window.editor.scene.scene_id
+    assert window.store.path is not None
+    with sqlite3.connect(f"file:{window.store.path}?mode=ro", uri=True) as db:
+        rows = db.execute(
+            "SELECT caption, kind, geometry FROM instances WHERE scene_id = ? ORDER BY position", (scene_id,)
+        ).fetchall()
+    return [(caption, kind, json.loads(geometry)) for caption, kind, geometry in rows]
+
+
+def type_caption(qtbot: QtBot, window: MainWindow, text: str) -> None:
+    editor = window.canvas.caption_editor
+    assert editor is not None, "a new shape asks for its caption"
+    qtbot.keyClicks(editor, text)
+    qtbot.keyClick(editor, Qt.Key.Key_Return)
+
+
+def test_a_drawn_box_reaches_the_file_and_undo_follows_the_scene(qtbot: QtBot, window: MainWindow) -> None:
+    window.commands.tools[Tool.BOX].trigger()
+    drag(qtbot, window.canvas, (0.5, 0.5), (0.9, 0.8))
+    type_caption(qtbot, window, "a red circle")
+    caption, kind, geometry = stored(window)[-1]
+    assert (caption, kind) == ("a red circle", "box")
+    assert geometry["box"] == pytest.approx([0.5, 0.5, 0.9, 0.8], abs=0.01)
+    first_id = window.editor.scene.scene_id
+
+    second_id = window.scene_list.model.scenes[1].scene_id
+    window.scene_list.select_scene(second_id)
+    qtbot.waitUntil(lambda: window.editor.scene.scene_id == second_id)
+    assert not window.commands.undo.isEnabled()  # the second scene has no history yet
+    window.scene_list.select_scene(first_id)
+    qtbot.waitUntil(lambda: window.editor.scene.scene_id == first_id)
+    window.commands.undo.trigger()  # the caption
+    window.commands.undo.trigger()  # the box
+    assert len(stored(window)) == 1
+
+
+def test_copy_and_paste_across_scenes(qtbot: QtBot, window: MainWindow) -> None:
+    first = window.editor.scene
+    window.editor.set_selection([first.instances[0].uid])
+    window.commands.copy.trigger()
+    second_id = window.scene_list.model.scenes[1].scene_id
+    window.scene_list.select_scene(second_id)
+    qtbot.waitUntil(lambda: window.editor.scene.scene_id == second_id)
+    window.commands.paste.trigger()
+    rows = stored(window, second_id)
+    assert len(rows) == 2
+    assert rows[-1][0] == "thing 0" and rows[-1][2]["box"] == pytest.approx([0.1, 0.1, 0.3, 0.3])
+    assert len(stored(window, first.scene_id)) == 1
+
+
+def test_a_locked_instance_does_not_move(qtbot: QtBot, window: MainWindow) -> None:
+    model = window.instance_list.model
+    model.setData(model.index(0, 3), Qt.CheckState.Checked.value, Qt.ItemDataRole.CheckStateRole)
+    drag(qtbot, window.canvas, (0.2, 0.2), (0.6, 0.6))
+    assert stored(window)[0][2]["box"] == pytest.approx([0.1, 0.1, 0.3, 0.3])
+
+
+def test_edits_survive_closing_and_reopening(
+    qtbot: QtBot, window: MainWindow, project_path: Path, tmp_path: Path
+) -> None:
+    window.canvas.set_tool(Tool.BOX)
+    drag(qtbot, window.canvas, (0.5, 0.5), (0.7, 0.7))
+    type_caption(qtbot, window, "a cat")
+    window.scene_settings.caption.setPlainText("a cat on a mat")
+    expected = window.editor.scene
+    window.close()  # no save command: closing writes what is pending
+
+    again = open_window(qtbot, project_path, tmp_path / "home")
+    try:
+        scene = again.editor.scene
+        assert scene.caption == "a cat on a mat"
+        assert [(i.caption, i.spec) for i in scene.instances] == [(i.caption, i.spec) for i in expected.instances]
+        assert again.canvas.item_for(scene.instances[-1].uid) is not None
+    finally:
+        again.close()
+
+
+def test_layout_is_kept_in_normalised_coordinates_when_the_size_changes(qtbot: QtBot, window: MainWindow) -> None:
+    window.scene_settings.size_preset.setCurrentIndex(1)
+    window.scene_settings.size_preset.activated.emit(1)  # 768 x 512
+    scene = window.editor.scene
+    assert (scene.width, scene.height) == (768, 512)
+    assert stored(window)[0][2]["box"] == pytest.approx([0.1, 0.1, 0.3, 0.3])
+    item = window.canvas.item_for(scene.instances[0].uid)
+    assert item is not None and item.bounds_rect.width() == pytest.approx(0.2 * 768)
