@@ -2,8 +2,9 @@
 
 It edits an `engine.model_settings.ModelSettings` and shows, under the fields, what `engine.model_check`
 finds for them: a ✓ or ✗ per part, with what to do under each problem. The check reads configs and
-hashes on the thread pool (the first one also imports torch), so typing never blocks; a result that
-arrives for older field values is dropped. OK writes the settings file; Cancel leaves it as it was.
+hashes in the background (`desktop.background`; the first one also imports torch), so typing never
+blocks; a newer check cancels the one in flight, a result that arrives for older field values is
+dropped, and closing the dialog cancels the check. OK writes the settings file; Cancel leaves it as it was.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
-from PySide6.QtCore import QObject, QPointF, QRunnable, Qt, QThreadPool, QTimer, Signal, Slot
+from PySide6.QtCore import QPointF, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QColor, QPainter, QPalette, QPen, QPixmap
 from PySide6.QtWidgets import (
     QComboBox,
@@ -30,6 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop.background import BackgroundTask, TaskControl, run_in_background
 from engine.model_check import CONVERT_COMMAND, SD15_CHOICES, Check, check_model_settings
 from engine.model_settings import DEVICE_CHOICES, DTYPE_CHOICES, ModelSettings, ModelSettingsError
 
@@ -124,32 +126,6 @@ class CheckRow(QWidget):
         return "\n".join(lines)
 
 
-class _CheckSignals(QObject):
-    # (serial, list[Check]): plain frozen data, safe to hand from the worker to the GUI thread.
-    finished = Signal(int, object)
-
-
-class _CheckTask(QRunnable):
-    """Runs `check_model_settings` on the thread pool and reports through its own QObject.
-
-    The emitter belongs to the task, not the dialog, so a dialog closed mid-check is simply no longer connected.
-    """
-
-    def __init__(self, serial: int, settings: ModelSettings, demo_dir: Path | None) -> None:
-        super().__init__()
-        self.signals = _CheckSignals()
-        self._serial = serial
-        self._settings = settings
-        self._demo_dir = demo_dir
-
-    def run(self) -> None:
-        try:
-            checks = check_model_settings(self._settings, demo_dir=self._demo_dir)
-        except Exception as exc:  # a bug in the check must show up in the dialog, not vanish in a pool thread
-            checks = [Check("check", f"the check itself failed: {type(exc).__name__}: {exc}", False)]
-        self.signals.finished.emit(self._serial, checks)
-
-
 class ModelSettingsDialog(QDialog):
     """Edit the model settings stored at `path`; OK saves them there (atomically), Cancel discards the edits."""
 
@@ -166,7 +142,7 @@ class ModelSettingsDialog(QDialog):
         self._valid = True  # whether the fields make a ModelSettings (else the inline error shows)
         self._checks: list[Check] = []
         self._rows: list[CheckRow] = []
-        self._tasks: dict[int, _CheckTask] = {}  # keeps each task's emitter alive until its result arrives
+        self._check_task: BackgroundTask[list[Check]] | None = None  # the check in flight, if any
 
         load_problem = ""
         try:
@@ -404,14 +380,31 @@ class ModelSettingsDialog(QDialog):
             settings = self.settings()
         except ValueError:
             return  # the inline error is showing; nothing to check
-        task = _CheckTask(self._serial, settings, self._demo_dir)
-        task.signals.finished.connect(self._check_finished)
-        self._tasks[self._serial] = task
-        QThreadPool.globalInstance().start(task)
+        serial, demo_dir = self._serial, self._demo_dir
 
-    @Slot(int, object)
+        def check(control: TaskControl) -> list[Check]:  # on a pool thread: frozen data in, frozen data out
+            return check_model_settings(settings, demo_dir=demo_dir)
+
+        def failed(exc: BaseException) -> None:  # a bug in the check must show up in the dialog, not vanish
+            self._check_finished(
+                serial, [Check("check", f"the check itself failed: {type(exc).__name__}: {exc}", False)]
+            )
+
+        self._cancel_check()  # its result would describe older values anyway
+        self._check_task = run_in_background(
+            check,
+            on_done=lambda checks: self._check_finished(serial, checks),
+            on_error=failed,
+            parent=self,
+            name="model check",
+        )
+
+    def _cancel_check(self) -> None:
+        if self._check_task is not None:
+            self._check_task.cancel()
+            self._check_task = None
+
     def _check_finished(self, serial: int, checks: list[Check]) -> None:
-        self._tasks.pop(serial, None)
         if serial != self._serial:
             return  # for values the user has since changed; a newer check is on its way
         self._shown_serial = serial
@@ -463,4 +456,5 @@ class ModelSettingsDialog(QDialog):
     def done(self, result: int) -> None:
         self._debounce.stop()
         self._serial += 1  # results still in flight have no one left to show them to
+        self._cancel_check()
         super().done(result)
