@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 from engine.request import InstanceKind, InstanceSpec, RenderRequest
+from projects.scene_settings import ProjectDefaults as ProjectDefaults  # re-exported for desktop/
 from projects.scenes import INSTANCE_PALETTE
 
 _uids = itertools.count(1)
@@ -86,22 +87,6 @@ class SceneSummary:
     instance_count: int
     state: SceneState
     thumbnail: bytes | None = None  # PNG of the latest render
-
-
-@dataclass(frozen=True)
-class ProjectDefaults:
-    """The project's render settings, which scenes override."""
-
-    name: str
-    steps: int
-    guidance: float
-    alpha: float
-    mis: float
-    scheduler: str
-    negative_prompt: str
-    model_id: str
-    width: int
-    height: int
 
 
 @dataclass(frozen=True)

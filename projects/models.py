@@ -13,6 +13,8 @@ from typing import Any, ClassVar
 from sqlalchemy import JSON, Float, ForeignKey, Index, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from projects.scene_settings import FALLBACK
+
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
@@ -35,21 +37,21 @@ class JobStatus(StrEnum):
 
 
 class ProjectSettings(Base):
-    """One row (id 1): the project's defaults, which scenes override."""
+    """One row (id 1): the project's defaults, which scenes override (a new project's are `FALLBACK`)."""
 
     __tablename__ = "project_settings"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
-    width: Mapped[int] = mapped_column(default=512)
-    height: Mapped[int] = mapped_column(default=512)
-    steps: Mapped[int] = mapped_column(default=50)
-    guidance: Mapped[float] = mapped_column(default=7.5)
-    alpha: Mapped[float] = mapped_column(default=0.75)
-    mis: Mapped[float] = mapped_column(default=0.36)
-    scheduler: Mapped[str] = mapped_column(String(32), default="plms")
-    negative_prompt: Mapped[str] = mapped_column(Text, default="")
-    model_id: Mapped[str] = mapped_column(String(200), default="demo")
+    width: Mapped[int] = mapped_column(default=FALLBACK.width)
+    height: Mapped[int] = mapped_column(default=FALLBACK.height)
+    steps: Mapped[int] = mapped_column(default=FALLBACK.steps)
+    guidance: Mapped[float] = mapped_column(default=FALLBACK.guidance)
+    alpha: Mapped[float] = mapped_column(default=FALLBACK.alpha)
+    mis: Mapped[float] = mapped_column(default=FALLBACK.mis)
+    scheduler: Mapped[str] = mapped_column(String(32), default=FALLBACK.scheduler)
+    negative_prompt: Mapped[str] = mapped_column(Text, default=FALLBACK.negative_prompt)
+    model_id: Mapped[str] = mapped_column(String(200), default=FALLBACK.model_id)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -68,7 +70,8 @@ class Scene(Base):
     width: Mapped[int]
     height: Mapped[int]
     seed: Mapped[int] = mapped_column(default=0)
-    # Per-scene overrides of steps, guidance, alpha, mis, scheduler and model_id.
+    # Per-scene overrides of steps, guidance, alpha, mis, scheduler, model_id and seed_mode, read and
+    # written through `projects.scene_settings.SceneSettings`.
     overrides: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
