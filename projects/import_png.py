@@ -20,6 +20,7 @@ from PIL import Image
 from engine.request import MAX_CANVAS, RenderRequest, RequestValidationError
 from projects.errors import LayoutFormatError
 from projects.safe_input import file_stem, sanitise_name
+from projects.scene_settings import SceneSettings
 from projects.scenes import SceneLayout
 
 REQUEST_KEY: Final = "instance-studio:request"
@@ -56,13 +57,13 @@ def scene_from_png(
         instances=request.instances,
         seed=request.seed,
         negative_prompt=request.negative_prompt,
-        overrides={
-            "steps": request.steps,
-            "guidance": request.guidance,
-            "alpha": request.alpha,
-            "mis": request.mis,
-            "scheduler": request.scheduler.value,
-        },
+        overrides=SceneSettings(
+            steps=request.steps,
+            guidance=request.guidance,
+            alpha=request.alpha,
+            mis=request.mis,
+            scheduler=request.scheduler,
+        ).to_overrides(),
     )
 
 

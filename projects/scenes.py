@@ -14,29 +14,17 @@ from typing import Any, Final
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from engine.request import (
-    InstanceKind,
-    InstanceSpec,
-    MaskRLE,
-    Problem,
-    RenderRequest,
-    RequestValidationError,
-    Scheduler,
-)
+from engine.request import InstanceKind, InstanceSpec, MaskRLE, RenderRequest
 from projects.errors import ProjectError, SceneNotFoundError
 from projects.models import Instance, ProjectSettings, Scene
 from projects.queue import JobSnapshot, enqueue
+from projects.scene_settings import ProjectDefaults, SceneSettings
 
 # Distinct, readable on dark and light canvases; instance i gets colour i mod len.
 INSTANCE_PALETTE: Final = (
     "#4f9dff", "#ff7a45", "#52c41a", "#f759ab", "#fadb14", "#9254de",
     "#13c2c2", "#ff4d4f", "#a0d911", "#2f54eb", "#fa8c16", "#eb2f96",
 )  # fmt: skip
-
-# Scene-level overrides of the project defaults, and how each is read.
-OVERRIDE_KEYS: Final = ("steps", "guidance", "alpha", "mis", "scheduler", "model_id", "seed_mode")
-# "fixed": every render of the scene uses its seed (iterating keeps the image); "random": each render draws one.
-SEED_MODES: Final = ("fixed", "random")
 
 
 @dataclass(frozen=True)
@@ -157,30 +145,27 @@ def find_scene(session: Session, ref: str | int) -> Scene:
 
 def scene_to_request(session: Session, scene: Scene) -> RenderRequest:
     """Freeze a scene into a validated request; raises RequestValidationError naming what is wrong."""
-    settings = get_settings(session)
-    overrides = scene.overrides or {}
-    unknown = sorted(set(overrides) - set(OVERRIDE_KEYS))
-    if unknown:
-        raise RequestValidationError([Problem("overrides", f"unknown scene overrides: {', '.join(unknown)}")])
-    scheduler_name = overrides.get("scheduler", settings.scheduler)
-    try:
-        scheduler = Scheduler(scheduler_name)
-    except ValueError:
-        raise RequestValidationError([Problem("scheduler", f"unknown scheduler {scheduler_name!r}")]) from None
+    defaults = ProjectDefaults.of(get_settings(session))
+    effective = scene_settings(scene).effective(defaults)
     return RenderRequest(
         prompt=scene.caption,
-        negative_prompt=scene.negative_prompt if scene.negative_prompt is not None else settings.negative_prompt,
+        negative_prompt=scene.negative_prompt if scene.negative_prompt is not None else defaults.negative_prompt,
         width=scene.width,
         height=scene.height,
         seed=scene.seed,
-        steps=overrides.get("steps", settings.steps),
-        guidance=overrides.get("guidance", settings.guidance),
-        alpha=overrides.get("alpha", settings.alpha),
-        mis=overrides.get("mis", settings.mis),
-        scheduler=scheduler,
-        model_id=overrides.get("model_id", settings.model_id),
+        steps=effective.steps,
+        guidance=effective.guidance,
+        alpha=effective.alpha,
+        mis=effective.mis,
+        scheduler=effective.scheduler,
+        model_id=effective.model_id,
         instances=tuple(instance_spec(inst) for inst in scene.instances),
     )
+
+
+def scene_settings(scene: Scene) -> SceneSettings:
+    """The scene's own settings; RequestValidationError if its stored overrides are not valid."""
+    return SceneSettings.from_overrides(scene.overrides)
 
 
 @dataclass(frozen=True)
@@ -222,7 +207,7 @@ def queue_scene(session: Session, scene: Scene, *, seed: int | None = None, prio
     """Freeze the scene as it is now into a pending job. A scene in "random" seed mode, or an explicit
     `seed` (variations), renders with that seed; otherwise with the scene's own, so iterating keeps the image."""
     request = scene_to_request(session, scene)
-    if seed is None and (scene.overrides or {}).get("seed_mode") == "random":
+    if seed is None and scene_settings(scene).seed_mode == "random":
         seed = random_seed()
     if seed is not None:
         request = dataclasses.replace(request, seed=seed)
