@@ -5,21 +5,49 @@ project layer can build and store requests without loading the model stack, and 
 through JSON exactly, so any render can be repeated bit for bit.
 
 Geometry is in normalised [0, 1] coordinates of the canvas (x to the right, y down), which keeps a
-layout valid when the canvas size changes.
+layout valid when the canvas size changes. The geometry value types (`MaskRLE`, `Box`, `Point`) live
+in `engine.geometry` and the validation helpers (`Problem`, `RequestValidationError`) in
+`engine.validation`; both are re-exported here, so `engine.request` stays the one module the project
+layer imports.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import Any, Final
 
-if TYPE_CHECKING:
-    import numpy as np
-    import numpy.typing as npt
+from engine.geometry import MAX_MASK_SIDE, Box, MaskRLE, Point, mask_problems
+from engine.validation import Problem, Reader, RequestValidationError, is_int, is_number, reject_constant
+
+__all__ = [
+    "CANVAS_MULTIPLE",
+    "MAX_CANVAS",
+    "MAX_CAPTION_CHARS",
+    "MAX_GUIDANCE",
+    "MAX_INSTANCES",
+    "MAX_MASK_SIDE",
+    "MAX_POLYGON_POINTS",
+    "MAX_SCRIBBLE_POINTS",
+    "MAX_SEED",
+    "MAX_STEPS",
+    "MIN_CANVAS",
+    "REQUEST_VERSION",
+    "Box",
+    "InstanceKind",
+    "InstanceSpec",
+    "MaskRLE",
+    "Point",
+    "Problem",
+    "RenderRequest",
+    "RequestValidationError",
+    "Scheduler",
+    "instance_label",
+    "instance_problems",
+    "request_problems",
+]
 
 REQUEST_VERSION: Final = 1
 MAX_INSTANCES: Final = 30
@@ -31,12 +59,7 @@ MAX_GUIDANCE: Final = 50.0
 MAX_SEED: Final = 2**63 - 1  # fits SQLite's signed 64-bit integer
 MAX_SCRIBBLE_POINTS: Final = 1024
 MAX_POLYGON_POINTS: Final = 4096
-MAX_MASK_SIDE: Final = 8192
 MAX_CAPTION_CHARS: Final = 2000
-
-Point = tuple[float, float]
-Box = tuple[float, float, float, float]
-_E = TypeVar("_E", bound="StrEnum")
 
 
 class InstanceKind(StrEnum):
@@ -52,94 +75,6 @@ class Scheduler(StrEnum):
     PLMS = "plms"  # the official sampler, for parity
     DDIM = "ddim"
     DPM_SOLVER_PP = "dpmsolver++"
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One validation failure: where it is (a dotted field path) and what is wrong, in words."""
-
-    field: str
-    message: str
-
-    def __str__(self) -> str:
-        return self.message
-
-
-class RequestValidationError(ValueError):
-    """A request, instance or mask that cannot be rendered. Lists every problem found."""
-
-    def __init__(self, problems: Sequence[Problem]) -> None:
-        self.problems: tuple[Problem, ...] = tuple(problems)
-        super().__init__("; ".join(str(p) for p in self.problems))
-
-
-@dataclass(frozen=True)
-class MaskRLE:
-    """A binary mask as COCO compressed RLE (column-major run lengths, LEB128-like string).
-
-    The bitmap covers the whole canvas at its own resolution `height` x `width`; it need not match
-    the canvas size in pixels.
-    """
-
-    height: int
-    width: int
-    counts: str
-
-    def __post_init__(self) -> None:
-        problems = _mask_problems(self)
-        if problems:
-            raise RequestValidationError([Problem(f"mask.{name}", f"mask: {text}") for name, text in problems])
-
-    @classmethod
-    def from_bitmap(cls, bitmap: npt.ArrayLike) -> MaskRLE:
-        """Encode a 2-D array (non-zero = inside) with pycocotools."""
-        import numpy as np
-        from pycocotools import mask as coco_mask
-
-        array = np.asarray(bitmap)
-        if array.ndim != 2:
-            raise ValueError(f"a mask bitmap must be 2-D, got shape {array.shape}")
-        encoded = coco_mask.encode(np.asfortranarray(array != 0, dtype=np.uint8))
-        height, width = (int(v) for v in encoded["size"])
-        return cls(height=height, width=width, counts=encoded["counts"].decode("ascii"))
-
-    def decode(self) -> np.ndarray[Any, np.dtype[np.uint8]]:
-        """Decode with pycocotools into a (height, width) uint8 array of 0/1.
-
-        pycocotools reads uninitialised memory when the runs cover fewer pixels than the size says,
-        so a decode is only trusted when re-encoding gives back exactly the same counts.
-        """
-        import numpy as np
-        from pycocotools import mask as coco_mask
-
-        rle = {"size": [self.height, self.width], "counts": self.counts.encode("ascii")}
-        bad = RequestValidationError(
-            [Problem("mask.counts", f"mask: the RLE does not decode to a {self.height}x{self.width} bitmap")]
-        )
-        try:
-            bitmap = coco_mask.decode(rle)
-        except ValueError as exc:
-            raise bad from exc
-        bitmap = np.ascontiguousarray(bitmap)
-        if bitmap.shape != (self.height, self.width) or int(bitmap.max(initial=0)) > 1:
-            raise bad
-        if coco_mask.encode(np.asfortranarray(bitmap))["counts"] != rle["counts"]:
-            raise bad
-        return bitmap
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"size": [self.height, self.width], "counts": self.counts}
-
-    @classmethod
-    def from_dict(cls, data: Any, where: str = "mask") -> MaskRLE:
-        reader = _Reader(where)
-        obj = reader.mapping(data, where)
-        size = reader.sequence(obj.get("size"), f"{where}.size", length=2)
-        height, width = (reader.integer(v, f"{where}.size") for v in size)
-        counts = reader.string(obj.get("counts"), f"{where}.counts")
-        reader.raise_if_any()
-        assert counts is not None
-        return cls(height=height, width=width, counts=counts)
 
 
 @dataclass(frozen=True)
@@ -184,7 +119,7 @@ class InstanceSpec:
     def from_dict(cls, data: Any, index: int | None = None) -> InstanceSpec:
         """Read and validate an instance from JSON-shaped data."""
         where = "instance" if index is None else f"instances[{index}]"
-        reader = _Reader(where)
+        reader = Reader(where)
         obj = reader.mapping(data, where)
         reader.no_unknown_keys(obj, {"caption", "kind", "box", "point", "scribble", "polygon", "mask"}, where)
         caption = reader.string(obj.get("caption"), f"{where}.caption")
@@ -268,7 +203,7 @@ class RenderRequest:
 
     @classmethod
     def from_dict(cls, data: Any) -> RenderRequest:
-        reader = _Reader("request")
+        reader = Reader("request")
         obj = reader.mapping(data, "request")
         known = {
             "version", "prompt", "negative_prompt", "width", "height", "seed", "steps",
@@ -307,7 +242,7 @@ class RenderRequest:
     @classmethod
     def from_json(cls, text: str) -> RenderRequest:
         try:
-            data = json.loads(text, parse_constant=_reject_constant)
+            data = json.loads(text, parse_constant=reject_constant)
         except (ValueError, RecursionError) as exc:
             raise RequestValidationError([Problem("request", f"request is not valid JSON: {exc}")]) from exc
         return cls.from_dict(data)
@@ -364,7 +299,7 @@ def instance_problems(inst: InstanceSpec, index: int | None = None) -> list[Prob
             if not _coords_ok(p, 2, f"{name} point {i + 1}", fail):
                 break
     if isinstance(mask, MaskRLE):
-        for _name, text in _mask_problems(mask):
+        for _name, text in mask_problems(mask):
             fail("mask", text)
     elif mask is not None:
         fail("mask", "must be a MaskRLE")
@@ -393,7 +328,7 @@ def request_problems(req: RenderRequest) -> list[Problem]:
     negative_prompt: object = req.negative_prompt
     scheduler: object = req.scheduler
     instances: object = req.instances
-    if not _is_int(req.version) or not 1 <= req.version <= REQUEST_VERSION:
+    if not is_int(req.version) or not 1 <= req.version <= REQUEST_VERSION:
         fail("version", f"unsupported request version {req.version!r}")
     if not isinstance(prompt, str):
         fail("prompt", "must be text")
@@ -402,18 +337,18 @@ def request_problems(req: RenderRequest) -> list[Problem]:
     if not isinstance(negative_prompt, str):
         fail("negative_prompt", "must be text")
     for name, size in (("width", req.width), ("height", req.height)):
-        if not _is_int(size) or not MIN_CANVAS <= size <= MAX_CANVAS or size % CANVAS_MULTIPLE:
+        if not is_int(size) or not MIN_CANVAS <= size <= MAX_CANVAS or size % CANVAS_MULTIPLE:
             fail(name, f"{size!r} is not a multiple of {CANVAS_MULTIPLE} between {MIN_CANVAS} and {MAX_CANVAS}")
-    if not _is_int(req.seed) or not 0 <= req.seed <= MAX_SEED:
+    if not is_int(req.seed) or not 0 <= req.seed <= MAX_SEED:
         fail("seed", f"{req.seed!r} is not an integer between 0 and {MAX_SEED}")
-    if not _is_int(req.steps) or not 1 <= req.steps <= MAX_STEPS:
+    if not is_int(req.steps) or not 1 <= req.steps <= MAX_STEPS:
         fail("steps", f"{req.steps!r} is not an integer between 1 and {MAX_STEPS}")
     for name, value, high in (
         ("guidance", req.guidance, MAX_GUIDANCE),
         ("alpha", req.alpha, 1.0),
         ("mis", req.mis, 1.0),
     ):
-        if not _is_number(value) or not 0.0 <= value <= high:
+        if not is_number(value) or not 0.0 <= value <= high:
             fail(name, f"{value!r} is not a number between 0 and {high:g}")
     if not isinstance(scheduler, Scheduler):
         fail("scheduler", f"unknown scheduler {scheduler!r}; use one of {', '.join(s.value for s in Scheduler)}")
@@ -432,26 +367,12 @@ def request_problems(req: RenderRequest) -> list[Problem]:
     return problems
 
 
-def _mask_problems(mask: MaskRLE) -> list[tuple[str, str]]:
-    """(field, text) for each structural problem of a mask; callers add their own context."""
-    problems: list[tuple[str, str]] = []
-    for name, side in (("height", mask.height), ("width", mask.width)):
-        if not _is_int(side) or not 1 <= side <= MAX_MASK_SIDE:
-            problems.append(("size", f"{name} {side!r} is not between 1 and {MAX_MASK_SIDE}"))
-    if not isinstance(mask.counts, str) or not mask.counts:
-        problems.append(("counts", "the RLE counts are empty"))
-    elif not mask.counts.isascii() or not all(48 <= ord(c) < 48 + 64 for c in mask.counts):
-        # pycocotools' compressed alphabet is the 64 characters from '0' to 'o'.
-        problems.append(("counts", "the RLE counts contain characters outside COCO's alphabet"))
-    return problems
-
-
 def _coords_ok(values: Any, length: int, name: str, fail: Any) -> bool:
     if not isinstance(values, tuple) or len(values) != length:
         fail(name, f"needs {length} coordinates")
         return False
     for v in values:
-        if not _is_number(v) or not math.isfinite(v):
+        if not is_number(v) or not math.isfinite(v):
             fail(name, f"coordinate {v!r} is not a finite number")
             return False
         if not 0.0 <= v <= 1.0:
@@ -460,99 +381,9 @@ def _coords_ok(values: Any, length: int, name: str, fail: Any) -> bool:
     return True
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def _as_box(values: tuple[float, ...] | None) -> Box | None:
     return None if values is None else (values[0], values[1], values[2], values[3])
 
 
 def _as_point(values: tuple[float, ...] | None) -> Point | None:
     return None if values is None else (values[0], values[1])
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not allowed")
-
-
-class _Reader:
-    """Type-checks untrusted JSON-shaped data, collecting problems instead of raising at the first."""
-
-    def __init__(self, context: str) -> None:
-        self.context = context
-        self.problems: list[Problem] = []
-
-    def fail(self, where: str, message: str) -> None:
-        self.problems.append(Problem(where, message))
-
-    def raise_if_any(self) -> None:
-        if self.problems:
-            raise RequestValidationError(self.problems)
-
-    def mapping(self, value: Any, where: str) -> Mapping[str, Any]:
-        if not isinstance(value, Mapping):
-            self.fail(where, f"{where} must be an object, got {type(value).__name__}")
-            self.raise_if_any()
-        return value  # type: ignore[no-any-return]
-
-    def no_unknown_keys(self, obj: Mapping[str, Any], known: set[str], where: str) -> None:
-        unknown = sorted(str(k) for k in obj if k not in known)
-        if unknown:
-            self.fail(where, f"{where} has unknown fields: {', '.join(unknown)}")
-
-    def sequence(self, value: Any, where: str, length: int | None = None) -> Sequence[Any]:
-        if not isinstance(value, (list, tuple)):
-            self.fail(where, f"{where} must be a list, got {type(value).__name__}")
-            return ()
-        if length is not None and len(value) != length:
-            self.fail(where, f"{where} must have {length} values, got {len(value)}")
-            return ()
-        return value
-
-    def string(self, value: Any, where: str) -> str | None:
-        if not isinstance(value, str):
-            self.fail(where, f"{where} must be text, got {type(value).__name__}")
-            return None
-        return value
-
-    def integer(self, value: Any, where: str) -> int:
-        if not _is_int(value):
-            self.fail(where, f"{where} must be an integer, got {value!r:.40}")
-            return 0
-        return int(value)
-
-    def number(self, value: Any, where: str) -> float:
-        if not _is_number(value) or not math.isfinite(value):
-            self.fail(where, f"{where} must be a finite number, got {value!r:.40}")
-            return 0.0
-        return float(value)
-
-    def floats(self, value: Any, where: str, length: int) -> tuple[float, ...] | None:
-        items = self.sequence(value, where, length)
-        if len(items) != length:
-            return None
-        numbers = tuple(self.number(v, where) for v in items)
-        return numbers
-
-    def points(self, value: Any, where: str) -> tuple[Point, ...] | None:
-        items = self.sequence(value, where)
-        result: list[Point] = []
-        for i, item in enumerate(items):
-            xy = self.floats(item, f"{where}[{i}]", 2)
-            if xy is None:
-                return None
-            result.append((xy[0], xy[1]))
-        return tuple(result)
-
-    def enum(self, cls: type[_E], value: Any, where: str) -> _E | None:
-        try:
-            return cls(value)
-        except ValueError:
-            choices = ", ".join(member.value for member in cls)
-            self.fail(where, f"{where} {value!r:.40} is not one of: {choices}")
-            return None

@@ -1,0 +1,106 @@
+"""Geometry value types of a request, in normalised [0, 1] canvas coordinates: points, boxes, masks.
+
+Torch-free: numpy and pycocotools are imported only when a mask is encoded or decoded.
+Coordinates: x to the right, y down; a box is (x0, y0, x1, y1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+from engine.validation import Problem, Reader, RequestValidationError, is_int
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+__all__ = ["MAX_MASK_SIDE", "Box", "MaskRLE", "Point", "mask_problems"]
+
+MAX_MASK_SIDE: Final = 8192
+
+Point = tuple[float, float]
+Box = tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class MaskRLE:
+    """A binary mask as COCO compressed RLE (column-major run lengths, LEB128-like string).
+
+    The bitmap covers the whole canvas at its own resolution `height` x `width`; it need not match
+    the canvas size in pixels.
+    """
+
+    height: int
+    width: int
+    counts: str
+
+    def __post_init__(self) -> None:
+        problems = mask_problems(self)
+        if problems:
+            raise RequestValidationError([Problem(f"mask.{name}", f"mask: {text}") for name, text in problems])
+
+    @classmethod
+    def from_bitmap(cls, bitmap: npt.ArrayLike) -> MaskRLE:
+        """Encode a 2-D array (non-zero = inside) with pycocotools."""
+        import numpy as np
+        from pycocotools import mask as coco_mask
+
+        array = np.asarray(bitmap)
+        if array.ndim != 2:
+            raise ValueError(f"a mask bitmap must be 2-D, got shape {array.shape}")
+        encoded = coco_mask.encode(np.asfortranarray(array != 0, dtype=np.uint8))
+        height, width = (int(v) for v in encoded["size"])
+        return cls(height=height, width=width, counts=encoded["counts"].decode("ascii"))
+
+    def decode(self) -> np.ndarray[Any, np.dtype[np.uint8]]:
+        """Decode with pycocotools into a (height, width) uint8 array of 0/1.
+
+        pycocotools reads uninitialised memory when the runs cover fewer pixels than the size says,
+        so a decode is only trusted when re-encoding gives back exactly the same counts.
+        """
+        import numpy as np
+        from pycocotools import mask as coco_mask
+
+        rle = {"size": [self.height, self.width], "counts": self.counts.encode("ascii")}
+        bad = RequestValidationError(
+            [Problem("mask.counts", f"mask: the RLE does not decode to a {self.height}x{self.width} bitmap")]
+        )
+        try:
+            bitmap = coco_mask.decode(rle)
+        except ValueError as exc:
+            raise bad from exc
+        bitmap = np.ascontiguousarray(bitmap)
+        if bitmap.shape != (self.height, self.width) or int(bitmap.max(initial=0)) > 1:
+            raise bad
+        if coco_mask.encode(np.asfortranarray(bitmap))["counts"] != rle["counts"]:
+            raise bad
+        return bitmap
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"size": [self.height, self.width], "counts": self.counts}
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "mask") -> MaskRLE:
+        reader = Reader(where)
+        obj = reader.mapping(data, where)
+        size = reader.sequence(obj.get("size"), f"{where}.size", length=2)
+        height, width = (reader.integer(v, f"{where}.size") for v in size)
+        counts = reader.string(obj.get("counts"), f"{where}.counts")
+        reader.raise_if_any()
+        assert counts is not None
+        return cls(height=height, width=width, counts=counts)
+
+
+def mask_problems(mask: MaskRLE) -> list[tuple[str, str]]:
+    """(field, text) for each structural problem of a mask; callers add their own context."""
+    problems: list[tuple[str, str]] = []
+    for name, side in (("height", mask.height), ("width", mask.width)):
+        if not is_int(side) or not 1 <= side <= MAX_MASK_SIDE:
+            problems.append(("size", f"{name} {side!r} is not between 1 and {MAX_MASK_SIDE}"))
+    if not isinstance(mask.counts, str) or not mask.counts:
+        problems.append(("counts", "the RLE counts are empty"))
+    elif not mask.counts.isascii() or not all(48 <= ord(c) < 48 + 64 for c in mask.counts):
+        # pycocotools' compressed alphabet is the 64 characters from '0' to 'o'.
+        problems.append(("counts", "the RLE counts contain characters outside COCO's alphabet"))
+    return problems
