@@ -23,14 +23,6 @@ def clamp01(value: float) -> float:
     return min(1.0, max(0.0, value))
 
 
-def mask_bounds(mask: MaskRLE) -> Box | None:
-    bitmap = mask.decode()
-    ys, xs = np.nonzero(bitmap)
-    if len(xs) == 0:
-        return None
-    return (xs.min() / mask.width, ys.min() / mask.height, (xs.max() + 1) / mask.width, (ys.max() + 1) / mask.height)
-
-
 def bounds(spec: InstanceSpec) -> Box:
     """The smallest box holding everything the instance has (a point is a zero-size box)."""
     xs: list[float] = []
@@ -46,7 +38,7 @@ def bounds(spec: InstanceSpec) -> Box:
             xs.append(x)
             ys.append(y)
     if spec.mask is not None and spec.polygon is None:
-        box = mask_bounds(spec.mask)
+        box = spec.mask.bounding_box()
         if box is not None:
             xs += [box[0], box[2]]
             ys += [box[1], box[3]]

@@ -21,6 +21,7 @@ import numpy.typing as npt
 import torch
 from PIL import Image, ImageDraw
 
+from engine.geometry import bitmap_bounding_box
 from engine.request import InstanceKind, InstanceSpec
 
 FloatArray = npt.NDArray[np.float64]
@@ -42,7 +43,7 @@ def location_inputs(
     mask = instance_mask(spec, seg_side)
     box = spec.box
     if box is None and mask is not None:
-        box = _mask_box(mask)
+        box = bitmap_bounding_box(mask)
     if box is None and spec.scribble is not None:
         xs, ys = zip(*spec.scribble, strict=True)
         box = (min(xs), min(ys), max(xs), max(ys))
@@ -107,14 +108,6 @@ def resample_polyline(points: FloatArray, count: int) -> FloatArray:
 
 def _by_distance_to_origin(points: FloatArray) -> FloatArray:
     return points[np.argsort(np.hypot(points[:, 0], points[:, 1]), kind="stable")]
-
-
-def _mask_box(mask: npt.NDArray[np.bool_]) -> tuple[float, float, float, float] | None:
-    ys, xs = np.nonzero(mask)
-    if len(xs) == 0:
-        return None
-    side_y, side_x = mask.shape
-    return (xs.min() / side_x, ys.min() / side_y, (xs.max() + 1) / side_x, (ys.max() + 1) / side_y)
 
 
 def _pixel_centres(mask: npt.NDArray[np.bool_]) -> FloatArray:

@@ -290,7 +290,7 @@ def _anno(spec: InstanceSpec, width: int, height: int) -> dict[str, Any]:
         if spec.polygon is not None:
             anno["polygon"] = pixels(spec.polygon)
         if box is None:
-            box = _mask_box(rle)
+            box = rle.bounding_box()
     elif spec.kind is InstanceKind.BOX:
         anno["mask"] = []
     if box is not None:
@@ -308,13 +308,6 @@ def _rasterise(polygon: Sequence[tuple[float, float]], width: int, height: int) 
     rles = coco_mask.frPyObjects([flat], height, width)
     merged = coco_mask.merge(rles)
     return MaskRLE(height=height, width=width, counts=merged["counts"].decode("ascii"))
-
-
-def _mask_box(rle: MaskRLE) -> tuple[float, float, float, float] | None:
-    x, y, w, h = (float(v) for v in coco_mask.toBbox({"size": [rle.height, rle.width], "counts": rle.counts.encode()}))
-    if w <= 0 or h <= 0:
-        return None
-    return (x / rle.width, y / rle.height, (x + w) / rle.width, (y + h) / rle.height)
 
 
 def _present(value: Any) -> bool:

@@ -322,15 +322,6 @@ def rle_area(rle: MaskRLE) -> float:
     return float(coco_mask.area({"size": [rle.height, rle.width], "counts": rle.counts.encode("ascii")}))
 
 
-def rle_box(rle: MaskRLE) -> tuple[float, float, float, float] | None:
-    """The mask's bounding box, normalised; None for an empty mask."""
-    rle_obj = {"size": [rle.height, rle.width], "counts": rle.counts.encode("ascii")}
-    x, y, w, h = (float(v) for v in coco_mask.toBbox(rle_obj))
-    if w <= 0 or h <= 0:
-        return None
-    return (x / rle.width, y / rle.height, (x + w) / rle.width, (y + h) / rle.height)
-
-
 def union_of_polygons(polygons: Sequence[Sequence[Point]], width: int, height: int) -> MaskRLE:
     """Several pixel polygons rasterised together into one mask the size of the image."""
     flat = [[v for x, y in polygon for v in (x, y)] for polygon in polygons]

@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from engine.demo.world import BACKGROUNDS, COLOURS
+from engine.geometry import bitmap_bounding_box
 
 BoolMap = npt.NDArray[np.bool_]
 Box = tuple[float, float, float, float]
@@ -37,9 +38,10 @@ class Blob:
 
     @property
     def box(self) -> Box:
-        ys, xs = np.nonzero(self.mask)
-        height, width = self.mask.shape
-        return (xs.min() / width, ys.min() / height, (xs.max() + 1) / width, (ys.max() + 1) / height)
+        box = bitmap_bounding_box(self.mask)
+        if box is None:
+            raise ValueError("an empty blob has no box")
+        return box
 
     def contains(self, point: tuple[float, float]) -> bool:
         height, width = self.mask.shape

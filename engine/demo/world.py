@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageDraw
 
+from engine.geometry import bitmap_bounding_box
 from engine.request import InstanceKind, InstanceSpec, MaskRLE
 
 RGB = tuple[int, int, int]
@@ -59,9 +60,10 @@ class WorldInstance:
 
     @property
     def box(self) -> tuple[float, float, float, float]:
-        ys, xs = np.nonzero(self.mask)
-        height, width = self.mask.shape
-        return (xs.min() / width, ys.min() / height, (xs.max() + 1) / width, (ys.max() + 1) / height)
+        box = bitmap_bounding_box(self.mask)
+        if box is None:
+            raise ValueError(f"the {self.caption} covers no pixel")
+        return box
 
     def scribble(self, rng: np.random.Generator) -> tuple[tuple[float, float], ...]:
         """A stroke inside the shape: a wavy line through its centre, shrunk to stay within the outline."""

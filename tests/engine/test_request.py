@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 
+from engine.geometry import bitmap_bounding_box
 from engine.request import (
     MAX_INSTANCES,
     InstanceKind,
@@ -221,3 +222,58 @@ def test_rle_that_does_not_describe_its_size_is_refused(counts: str) -> None:
 def test_structurally_bad_mask_is_refused_on_construction(height: int, width: int, counts: str) -> None:
     with pytest.raises(RequestValidationError):
         MaskRLE(height, width, counts)
+
+
+def test_mask_bounding_box_is_normalised_and_covers_the_pixels_whole() -> None:
+    bitmap = np.zeros((20, 10), dtype=np.uint8)
+    bitmap[4:9, 3] = 1  # column 3, rows 4 to 8
+    bitmap[6, 7] = 1
+    assert MaskRLE.from_bitmap(bitmap).bounding_box() == (3 / 10, 4 / 20, 8 / 10, 9 / 20)
+    full = MaskRLE.from_bitmap(np.ones((3, 5), dtype=np.uint8))
+    assert full.bounding_box() == (0.0, 0.0, 1.0, 1.0)
+
+
+def test_an_empty_mask_has_no_bounding_box() -> None:
+    assert MaskRLE.from_bitmap(np.zeros((4, 6), dtype=np.uint8)).bounding_box() is None
+
+
+def test_mask_bounding_box_matches_pycocotools_on_random_masks() -> None:
+    """pycocotools' own box (pixels x, y, w, h) from the runs, normalised, is the same box."""
+    from pycocotools import mask as coco_mask
+
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        height, width = (int(v) for v in rng.integers(1, 40, size=2))
+        bitmap = np.zeros((height, width), dtype=np.uint8)
+        y0, x0 = int(rng.integers(height)), int(rng.integers(width))
+        bitmap[y0 : y0 + int(rng.integers(1, 10)), x0 : x0 + int(rng.integers(1, 10))] = 1
+        rle = MaskRLE.from_bitmap(bitmap)
+        coco = {"size": [height, width], "counts": rle.counts.encode("ascii")}
+        x, y, w, h = (float(v) for v in coco_mask.toBbox(coco))
+        assert rle.bounding_box() == (x / width, y / height, (x + w) / width, (y + h) / height)
+
+
+def test_bounding_box_of_a_mask_that_does_not_decode_is_refused() -> None:
+    with pytest.raises(RequestValidationError, match="does not decode"):
+        MaskRLE(4, 4, "1").bounding_box()
+
+
+def test_bitmap_bounding_box_takes_any_2d_array() -> None:
+    bitmap = np.zeros((8, 4), dtype=bool)
+    bitmap[2, 1] = True
+    assert bitmap_bounding_box(bitmap) == (1 / 4, 2 / 8, 2 / 4, 3 / 8)
+    assert all(type(v) is float for v in bitmap_bounding_box(bitmap) or ())
+    assert bitmap_bounding_box(np.zeros((2, 2))) is None
+    with pytest.raises(ValueError, match="2-D"):
+        bitmap_bounding_box(np.ones(3))
+
+
+def test_names_moved_out_of_the_request_module_are_still_importable_from_it() -> None:
+    import engine.geometry
+    import engine.request
+    import engine.validation
+
+    assert engine.request.MaskRLE is engine.geometry.MaskRLE
+    assert engine.request.MAX_MASK_SIDE == engine.geometry.MAX_MASK_SIDE
+    assert engine.request.Problem is engine.validation.Problem
+    assert engine.request.RequestValidationError is engine.validation.RequestValidationError
