@@ -10,8 +10,8 @@ import json
 
 from PySide6.QtCore import QByteArray, QMimeData
 
-from desktop.scene_data import InstanceData
 from engine.request import InstanceSpec, RequestValidationError
+from projects.scene_data import InstanceData
 
 MIME = "application/x-instance-studio-instances"
 

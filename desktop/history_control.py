@@ -9,8 +9,8 @@ from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QImage
 
 from desktop.compare import CompareDialog
-from desktop.scene_data import HistoryEntry
 from desktop.sweep import ContactSheetDialog, contact_sheet
+from projects.scene_data import HistoryEntry
 from projects.scene_settings import SceneSettings
 
 if TYPE_CHECKING:
@@ -59,7 +59,6 @@ class HistoryControl(QObject):
         editor, defaults = self.window.editor, self.window.session.defaults
         if editor is None or defaults is None:
             return
-        current = SceneSettings.from_overrides(editor.scene.overrides)
-        settings = SceneSettings.from_request(entry.request, defaults, keep=current)
-        editor.restore(entry.request, settings.to_overrides())
+        settings = SceneSettings.from_request(entry.request, defaults, keep=editor.scene.settings)
+        editor.restore(entry.request, settings)
         self.window.show_message(f"Restored the layout of render #{entry.render_id}")

@@ -9,8 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from desktop.geometry import bounds
-from desktop.scene_data import SceneData
 from engine.request import MAX_INSTANCES, InstanceKind
+from projects.scene_data import SceneData
 
 TOKEN_LIMIT = 77  # CLIP's context, including the start and end tokens
 # A box narrower than two latent cells cannot be honoured: SD's latent is 64 cells across a 512 canvas,

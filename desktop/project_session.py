@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QDialog, QInputDialog
 
-from desktop.scene_data import HistoryEntry, ProjectSnapshot, SceneData, SceneSummary
 from desktop.store import ProjectStore
 from desktop.sweep import SweepDialog
 from desktop.welcome import remember_project
-from projects.scene_settings import ProjectDefaults, SceneSettings
+from projects.scene_data import HistoryEntry, ProjectSnapshot, SceneData, SceneSummary
+from projects.scene_settings import ProjectDefaults
 
 if TYPE_CHECKING:
     from desktop.main_window import MainWindow
@@ -188,7 +188,7 @@ class ProjectSession(QObject):
         if editor is None or store is None or defaults is None:
             return
         if values is None:
-            effective = SceneSettings.from_overrides(editor.scene.overrides).effective(defaults)
+            effective = editor.scene.settings.effective(defaults)
             dialog = SweepDialog(editor.scene.seed, effective.alpha, effective.mis, self.window)
             if dialog.exec() != QDialog.DialogCode.Accepted:
                 return

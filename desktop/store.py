@@ -8,7 +8,6 @@ reaches the file well within a second. ORM objects live and die on the worker th
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import queue
 import threading
@@ -17,37 +16,28 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from desktop.scene_data import (
-    HistoryEntry,
-    InstanceData,
-    ProjectDefaults,
-    ProjectSnapshot,
-    SceneData,
-    SceneState,
-    SceneSummary,
-)
-from engine.request import RenderRequest, RequestValidationError
+from engine.request import RequestValidationError
 from projects.database import Project
 from projects.errors import ProjectError
 from projects.import_any import read_any
-from projects.models import Instance, Render, RenderJob, Scene
+from projects.models import Scene
 from projects.queue import list_jobs
-from projects.scenes import (
-    SceneLayout,
-    StoredInstance,
-    add_scene,
-    get_settings,
-    list_scenes,
-    queue_scene,
-    queue_sweep,
-    random_seed,
-    replace_scene_content,
-    scene_to_request,
-    stored_instances,
+from projects.scene_data import ProjectSnapshot, SceneData
+from projects.scene_records import (
+    copy_scene,
+    get_scene,
+    history,
+    latest_render_png,
+    project_defaults,
+    read_scene,
+    render_png,
+    reorder_scenes,
+    scene_summaries,
+    write_scene,
 )
+from projects.scenes import SceneLayout, add_scene, queue_scene, queue_sweep, random_seed
 
 log = logging.getLogger(__name__)
 
@@ -121,9 +111,7 @@ class ProjectStore(QObject):
 
         def run() -> None:
             with self._require().read() as session:
-                png = session.scalar(
-                    select(Render.png).where(Render.scene_id == scene_id).order_by(Render.id.desc()).limit(1)
-                )
+                png = latest_render_png(session, scene_id)
             self.renderLoaded.emit(scene_id, png)
 
         self._submit(run)
@@ -159,7 +147,7 @@ class ProjectStore(QObject):
         def make(session: Session) -> int:
             count = 0
             for scene_id in scene_ids:
-                scene = _scene(session, scene_id)
+                scene = get_scene(session, scene_id)
                 for seed in [random_seed() for _ in range(variations)] if variations else [None]:
                     queue_scene(session, scene, seed=seed)
                     count += 1
@@ -170,7 +158,7 @@ class ProjectStore(QObject):
     def queue_sweep(self, scene_id: int, seeds: list[int], alphas: list[float], mises: list[float]) -> None:
         self._submit(
             lambda: self._queue_jobs(
-                lambda session: len(queue_sweep(session, _scene(session, scene_id), seeds, alphas, mises))
+                lambda session: len(queue_sweep(session, get_scene(session, scene_id), seeds, alphas, mises))
             )
         )
 
@@ -200,15 +188,7 @@ class ProjectStore(QObject):
     def load_history(self, scene_id: int) -> None:
         def run() -> None:
             with self._require().read() as session:
-                rows = session.execute(
-                    select(Render.id, Render.thumbnail, Render.request_json, Render.created_at)
-                    .where(Render.scene_id == scene_id)
-                    .order_by(Render.id.desc())
-                ).all()
-            entries = [
-                HistoryEntry(render_id, thumbnail, RenderRequest.from_json(request), created.isoformat(" ", "seconds"))
-                for render_id, thumbnail, request, created in rows
-            ]
+                entries = history(session, scene_id)
             self.historyLoaded.emit(scene_id, entries)
 
         self._submit(run)
@@ -218,7 +198,7 @@ class ProjectStore(QObject):
 
         def run() -> None:
             with self._require().read() as session:
-                png = session.scalar(select(Render.png).where(Render.id == render_id))
+                png = render_png(session, render_id)
             if png is not None:
                 into(render_id, png)
 
@@ -249,14 +229,7 @@ class ProjectStore(QObject):
     def duplicate_scene(self, scene_id: int) -> None:
         def run() -> None:
             with self._require().write() as session:
-                source = _scene(session, scene_id)
-                copy = add_scene(session, _layout_of(source, name=f"{source.name} copy"))
-                replace_scene_content(session, copy, _layout_of(source, name=copy.name), stored_instances(source))
-                session.flush()
-                ids = [s.id for s in list_scenes(session) if s.id != copy.id]
-                ids.insert(ids.index(scene_id) + 1, copy.id)
-                _reorder(session, ids)
-                copy_id = copy.id
+                copy_id = copy_scene(session, scene_id)
             self._emit_summaries()
             self.sceneAdded.emit(copy_id)
 
@@ -267,7 +240,7 @@ class ProjectStore(QObject):
             with self._pending_lock:
                 self._pending_saves.pop(scene_id, None)
             with self._require().write() as session:
-                session.delete(_scene(session, scene_id))
+                session.delete(get_scene(session, scene_id))
             self._emit_summaries()
 
         self._submit(run)
@@ -275,7 +248,7 @@ class ProjectStore(QObject):
     def reorder_scenes(self, scene_ids: list[int]) -> None:
         def run() -> None:
             with self._require().write() as session:
-                _reorder(session, scene_ids)
+                reorder_scenes(session, scene_ids)
             self._emit_summaries()
 
         self._submit(run)
@@ -329,25 +302,13 @@ class ProjectStore(QObject):
         if report.failed_jobs:
             notes.append(f"{len(report.failed_jobs)} render(s) failed after being interrupted twice")
         with project.read() as session:
-            settings = get_settings(session)
-            defaults = ProjectDefaults(
-                name=settings.name,
-                steps=settings.steps,
-                guidance=settings.guidance,
-                alpha=settings.alpha,
-                mis=settings.mis,
-                scheduler=settings.scheduler,
-                negative_prompt=settings.negative_prompt,
-                model_id=settings.model_id,
-                width=settings.width,
-                height=settings.height,
-            )
-            summaries = _summaries(session)
+            defaults = project_defaults(session)
+            summaries = scene_summaries(session)
         self.opened.emit(ProjectSnapshot(str(path), defaults, summaries, report.had_unclean_exit, tuple(notes)))
 
     def _read_scene(self, scene_id: int) -> SceneData:
         with self._require().read() as session:
-            return _scene_data(_scene(session, scene_id))
+            return read_scene(get_scene(session, scene_id))
 
     def _write_pending(self, scene_id: int) -> None:
         with self._pending_lock:
@@ -359,9 +320,9 @@ class ProjectStore(QObject):
                 scene = session.get(Scene, data.scene_id)
                 if scene is None:
                     return  # deleted meanwhile
-                replace_scene_content(session, scene, _layout(data), _stored(data))
+                write_scene(session, scene, data)
                 session.flush()
-                summaries = _summaries(session, only=scene_id)
+                summaries = scene_summaries(session, only=scene_id)
         except Exception:
             # Keep the edit: the next save of this scene (or closing) tries again with the latest state.
             with self._pending_lock:
@@ -383,127 +344,18 @@ class ProjectStore(QObject):
 
     def _emit_summaries(self) -> None:
         with self._require().read() as session:
-            self.scenesChanged.emit(_summaries(session))
+            self.scenesChanged.emit(scene_summaries(session))
 
+    # --- readers on other threads ----------------------------------------------------------
 
-# --- conversions (worker thread only) ------------------------------------------------------
+    def project_for_reading(self, timeout: float | None = 10.0) -> Project:
+        """The open project, for a background task that reads it (an export); call it on that task's thread.
 
-
-def _scene(session: Session, scene_id: int) -> Scene:
-    scene = session.get(Scene, scene_id)
-    if scene is None:
-        raise ProjectError(f"scene {scene_id} no longer exists")
-    return scene
-
-
-def _scene_data(scene: Scene) -> SceneData:
-    instances = tuple(
-        InstanceData(spec=item.spec, locked=item.locked, color=item.color) for item in stored_instances(scene)
-    )
-    return SceneData(
-        scene_id=scene.id,
-        name=scene.name,
-        caption=scene.caption,
-        negative_prompt=scene.negative_prompt,
-        width=scene.width,
-        height=scene.height,
-        seed=scene.seed,
-        overrides=dict(scene.overrides or {}),
-        instances=instances,
-    )
-
-
-def _layout(data: SceneData) -> SceneLayout:
-    return SceneLayout(
-        name=data.name,
-        caption=data.caption,
-        width=data.width,
-        height=data.height,
-        seed=data.seed,
-        negative_prompt=data.negative_prompt,
-        overrides=dict(data.overrides),
-    )
-
-
-def _layout_of(scene: Scene, name: str) -> SceneLayout:
-    return SceneLayout(
-        name=name,
-        caption=scene.caption,
-        width=scene.width,
-        height=scene.height,
-        seed=scene.seed,
-        negative_prompt=scene.negative_prompt,
-        overrides=dict(scene.overrides or {}),
-    )
-
-
-def _stored(data: SceneData) -> list[StoredInstance]:
-    return [StoredInstance(inst.spec, inst.locked, inst.color) for inst in data.instances]
-
-
-def _reorder(session: Session, scene_ids: list[int]) -> None:
-    scenes = {scene.id: scene for scene in list_scenes(session)}
-    ordered = [scenes[i] for i in scene_ids if i in scenes]
-    ordered += [scene for i, scene in scenes.items() if i not in scene_ids]
-    for position, scene in enumerate(ordered):
-        scene.position = position
-
-
-def _summaries(session: Session, only: int | None = None) -> tuple[SceneSummary, ...]:
-    """The scene list's rows (all of them, or the one scene `only`), in four queries whatever the count."""
-    scenes = list_scenes(session) if only is None else [_scene(session, only)]
-
-    def restrict(query: Any, column: Any) -> Any:
-        return query if only is None else query.where(column == only)
-
-    counts = dict(
-        session.execute(
-            restrict(select(Instance.scene_id, func.count(Instance.id)), Instance.scene_id).group_by(Instance.scene_id)
-        ).all()
-    )
-    latest_job = dict(
-        session.execute(
-            select(RenderJob.scene_id, RenderJob.status).where(
-                RenderJob.id.in_(
-                    restrict(select(func.max(RenderJob.id)), RenderJob.scene_id).group_by(RenderJob.scene_id)
-                )
-            )
-        ).all()
-    )
-    latest_render = {
-        row[0]: (row[1], row[2])
-        for row in session.execute(
-            select(Render.scene_id, Render.request_json, Render.thumbnail).where(
-                Render.id.in_(restrict(select(func.max(Render.id)), Render.scene_id).group_by(Render.scene_id))
-            )
-        ).all()
-    }
-    return tuple(
-        SceneSummary(
-            scene_id=scene.id,
-            name=scene.name,
-            instance_count=counts.get(scene.id, 0),
-            state=_state(session, scene, latest_job.get(scene.id), latest_render.get(scene.id)),
-            thumbnail=latest_render[scene.id][1] if scene.id in latest_render else None,
-        )
-        for scene in scenes
-    )
-
-
-def _state(session: Session, scene: Scene, job_status: str | None, render: tuple[str, bytes] | None) -> SceneState:
-    if job_status == "pending":
-        return SceneState.QUEUED
-    if job_status == "running":
-        return SceneState.RENDERING
-    if job_status == "failed":
-        return SceneState.FAILED
-    if render is None:
-        return SceneState.NEVER_RENDERED
-    try:
-        current = scene_to_request(session, scene)
-        rendered = RenderRequest.from_json(render[0])
-    except (RequestValidationError, ValueError):
-        return SceneState.CHANGED
-    if scene.overrides.get("seed_mode") == "random":
-        current = dataclasses.replace(current, seed=rendered.seed)  # a new seed is not a change
-    return SceneState.RENDERED if current == rendered else SceneState.CHANGED
+        It first waits (up to `timeout`) until the requests made so far are carried out, so the reader sees
+        every edit made before it began. The caller opens only short `read()` sessions of its own and lets
+        no ORM object out of them; WAL lets those reads run beside this worker's writes, so a long read
+        never delays a save. Raises ProjectError when no project is open.
+        """
+        if threading.current_thread() is not self._thread:  # on this worker, waiting for itself would hang
+            self.flush(timeout)
+        return self._require()

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine.request import InstanceKind, RenderRequest
-from projects.scenes import INSTANCE_PALETTE
+from projects.scene_data import INSTANCE_PALETTE
 
 MAX_SWEEP_JOBS = 200
 CELL = 256

@@ -1,7 +1,8 @@
 """The files made for each exported image: the PNG with its metadata, a layout sidecar, a preview.
 
-The PNG is the stored one, byte for byte, when it already carries the three text chunks below;
-otherwise it is re-saved (pixels unchanged) with the missing chunks added from the render's row.
+The PNG is the stored one, byte for byte, when it already carries the three text chunks of
+projects.png_metadata; otherwise it is re-saved (pixels unchanged) with the missing chunks added from
+the render's row.
 """
 
 from __future__ import annotations
@@ -9,30 +10,20 @@ from __future__ import annotations
 import io
 import json
 from dataclasses import dataclass
-from importlib import metadata
 from typing import Any, Final
 
-from PIL import Image, ImageDraw, ImageFont, PngImagePlugin
+from PIL import Image, ImageDraw, ImageFont
 from pycocotools import mask as coco_mask
 
 from engine.request import InstanceSpec
 from projects.export_errors import ExportError
 from projects.export_labels import Label, instance_label
 from projects.export_source import RenderData
-from projects.scenes import INSTANCE_PALETTE
+from projects.png_metadata import metadata_chunks, png_with_text
+from projects.scene_data import INSTANCE_PALETTE
 
-REQUEST_CHUNK: Final = "instance-studio:request"
-VERSION_CHUNK: Final = "instance-studio:version"
-HASHES_CHUNK: Final = "instance-studio:model-hashes"
 SIDECAR_FORMAT: Final = "instance-studio-layout"
 SIDECAR_VERSION: Final = 1
-
-
-def app_version() -> str:
-    try:
-        return metadata.version("instance-studio")
-    except metadata.PackageNotFoundError:
-        return "unknown"
 
 
 @dataclass(frozen=True)
@@ -50,19 +41,11 @@ def prepare_png(render: RenderData) -> PreparedImage:
             if image.format != "PNG":
                 raise ExportError(f"render {render.ref.render_id}: the stored image is {image.format}, not a PNG")
             text: dict[str, str] = dict(getattr(image, "text", {}))  # reading .text loads the whole file
-            wanted = {
-                REQUEST_CHUNK: render.request_json,
-                VERSION_CHUNK: app_version(),
-                HASHES_CHUNK: json.dumps(render.model_hashes, sort_keys=True),
-            }
+            wanted = metadata_chunks(render.request_json, render.model_hashes)
             if all(key in text for key in wanted):
                 return PreparedImage(render.png, image.width, image.height, reembedded=False)
-            info = PngImagePlugin.PngInfo()
-            for key, value in {**wanted, **text}.items():
-                info.add_text(key, value)  # as iTXt (UTF-8) when the text is not Latin-1
-            out = io.BytesIO()
-            image.save(out, format="PNG", pnginfo=info)
-            return PreparedImage(out.getvalue(), image.width, image.height, reembedded=True)
+            png = png_with_text(image, {**wanted, **text})  # the image's own chunks win
+            return PreparedImage(png, image.width, image.height, reembedded=True)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise ExportError(f"render {render.ref.render_id}: the stored image is not a readable PNG ({exc})") from exc
 

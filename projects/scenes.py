@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import secrets
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -18,13 +18,8 @@ from engine.request import InstanceKind, InstanceSpec, MaskRLE, RenderRequest
 from projects.errors import ProjectError, SceneNotFoundError
 from projects.models import Instance, ProjectSettings, Scene
 from projects.queue import JobSnapshot, enqueue
+from projects.scene_data import INSTANCE_PALETTE
 from projects.scene_settings import ProjectDefaults, SceneSettings
-
-# Distinct, readable on dark and light canvases; instance i gets colour i mod len.
-INSTANCE_PALETTE: Final = (
-    "#4f9dff", "#ff7a45", "#52c41a", "#f759ab", "#fadb14", "#9254de",
-    "#13c2c2", "#ff4d4f", "#a0d911", "#2f54eb", "#fa8c16", "#eb2f96",
-)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -166,41 +161,6 @@ def scene_to_request(session: Session, scene: Scene) -> RenderRequest:
 def scene_settings(scene: Scene) -> SceneSettings:
     """The scene's own settings; RequestValidationError if its stored overrides are not valid."""
     return SceneSettings.from_overrides(scene.overrides)
-
-
-@dataclass(frozen=True)
-class StoredInstance:
-    """An instance as the editor keeps it: its spec plus the editor's lock and colour."""
-
-    spec: InstanceSpec
-    locked: bool = False
-    color: str = ""
-
-
-def stored_instances(scene: Scene) -> list[StoredInstance]:
-    return [StoredInstance(instance_spec(inst), inst.locked, inst.color) for inst in scene.instances]
-
-
-def replace_scene_content(
-    session: Session, scene: Scene, layout: SceneLayout, instances: list[StoredInstance]
-) -> None:
-    """Write an edited scene back in one go: its fields from `layout`, its instances (in slot order) from
-    `instances`. The editor sends whole scenes (at most 30 instances), which keeps every write one short
-    transaction and makes the stored slot order exactly the editor's."""
-    scene.name = layout.name
-    scene.caption = layout.caption
-    scene.negative_prompt = layout.negative_prompt
-    scene.width = layout.width
-    scene.height = layout.height
-    scene.seed = layout.seed
-    scene.overrides = dict(layout.overrides)
-    scene.instances.clear()
-    session.flush()  # the old rows go before the new ones take their positions
-    for position, item in enumerate(instances):
-        instance = add_instance(session, scene, item.spec, locked=item.locked)
-        instance.position = position
-        if item.color:
-            instance.color = item.color
 
 
 def queue_scene(session: Session, scene: Scene, *, seed: int | None = None, priority: int = 0) -> JobSnapshot:

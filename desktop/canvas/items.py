@@ -25,8 +25,8 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
 
 from desktop.geometry import bounds
-from desktop.scene_data import InstanceData
 from engine.request import InstanceKind, MaskRLE
+from projects.scene_data import InstanceData
 
 FILL_ALPHA = 48
 LABEL_FONT_PX = 13

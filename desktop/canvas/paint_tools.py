@@ -11,8 +11,8 @@ from PySide6.QtGui import QColor, QImage, QPainter, QPen, QPixmap, QPolygonF
 from PySide6.QtWidgets import QGraphicsPixmapItem
 
 from desktop.canvas.tool_base import CanvasTool, ToolHost
-from desktop.scene_data import InstanceData
 from engine.request import InstanceKind, InstanceSpec, MaskRLE
+from projects.scene_data import InstanceData
 
 PAINT_ALPHA = 140  # the stroke shows the instance's colour, see-through
 PAINT_Z = 800

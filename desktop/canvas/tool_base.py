@@ -16,7 +16,7 @@ from PySide6.QtWidgets import QGraphicsPathItem, QGraphicsScene
 from desktop.canvas.items import InstanceItem
 from desktop.editor.scene_editor import SceneEditor
 from desktop.geometry import Point
-from desktop.scene_data import InstanceData
+from projects.scene_data import InstanceData
 
 OVERLAY_Z = 900  # above every instance
 

@@ -20,8 +20,8 @@ from desktop.canvas.tools import Tool
 from desktop.editor.connections import Connections
 from desktop.editor.scene_editor import SceneEditor
 from desktop.geometry import Point, clamp01
-from desktop.scene_data import InstanceData
 from engine.request import InstanceKind
+from projects.scene_data import InstanceData
 
 ZOOM_STEP = 1.15
 NUDGE_PX, NUDGE_SHIFT_PX = 1.0, 10.0

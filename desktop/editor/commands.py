@@ -12,7 +12,7 @@ from typing import Any
 from PySide6.QtGui import QUndoCommand
 
 from desktop.editor.document import SceneDocument
-from desktop.scene_data import InstanceData
+from projects.scene_data import InstanceData
 
 _MERGE_CAPTION = 1
 _MERGE_FIELD = 2
@@ -72,7 +72,7 @@ class SetInstancesCommand(QUndoCommand):
 
 
 class SceneFieldsCommand(QUndoCommand):
-    """Scene settings changed (caption, size, seed, overrides...). Typing into one field merges."""
+    """Scene settings changed (caption, size, seed, settings...). Typing into one field merges."""
 
     def __init__(
         self,

@@ -15,13 +15,13 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
-from desktop.scene_data import InstanceData, SceneData
+from projects.scene_data import InstanceData, SceneData
 
 
 class SceneDocument(QObject):
     instancesChanged = Signal()  # added, removed or reordered
     instanceChanged = Signal(int)  # one instance's caption, geometry or lock (its uid)
-    settingsChanged = Signal()  # the scene's own fields (caption, size, seed, overrides, ...)
+    settingsChanged = Signal()  # the scene's own fields (caption, size, seed, settings, ...)
     selectionChanged = Signal()
     edited = Signal(object)  # SceneData after any recorded edit: save it
 
@@ -75,7 +75,7 @@ class SceneDocument(QObject):
         self._edited()
 
     def apply_fields(self, fields: Mapping[str, Any]) -> None:
-        """Set scene fields (caption, negative_prompt, width, height, seed, overrides, name)."""
+        """Set scene fields (caption, negative_prompt, width, height, seed, settings, name)."""
         self._scene = replace(self._scene, **fields)
         self.settingsChanged.emit()
         self._edited()

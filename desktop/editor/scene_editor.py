@@ -19,8 +19,9 @@ from PySide6.QtGui import QUndoCommand, QUndoStack
 from desktop.editor.commands import EditInstanceCommand, SceneFieldsCommand, SetInstancesCommand
 from desktop.editor.document import SceneDocument
 from desktop.geometry import translate
-from desktop.scene_data import InstanceData, SceneData
 from engine.request import MAX_INSTANCES, InstanceSpec, RenderRequest
+from projects.scene_data import InstanceData, SceneData
+from projects.scene_settings import SceneSettings
 
 MAX_SEED = 2**31 - 1
 DUPLICATE_OFFSET = 0.03  # a duplicate sits this far (normalised) down and right of its original
@@ -176,7 +177,7 @@ class SceneEditor(QObject):
     # --- scene fields ----------------------------------------------------------------------
 
     def set_fields(self, text: str, *, typing: bool = False, **fields: Any) -> None:
-        """Set scene fields (name, caption, negative_prompt, width, height, seed, overrides) as one step;
+        """Set scene fields (name, caption, negative_prompt, width, height, seed, settings) as one step;
         typing into one field merges into one step."""
         scene = self.scene
         if all(getattr(scene, key) == value for key, value in fields.items()):
@@ -187,7 +188,7 @@ class SceneEditor(QObject):
     def new_seed(self) -> None:
         self.set_fields("New seed", seed=random.randint(0, MAX_SEED))
 
-    def restore(self, request: RenderRequest, overrides: dict[str, Any], text: str = "Restore layout") -> None:
+    def restore(self, request: RenderRequest, settings: SceneSettings, text: str = "Restore layout") -> None:
         """Put the scene back to a render's layout and settings, as one undoable step."""
         scene = self.scene
         fields = {
@@ -196,7 +197,7 @@ class SceneEditor(QObject):
             "width": request.width,
             "height": request.height,
             "seed": request.seed,
-            "overrides": overrides,
+            "settings": settings,
         }
         working = dataclasses.replace(scene, instances=())
         for spec in request.instances:

@@ -11,7 +11,7 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoGroup
 
 from desktop.editor.scene_editor import SceneEditor
-from desktop.scene_data import SceneData
+from projects.scene_data import SceneData
 
 
 class Workbench(QObject):

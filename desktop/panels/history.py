@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (
 
 from desktop.history_diff import describe_changes
 from desktop.icons import icon
-from desktop.scene_data import HistoryEntry
+from projects.scene_data import HistoryEntry
 
 THUMB = 64
 

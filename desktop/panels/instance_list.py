@@ -29,8 +29,8 @@ from desktop.editor.connections import Connections
 from desktop.editor.scene_editor import SceneEditor
 from desktop.icons import icon
 from desktop.panels.row_drag import DragToReorder, reordered
-from desktop.scene_data import InstanceData
 from engine.request import MAX_INSTANCES
+from projects.scene_data import InstanceData
 
 _MIME = "application/x-instance-studio-slot"
 Index = QModelIndex | QPersistentModelIndex

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import QAbstractItemView, QHBoxLayout, QListView, QToolBu
 
 from desktop.icons import icon
 from desktop.panels.row_drag import DragToReorder, reordered
-from desktop.scene_data import SceneState, SceneSummary
+from projects.scene_data import SceneState, SceneSummary
 
 _MIME = "application/x-instance-studio-scene"
 THUMB = 48

@@ -26,11 +26,10 @@ from PySide6.QtWidgets import (
 from desktop.editor.connections import Connections
 from desktop.editor.scene_editor import MAX_SEED, SceneEditor
 from desktop.icons import icon
-from desktop.scene_data import ProjectDefaults
 from engine.request import Scheduler
+from projects.scene_settings import SAMPLER_FIELDS, ProjectDefaults
 
 SIZE_PRESETS: tuple[tuple[int, int], ...] = ((512, 512), (768, 512), (512, 768))
-SAMPLER_FIELDS = ("steps", "guidance", "alpha", "mis", "scheduler")
 
 
 class SceneSettingsPanel(QWidget):
@@ -161,29 +160,26 @@ class SceneSettingsPanel(QWidget):
             self.width_spin.setValue(scene.width)
             self.height_spin.setValue(scene.height)
             self.seed.setValue(scene.seed)
-            self.seed_mode.setCurrentIndex(max(0, self.seed_mode.findData(scene.overrides.get("seed_mode", "fixed"))))
-            self.steps.setValue(int(self._effective("steps")))
-            self.guidance.setValue(float(self._effective("guidance")))
-            self.alpha.setValue(float(self._effective("alpha")))
-            self.mis.setValue(float(self._effective("mis")))
-            self.scheduler.setCurrentIndex(max(0, self.scheduler.findData(self._effective("scheduler"))))
+            settings = scene.settings
+            effective = settings.effective(self._defaults)
+            self.seed_mode.setCurrentIndex(max(0, self.seed_mode.findData(settings.seed_mode)))
+            self.steps.setValue(effective.steps)
+            self.guidance.setValue(effective.guidance)
+            self.alpha.setValue(effective.alpha)
+            self.mis.setValue(effective.mis)
+            self.scheduler.setCurrentIndex(max(0, self.scheduler.findData(effective.scheduler.value)))
             for name in SAMPLER_FIELDS:
                 widget = getattr(self, name)
-                widget.setProperty("overridden", name in scene.overrides)
+                widget.setProperty("overridden", settings.overridden(name))
                 widget.style().unpolish(widget)
                 widget.style().polish(widget)
-            self.reset.setEnabled(any(name in scene.overrides for name in SAMPLER_FIELDS))
+            self.reset.setEnabled(settings.has_sampler_overrides)
         finally:
             self._loading = False
 
-    def _effective(self, name: str) -> Any:
-        assert self.editor is not None
-        scene = self.editor.scene
-        if name in scene.overrides:
-            return scene.overrides[name]
-        if self.defaults is None:
-            return {"steps": 50, "guidance": 7.5, "alpha": 0.75, "mis": 0.36, "scheduler": "plms"}[name]
-        return getattr(self.defaults, name)
+    @property
+    def _defaults(self) -> ProjectDefaults:
+        return self.defaults if self.defaults is not None else ProjectDefaults.default()
 
     # --- widgets -> commands ---------------------------------------------------------------
 
@@ -214,19 +210,13 @@ class SceneSettingsPanel(QWidget):
     def _set_override(self, name: str, value: Any) -> None:
         if self._loading or self.editor is None:
             return
-        overrides = dict(self.editor.scene.overrides)
-        default = "fixed" if name == "seed_mode" else (getattr(self.defaults, name) if self.defaults else None)
-        if value == default:
-            overrides.pop(name, None)
-        else:
-            overrides[name] = value
-        self._set(f"Change {name.replace('_', ' ')}", overrides=overrides)
+        settings = self.editor.scene.settings.with_value(name, value, self._defaults)
+        self._set(f"Change {name.replace('_', ' ')}", settings=settings)
 
     def _reset_overrides(self) -> None:
         if self.editor is None:
             return
-        overrides = {k: v for k, v in self.editor.scene.overrides.items() if k not in SAMPLER_FIELDS}
-        self._set("Use project defaults", overrides=overrides)
+        self._set("Use project defaults", settings=self.editor.scene.settings.without_sampler_overrides())
 
 
 def _size_spin() -> QSpinBox:

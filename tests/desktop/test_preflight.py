@@ -1,6 +1,6 @@
 from desktop.preflight import preflight
-from desktop.scene_data import InstanceData, SceneData
 from engine.request import InstanceKind, InstanceSpec
+from projects.scene_data import InstanceData, SceneData
 
 
 def scene(*specs: InstanceSpec, caption: str = "a scene") -> SceneData:

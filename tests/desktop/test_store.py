@@ -10,11 +10,11 @@ from typing import Any
 from PIL import Image
 from pytestqt.qtbot import QtBot
 
-from desktop.scene_data import ProjectSnapshot, SceneData, SceneState, SceneSummary
 from desktop.store import ProjectStore
 from engine.request import InstanceKind, InstanceSpec
 from projects.database import Project
 from projects.queue import RenderOutput, claim_next, enqueue, finish
+from projects.scene_data import ProjectSnapshot, SceneData, SceneState, SceneSummary
 from projects.scenes import find_scene, scene_to_request
 from tests.desktop.conftest import make_project
 

@@ -3,8 +3,8 @@ import pytest
 from engine.request import InstanceKind, InstanceSpec, MaskRLE, RequestValidationError, Scheduler
 from projects.database import Project
 from projects.errors import SceneNotFoundError
+from projects.scene_data import INSTANCE_PALETTE
 from projects.scenes import (
-    INSTANCE_PALETTE,
     SceneLayout,
     add_scene,
     find_scene,

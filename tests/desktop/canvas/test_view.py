@@ -13,8 +13,8 @@ from pytestqt.qtbot import QtBot
 from desktop.canvas.tools import Tool
 from desktop.canvas.view import CanvasView
 from desktop.editor.scene_editor import SceneEditor
-from desktop.scene_data import InstanceData, SceneData
 from engine.request import InstanceKind, InstanceSpec, MaskRLE
+from projects.scene_data import InstanceData, SceneData
 from tests.desktop.conftest import click, drag
 
 

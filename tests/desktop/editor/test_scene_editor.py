@@ -8,8 +8,9 @@ import pytest
 from pytestqt.qtbot import QtBot
 
 from desktop.editor.scene_editor import DUPLICATE_OFFSET, SceneEditor
-from desktop.scene_data import InstanceData, SceneData
 from engine.request import MAX_INSTANCES, InstanceKind, InstanceSpec, RenderRequest, Scheduler
+from projects.scene_data import InstanceData, SceneData
+from projects.scene_settings import SceneSettings
 
 
 def box(caption: str, x: float = 0.1) -> InstanceSpec:
@@ -166,10 +167,10 @@ def test_restore_puts_back_a_renders_layout_and_settings_as_one_step(editor: Sce
         instances=(box("old thing", 0.3),),
     )  # fmt: skip
     before = editor.scene
-    editor.restore(request, {"steps": 20, "scheduler": "ddim"})
+    editor.restore(request, SceneSettings(steps=20, scheduler=Scheduler.DDIM))
     scene = editor.scene
     assert (scene.caption, scene.width, scene.height, scene.seed) == ("an old caption", 768, 512, 11)
-    assert scene.overrides == {"steps": 20, "scheduler": "ddim"}
+    assert scene.settings.to_overrides() == {"steps": 20, "scheduler": "ddim"}
     assert [inst.spec for inst in scene.instances] == [box("old thing", 0.3)]
     assert editor.undo_stack.count() == 1
     editor.undo_stack.undo()

@@ -6,7 +6,7 @@ from pytestqt.qtbot import QtBot
 
 from desktop.editor.scene_editor import SceneEditor
 from desktop.editor.workbench import Workbench
-from desktop.scene_data import SceneData
+from projects.scene_data import SceneData
 
 
 def test_each_scene_keeps_its_own_editor_and_history(qtbot: QtBot) -> None:

@@ -1,20 +1,25 @@
-"""The editor's plain-data view of a project: what crosses from the store's thread to the GUI and back.
+"""A project's scenes as plain data: the one shape that crosses from the project file to the editor and
+back. Frozen values, no ORM and no Qt; `projects.scene_records` converts them to and from the database.
 
-ORM objects never leave the store's thread; these frozen values do. An instance carries a `uid` that is
-the editor's own (database ids change when a scene is written back), stable for the session.
+An instance carries a `uid` that is the editor's own (database ids change when a scene is written back),
+stable for the session; it takes no part in comparing instances' content.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Any
+from typing import Final
 
 from engine.request import InstanceKind, InstanceSpec, RenderRequest
-from projects.scene_settings import ProjectDefaults as ProjectDefaults  # re-exported for desktop/
-from projects.scenes import INSTANCE_PALETTE
+from projects.scene_settings import ProjectDefaults, SceneSettings
+
+# Distinct, readable on dark and light canvases; instance i gets colour i mod len.
+INSTANCE_PALETTE: Final = (
+    "#4f9dff", "#ff7a45", "#52c41a", "#f759ab", "#fadb14", "#9254de",
+    "#13c2c2", "#ff4d4f", "#a0d911", "#2f54eb", "#fa8c16", "#eb2f96",
+)  # fmt: skip
 
 _uids = itertools.count(1)
 
@@ -25,6 +30,8 @@ def next_uid() -> int:
 
 @dataclass(frozen=True)
 class InstanceData:
+    """One instance of a scene: where and what (its spec), plus the editor's lock and colour."""
+
     spec: InstanceSpec
     uid: int = field(default_factory=next_uid)
     locked: bool = False
@@ -42,17 +49,10 @@ class InstanceData:
         return replace(self, spec=spec)
 
 
-class SceneState(StrEnum):
-    NEVER_RENDERED = "never rendered"
-    QUEUED = "queued"
-    RENDERING = "rendering"
-    RENDERED = "rendered"
-    FAILED = "failed"
-    CHANGED = "changed since last render"
-
-
 @dataclass(frozen=True)
 class SceneData:
+    """A scene of the project: its own fields, its sampler settings and its instances in slot order."""
+
     scene_id: int
     name: str
     caption: str = ""
@@ -60,7 +60,7 @@ class SceneData:
     width: int = 512
     height: int = 512
     seed: int = 0
-    overrides: Mapping[str, Any] = field(default_factory=dict)
+    settings: SceneSettings = field(default_factory=SceneSettings)
     instances: tuple[InstanceData, ...] = ()
 
     def instance(self, uid: int) -> InstanceData | None:
@@ -76,6 +76,15 @@ class SceneData:
             if color not in used:
                 return color
         return INSTANCE_PALETTE[len(used) % len(INSTANCE_PALETTE)]
+
+
+class SceneState(StrEnum):
+    NEVER_RENDERED = "never rendered"
+    QUEUED = "queued"
+    RENDERING = "rendering"
+    RENDERED = "rendered"
+    FAILED = "failed"
+    CHANGED = "changed since last render"
 
 
 @dataclass(frozen=True)
