@@ -17,8 +17,7 @@ from sqlalchemy.orm import Session
 from desktop.panels.queue_panel import QueuePanel
 from desktop.render_thread import RenderThread
 from desktop.store import ProjectStore
-from projects.models import JobStatus
-from projects.queue import JobSnapshot, cancel, clear_finished, move_to_front, reorder, retry
+from projects.queue import JobSnapshot, cancel, clear_finished, move, move_to_front, retry
 from rendering.outcomes import JobResult, Outcome
 
 if TYPE_CHECKING:
@@ -89,14 +88,7 @@ class QueueControl(QObject):
         self._job_action(lambda session: cancel(session, job_id))
 
     def move_job(self, job_id: int, delta: int) -> None:
-        pending = [job.id for job in self.panel.jobs if job.status is JobStatus.PENDING]
-        if job_id not in pending:
-            return
-        index = pending.index(job_id)
-        target = index + delta
-        if 0 <= target < len(pending):
-            pending[index], pending[target] = pending[target], pending[index]
-            self._job_action(lambda session: reorder(session, pending))
+        self._job_action(lambda session: move(session, job_id, delta))
 
     def set_paused(self, paused: bool) -> None:
         if self.render_thread is not None:

@@ -185,6 +185,22 @@ def reorder(session: Session, job_ids: Sequence[int]) -> None:
         job.position = position
 
 
+def move(session: Session, job_id: int, delta: int) -> None:
+    """Move a pending job `delta` places towards the front (negative) or the back of the pending jobs, in
+    the order they will be claimed; at either end it stays where it is."""
+    _load_in(session, job_id, {JobStatus.PENDING})
+    order = list(
+        session.scalars(
+            select(RenderJob.id).where(RenderJob.status == JobStatus.PENDING.value).order_by(*_claim_order())
+        )
+    )
+    index = order.index(job_id)
+    target = index + delta
+    if 0 <= target < len(order):
+        order[index], order[target] = order[target], order[index]
+        reorder(session, order)
+
+
 def move_to_front(session: Session, job_id: int) -> None:
     """Make a pending job the next one claimed."""
     job = _load_in(session, job_id, {JobStatus.PENDING})

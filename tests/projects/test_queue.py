@@ -156,6 +156,23 @@ def test_reorder_and_move_to_front(project: Project) -> None:
         queue.reorder(session, [a, a])
 
 
+def test_move_one_place_up_or_down_stops_at_the_ends(project: Project) -> None:
+    a, b, c = enqueue(project, 1, 2, 3)
+    with project.write() as session:
+        queue.move(session, c, -1)
+    assert [job.id for job in _jobs(project)] == [a, c, b]
+    with project.write() as session:
+        queue.move(session, a, -1)  # already first
+        queue.move(session, a, 1)
+    assert [job.id for job in _jobs(project)] == [c, a, b]
+    with project.write() as session:
+        queue.move(session, b, 1)  # already last
+    assert [job.id for job in _jobs(project)] == [c, a, b]
+    assert claim(project).id == c  # type: ignore[union-attr]
+    with pytest.raises(QueueError), project.write() as session:
+        queue.move(session, c, 1)  # running now: not pending
+
+
 def test_move_to_front_beats_higher_priorities(project: Project) -> None:
     (urgent,) = enqueue(project, 1, priority=9)
     (late,) = enqueue(project, 2)
