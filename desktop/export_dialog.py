@@ -1,12 +1,26 @@
-"""The export dialog: what to export, in which format, where; it runs on its own thread with a progress bar
-and a Cancel button, and says in words what went wrong (a full disk, a folder in the way)."""
+"""The export dialog: what to export, in which format, where; it runs in the background with a progress bar
+and a Cancel button, and says in words what went wrong (a full disk, a folder in the way).
+
+Threads. The export is a background task (`desktop.background`), not a job on the project store's worker:
+that worker also saves the edits, and an export of hundreds of images must not hold a save up for minutes.
+The task asks the store for the project (`ProjectStore.project_for_reading`, which first lets the store
+finish the requests already made, so the export sees every edit made before it) and `projects.export`
+reads it in short read sessions of its own, one render at a time; WAL lets those reads run beside the
+store's writes. No ORM object leaves `projects.export_source`: what comes back to the GUI thread is the
+plain `ExportReport` (or the exception), through the helper's queued signal, so the GUI never waits.
+
+Stopping. The exporter asks `should_cancel()` before each image and, when told to stop, removes every file
+it wrote before raising `ExportCancelled`, so a cancelled export leaves nothing half written. The Cancel
+button asks the task to stop (`request_stop`) and the dialog then says so; closing the dialog cancels the
+task outright (nothing more is reported to it), and the window cancels and waits for its tasks before it
+closes the project.
+"""
 
 from __future__ import annotations
 
-import threading
+import logging
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -23,38 +37,32 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from projects.database import Project
+from desktop.background import BackgroundTask, TaskControl, run_in_background
+from desktop.store import ProjectStore
 from projects.errors import ProjectError
 from projects.export import DEFAULT_TEMPLATE, ExportCancelled, ExportOptions, ExportReport, export_project
 
+log = logging.getLogger(__name__)
 
-class _Bridge(QObject):
-    progress = Signal(int, int)
-    finished = Signal(object)  # ExportReport
-    failed = Signal(str)
+CANCELLED_MESSAGE = "Cancelled: nothing was left behind."
 
 
 class ExportDialog(QDialog):
     def __init__(
         self,
-        project: Project,
+        store: ProjectStore,
         scene_ids: list[int],
         render_ids: list[int],
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Export")
-        self.project = project
+        self.store = store
         self.scene_ids = scene_ids
         self.render_ids = render_ids
-        self._cancel = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._task: BackgroundTask[ExportReport] | None = None  # the export in flight (or the last one cancelled)
         self.report: ExportReport | None = None
         self.error: str | None = None
-        self._bridge = _Bridge()
-        self._bridge.progress.connect(self._progress)
-        self._bridge.finished.connect(self._finished)
-        self._bridge.failed.connect(self._failed)
 
         self.format = QComboBox()
         self.format.addItem("Images (PNG with metadata)", "images")
@@ -130,6 +138,8 @@ class ExportDialog(QDialog):
         )
 
     def start(self) -> None:
+        if self.is_exporting():
+            return
         if not self.out.text().strip():
             self.status.setText("Choose where to export to.")
             return
@@ -139,56 +149,72 @@ class ExportDialog(QDialog):
             self.status.setText(str(exc))
             return
         out = Path(self.out.text().strip()).expanduser()
-        self._cancel.clear()
+        store = self.store
+
+        def run(control: TaskControl) -> ExportReport:  # on a pool thread
+            return export_project(
+                store.project_for_reading(),
+                out,
+                options,
+                progress=control.report_progress,
+                should_cancel=control.is_cancelled,
+            )
+
+        self.report = None
+        self.error = None
         self.export_button.setEnabled(False)
         self.bar.setVisible(True)
         self.bar.setValue(0)
         self.status.setText("Exporting…")
+        self.buttons.button(QDialogButtonBox.StandardButton.Cancel).setText("Cancel")
+        self._task = run_in_background(
+            run, on_done=self._finished, on_error=self._failed, on_progress=self._progress, parent=self, name="export"
+        )
 
-        def run() -> None:
-            try:
-                report = export_project(
-                    self.project,
-                    out,
-                    options,
-                    progress=self._bridge.progress.emit,
-                    should_cancel=self._cancel.is_set,
-                )
-            except ExportCancelled:
-                self._bridge.failed.emit("Cancelled: nothing was left behind.")
-            except (ProjectError, OSError, ValueError) as exc:
-                self._bridge.failed.emit(str(exc))
-            else:
-                self._bridge.finished.emit(report)
-
-        self._thread = threading.Thread(target=run, name="export", daemon=True)
-        self._thread.start()
+    def is_exporting(self) -> bool:
+        """True from Export until the export's outcome is shown (or the dialog is closed)."""
+        return self._task is not None and not self._task.cancelled
 
     def wait(self, timeout: float = 60.0) -> bool:
-        """Wait for a running export (tests, closing)."""
-        if self._thread is not None:
-            self._thread.join(timeout)
-        return self._thread is None or not self._thread.is_alive()
+        """Wait until the export has returned, cancelled or not (tests, closing); True if it has. Its outcome
+        then still needs the event loop to arrive."""
+        return self._task is None or self._task.wait(timeout)
 
     def _progress(self, done: int, total: int) -> None:
         self.bar.setRange(0, max(total, 1))
         self.bar.setValue(done)
 
     def _finished(self, report: ExportReport) -> None:
+        self._task = None
         self.report = report
         self.export_button.setEnabled(True)
         extra = f" and {report.annotations} labels" if report.annotations else ""
         self.status.setText(f"Exported {report.images} image(s){extra} to {report.out}.")
         self.buttons.button(QDialogButtonBox.StandardButton.Cancel).setText("Close")
 
-    def _failed(self, message: str) -> None:
+    def _failed(self, exc: BaseException) -> None:
+        self._task = None
+        if isinstance(exc, ExportCancelled):
+            message = CANCELLED_MESSAGE
+        elif isinstance(exc, ProjectError | OSError | ValueError):
+            message = str(exc)
+        else:  # a bug: say so, and keep its traceback in the log
+            log.error("export failed", exc_info=exc)
+            message = f"unexpected error: {type(exc).__name__}: {exc}"
         self.error = message
         self.export_button.setEnabled(True)
         self.bar.setVisible(False)
         self.status.setText(f"⚠ {message}")
 
     def _cancel_or_close(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            self._cancel.set()
+        if self._task is not None and self.is_exporting():
+            self._task.request_stop()  # the exporter cleans up, then its ExportCancelled comes to _failed
+            self.status.setText("Cancelling…")
         else:
             self.reject()
+
+    def done(self, result: int) -> None:
+        # Closed while exporting (Escape, the title bar): stop the export, and hear nothing more from it.
+        if self._task is not None:
+            self._task.cancel()
+        super().done(result)

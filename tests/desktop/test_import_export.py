@@ -1,17 +1,23 @@
-"""Getting scenes in by menu or drop, and renders out through the export dialog (on its own thread)."""
+"""Getting scenes in by menu or drop, and renders out through the export dialog (a background task)."""
 
 from __future__ import annotations
 
 import json
 import shutil
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import QDialogButtonBox
 from pytestqt.qtbot import QtBot
 
-from desktop.export_dialog import ExportDialog
+from desktop.background import active_tasks
+from desktop.export_dialog import CANCELLED_MESSAGE, ExportDialog
 from desktop.main_window import MainWindow
+from projects.database import Project
 from tests.cli.test_export_import import rendered_project
 from tests.conftest import OFFICIAL_DEMOS
 from tests.desktop.conftest import open_window
@@ -66,9 +72,9 @@ def test_the_export_dialog_writes_a_coco_dataset_and_reports_a_folder_in_the_way
     path = rendered_project(tmp_path / "p.instproj")
     (tmp_path / "home").mkdir()
     window = open_window(qtbot, path, tmp_path / "home")
-    assert window.store is not None and window.store.project is not None
+    assert window.store is not None
     ids = [s.scene_id for s in window.scene_list.model.scenes]
-    dialog = ExportDialog(window.store.project, ids, [], window)
+    dialog = ExportDialog(window.store, ids, [], window)
     qtbot.addWidget(dialog)
     dialog.format.setCurrentIndex(dialog.format.findData("coco"))
     dialog.out.setText(str(tmp_path / "coco"))
@@ -86,4 +92,67 @@ def test_the_export_dialog_writes_a_coco_dataset_and_reports_a_folder_in_the_way
     qtbot.waitUntil(lambda: dialog.error is not None, timeout=10_000)
     assert "⚠" in dialog.status.text()
     assert (tmp_path / "busy" / "keep.txt").read_text() == "mine"
+    window.close()
+
+
+@pytest.fixture
+def held_export(monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.Event]:
+    """The exporter's first image read waits until the returned event is set (set at the end regardless)."""
+    from projects.export_source import RenderData, RenderRef, load_render
+
+    gate = threading.Event()
+    first = [True]
+
+    def held(project: Project, ref: RenderRef) -> RenderData:
+        if first[0]:
+            first[0] = False
+            gate.wait(10)
+        return load_render(project, ref)
+
+    monkeypatch.setattr("projects.export.load_render", held)
+    yield gate
+    gate.set()
+
+
+def exporting_dialog(qtbot: QtBot, tmp_path: Path, out: Path) -> tuple[MainWindow, ExportDialog]:
+    path = rendered_project(tmp_path / "p.instproj")
+    (tmp_path / "home").mkdir()
+    window = open_window(qtbot, path, tmp_path / "home")
+    assert window.store is not None
+    ids = [s.scene_id for s in window.scene_list.model.scenes]
+    dialog = ExportDialog(window.store, ids, [], window)
+    qtbot.addWidget(dialog)
+    dialog.format.setCurrentIndex(dialog.format.findData("yolo"))
+    dialog.out.setText(str(out))
+    dialog.export_button.click()
+    assert dialog.is_exporting() and active_tasks(window)
+    return window, dialog
+
+
+def test_cancel_stops_the_export_and_leaves_nothing_behind(
+    qtbot: QtBot, tmp_path: Path, held_export: threading.Event
+) -> None:
+    out = tmp_path / "yolo"
+    window, dialog = exporting_dialog(qtbot, tmp_path, out)
+    dialog.buttons.button(QDialogButtonBox.StandardButton.Cancel).click()  # asks the export to stop
+    assert dialog.status.text() == "Cancelling…"
+    held_export.set()
+    qtbot.waitUntil(lambda: dialog.error is not None, timeout=10_000)
+    assert dialog.error == CANCELLED_MESSAGE and dialog.report is None
+    assert not out.exists()
+    assert dialog.export_button.isEnabled() and not dialog.is_exporting()
+    window.close()
+
+
+def test_closing_the_dialog_cancels_the_export(qtbot: QtBot, tmp_path: Path, held_export: threading.Event) -> None:
+    out = tmp_path / "yolo"
+    window, dialog = exporting_dialog(qtbot, tmp_path, out)
+    (task,) = active_tasks(dialog)
+    dialog.reject()  # Escape, or the title bar's close button
+    assert task.cancelled and not dialog.is_exporting()
+    held_export.set()
+    assert task.wait(10)
+    qtbot.wait(50)
+    assert dialog.error is None and dialog.report is None  # nothing is reported to a closed dialog
+    assert not out.exists()
     window.close()
