@@ -1,52 +1,70 @@
-import sqlite3
+"""The scene settings panel on a scene editor, without a window: typing, sampler overrides, size, seed."""
 
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
 from pytestqt.qtbot import QtBot
 
-from desktop.main_window import MainWindow
+from desktop.editor.scene_editor import SceneEditor
+from desktop.panels.scene_settings import SceneSettingsPanel
+from projects.scene_data import SceneData
+from projects.scene_settings import ProjectDefaults
 
 
-def scene_row(window: MainWindow) -> tuple[str, int, int, int, str]:
-    assert window.store is not None and window.store.flush() and window.store.path is not None
-    with sqlite3.connect(f"file:{window.store.path}?mode=ro", uri=True) as db:
-        row = db.execute(
-            "SELECT caption, width, height, seed, overrides FROM scenes WHERE id = ?",
-            (window.editor.scene.scene_id,),
-        ).fetchone()
-    return tuple(row)  # type: ignore[return-value]
+@pytest.fixture
+def editor() -> SceneEditor:
+    return SceneEditor(SceneData(1, "scene 1", "caption 1", seed=5))
 
 
-def test_typing_a_caption_is_one_undo_step(qtbot: QtBot, window: MainWindow) -> None:
-    panel = window.scene_settings
+@pytest.fixture
+def panel(qtbot: QtBot, editor: SceneEditor) -> Iterator[SceneSettingsPanel]:
+    widget = SceneSettingsPanel()
+    qtbot.addWidget(widget)
+    widget.set_defaults(ProjectDefaults.default())
+    widget.set_editor(editor)
+    widget.show()
+    yield widget
+    widget.set_editor(None)
+
+
+def test_typing_a_caption_is_one_undo_step(qtbot: QtBot, panel: SceneSettingsPanel, editor: SceneEditor) -> None:
     panel.caption.setFocus()
     panel.caption.selectAll()
     qtbot.keyClicks(panel.caption, "a dog in a park")
-    assert scene_row(window)[0] == "a dog in a park"
-    window.commands.undo.trigger()
-    assert scene_row(window)[0] == "caption 1"
+    assert editor.scene.caption == "a dog in a park" and editor.undo_stack.count() == 1
+    editor.undo_stack.undo()
+    assert editor.scene.caption == "caption 1"
     assert panel.caption.toPlainText() == "caption 1"
 
 
-def test_sampler_settings_are_scene_overrides_until_reset(qtbot: QtBot, window: MainWindow) -> None:
-    panel = window.scene_settings
+def test_sampler_settings_are_scene_overrides_until_reset(panel: SceneSettingsPanel, editor: SceneEditor) -> None:
     panel.steps.setValue(30)
     panel.mis.setValue(0.0)
-    assert '"steps": 30' in scene_row(window)[4] and '"mis": 0.0' in scene_row(window)[4]
+    assert editor.scene.settings.to_overrides() == {"steps": 30, "mis": 0.0}
+    assert panel.steps.property("overridden") and panel.reset.isEnabled()
     panel.steps.setValue(50)  # the project default: no longer an override
-    assert "steps" not in scene_row(window)[4]
+    assert editor.scene.settings.to_overrides() == {"mis": 0.0}
+    panel.seed_mode.setCurrentIndex(1)
+    panel.seed_mode.activated.emit(1)
     panel.reset.click()
-    assert scene_row(window)[4] == "{}"
-    assert panel.mis.value() == 0.36
+    assert editor.scene.settings.to_overrides() == {"seed_mode": "random"}  # the seed mode is not a sampler setting
+    assert panel.mis.value() == 0.36 and not panel.reset.isEnabled()
 
 
-def test_sizes_are_multiples_of_64_and_the_dice_draws_a_seed(qtbot: QtBot, window: MainWindow) -> None:
-    panel = window.scene_settings
+def test_sizes_are_multiples_of_64_and_the_dice_draws_a_seed(panel: SceneSettingsPanel, editor: SceneEditor) -> None:
     panel.width_spin.setValue(600)
-    assert scene_row(window)[1] == 576
+    assert editor.scene.width == 576
     assert panel.size_preset.currentText() == "Custom"
     panel.width_spin.setValue(512)
     assert panel.size_preset.currentText() == "512 × 512"
-    seed = scene_row(window)[3]
     panel.dice.click()
-    assert scene_row(window)[3] != seed
-    window.commands.undo.trigger()
-    assert scene_row(window)[3] == seed
+    assert editor.scene.seed != 5
+    editor.undo_stack.undo()
+    assert editor.scene.seed == 5 and panel.seed.value() == 5
+
+
+def test_no_scene_disables_the_panel(panel: SceneSettingsPanel) -> None:
+    panel.set_editor(None)
+    assert not panel.isEnabled()
