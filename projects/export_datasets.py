@@ -21,9 +21,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.request import InstanceKind, InstanceSpec
-from projects.export_images import app_version, json_bytes
+from projects.export_images import json_bytes
 from projects.export_labels import Label, instance_label
 from projects.export_source import RenderData
+from projects.png_metadata import app_version
 
 
 @dataclass

@@ -10,9 +10,8 @@ from projects.import_coco import parse_coco
 from projects.import_labelme import parse_labelme
 from projects.import_png import scene_from_png
 from projects.official_json import ImportedLayout, parse_official_layout
+from projects.png_metadata import PNG_SIGNATURE
 from projects.safe_input import file_stem, read_json
-
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def read_any(path: Path) -> list[ImportedLayout]:

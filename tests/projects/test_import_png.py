@@ -9,10 +9,10 @@ import pytest
 from PIL import Image, PngImagePlugin
 
 from engine.request import InstanceKind, InstanceSpec, MaskRLE, RenderRequest, Scheduler
-from projects import import_png
 from projects.database import Project
 from projects.errors import LayoutFormatError
-from projects.import_png import REQUEST_KEY, request_from_png, scene_from_png
+from projects.import_png import scene_from_png
+from projects.png_metadata import MAX_PNG_BYTES, REQUEST_KEY, VERSION_KEY, request_from_png
 from projects.scenes import add_scene, scene_to_request
 
 REQUEST = RenderRequest(
@@ -65,7 +65,7 @@ def no_pixel_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.usefixtures("no_pixel_decoding")
 def test_png_round_trips_to_the_same_request(tmp_path: Path) -> None:
-    data = png_bytes({REQUEST_KEY: REQUEST.to_json(), "instance-studio:version": "0.1.0"})
+    data = png_bytes({REQUEST_KEY: REQUEST.to_json(), VERSION_KEY: "0.1.0"})
     assert request_from_png(data) == REQUEST
     path = tmp_path / "render 0001.png"
     path.write_bytes(data)
@@ -128,7 +128,7 @@ def test_limits_can_be_lowered() -> None:
 def test_a_file_over_the_size_limit_is_refused_before_it_is_read(tmp_path: Path) -> None:
     path = tmp_path / "huge.png"
     with path.open("wb") as handle:
-        handle.truncate(import_png.MAX_PNG_BYTES + 1)  # sparse
+        handle.truncate(MAX_PNG_BYTES + 1)  # sparse
     with pytest.raises(LayoutFormatError, match=f"^{path}: file is [\\d,]+ bytes; images are at most"):
         scene_from_png(path)
 
