@@ -344,13 +344,14 @@ def cmd_render(args: argparse.Namespace) -> int:
     """Queue the chosen scenes (if any), then render every pending job with a progress bar."""
     import signal
 
-    from desktop.render_loop import Outcome, QueueLoop
     from engine.providers import settings_provider
     from engine.runner import Runner
     from projects.database import Project
     from projects.models import JobStatus
     from projects.queue import status_counts
     from projects.scenes import find_scene, list_scenes, queue_scene, random_seed
+    from rendering.outcomes import Outcome
+    from rendering.queue_loop import QueueLoop  # imports torch
 
     with Project.open(args.project) as project:
         if project.report.requeued_jobs:

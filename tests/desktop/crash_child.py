@@ -9,12 +9,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from desktop.render_loop import JobResult, Outcome, QueueLoop
 from engine.providers import load_demo_model
 from engine.runner import Runner
 from projects.database import Project
 from projects.queue import JobSnapshot
 from projects.scenes import list_scenes
+from rendering.outcomes import JobResult, Outcome
+from rendering.queue_loop import QueueLoop
 
 
 class Reporter:

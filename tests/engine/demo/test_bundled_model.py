@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from desktop.render_loop import Outcome, QueueLoop
 from engine.demo.bundle import read_manifest, verify_files
 from engine.demo.model import load_demo
 from engine.demo.placement import measure
@@ -20,6 +19,8 @@ from engine.runner import Runner
 from projects.database import Project
 from projects.models import Render
 from projects.scenes import find_scene, queue_scene
+from rendering.outcomes import Outcome
+from rendering.queue_loop import QueueLoop
 from tests.conftest import REPO_ROOT
 
 # A regression bar for a dozen layouts, well under the recorded 200-layout figures (box 0.41, point 0.47 with

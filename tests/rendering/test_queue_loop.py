@@ -1,22 +1,26 @@
-"""The queue loop on its own (no Qt): outcomes, PNG metadata, and out of memory pausing the queue."""
+"""The queue loop on its own (no Qt): outcomes, the stored PNG and its metadata, cancel and stop."""
 
 from __future__ import annotations
 
+import io
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
-from pytestqt.qtbot import QtBot
+from PIL import Image
 
-from desktop.render_loop import JobResult, Outcome, QueueLoop, request_of_png
-from desktop.render_thread import RenderThread
 from engine.providers import load_demo_model
-from engine.runner import LoadedModel, Runner
+from engine.runner import Runner
 from projects.database import Project
+from projects.errors import LayoutFormatError
 from projects.models import JobStatus
+from projects.png_metadata import HASHES_KEY, VERSION_KEY, app_version, request_from_png
 from projects.queue import JobSnapshot, list_jobs
 from projects.scenes import find_scene, queue_scene
+from rendering.outcomes import JobResult, Outcome
+from rendering.output import THUMBNAIL_SIDE
+from rendering.queue_loop import QueueLoop
 from tests.cli.test_render import shapes_project
 
 
@@ -39,18 +43,6 @@ class Recorder:
         self.events.append(("ended", result.outcome))
 
 
-def out_of_memory_model(folder: Path) -> LoadedModel:
-    """The real demo pipeline with the accelerator's failure injected: every call runs out of memory."""
-    model = load_demo_model(folder)
-
-    class Exhausted(type(model.pipeline)):  # type: ignore[misc]
-        def __call__(self, *_args: object, **_kwargs: object) -> None:
-            raise torch.OutOfMemoryError("CUDA out of memory (injected)")
-
-    model.pipeline.__class__ = Exhausted  # this one pipeline only
-    return model
-
-
 def test_a_render_is_stored_with_its_request_in_the_png(tmp_path: Path, demo_model: Path) -> None:
     path = shapes_project(tmp_path / "p.instproj", scenes=1, steps=2)
     with Project.open(path) as project:
@@ -65,26 +57,14 @@ def test_a_render_is_stored_with_its_request_in_the_png(tmp_path: Path, demo_mod
 
         with project.read() as session:
             render = session.get(Render, result.render_id)
-            assert render is not None and request_of_png(render.png) == job.request
-    assert request_of_png(b"not a png") is None
-
-
-def test_out_of_memory_fails_the_job_and_pauses_the_thread(qtbot: QtBot, tmp_path: Path, demo_model: Path) -> None:
-    path = shapes_project(tmp_path / "p.instproj", scenes=2, steps=2)
-    with Project.open(path) as project:
-        with project.write() as session:
-            first = queue_scene(session, find_scene(session, "s0"))
-            second = queue_scene(session, find_scene(session, "s1"))
-        thread = RenderThread(project, lambda _id: out_of_memory_model(demo_model))
-        with qtbot.waitSignal(thread.pausedChanged, timeout=60_000) as paused:
-            thread.start()
-        assert paused.args[0] is True and "out of memory" in paused.args[1]
-        assert thread.shutdown()
-        with project.read() as session:
-            jobs = {job.id: job for job in list_jobs(session)}
-    assert jobs[first.id].status is JobStatus.FAILED
-    assert "out of memory even after trying" in (jobs[first.id].error or "")
-    assert jobs[second.id].status is JobStatus.PENDING  # not failed behind it
+            assert render is not None and request_from_png(render.png) == job.request
+            with Image.open(io.BytesIO(render.png)) as image:
+                assert image.text[VERSION_KEY] == app_version()  # type: ignore[attr-defined]
+                assert json.loads(image.text[HASHES_KEY]) == render.model_hashes  # type: ignore[attr-defined]
+            with Image.open(io.BytesIO(render.thumbnail)) as thumbnail:
+                assert max(thumbnail.size) <= THUMBNAIL_SIDE
+    with pytest.raises(LayoutFormatError, match="not a PNG image"):
+        request_from_png(b"not a png")
 
 
 @pytest.mark.parametrize("cancel_it", [True, False])

@@ -1,5 +1,6 @@
 """Taking jobs from a project's queue and rendering them: the loop body shared by the GUI's render thread
-and the headless `render` command. No Qt here, so the command runs without a display.
+and the headless `render` command. No Qt here, so the command runs without a display. This module
+imports torch (through `engine.runner`); import it where rendering happens, not on a GUI thread.
 
 One job at a time: claim it (a short write), render it through `engine.runner`, then store the PNG, a
 thumbnail and the metadata in one short write. Progress reaches the database at most twice a second.
@@ -9,50 +10,26 @@ cancelled; both take effect within one sampling step.
 
 from __future__ import annotations
 
-import io
-import json
 import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from enum import StrEnum
 from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
-from PIL import Image, PngImagePlugin
 
-from engine.request import RenderRequest
-from engine.runner import OutOfMemoryRenderError, RenderError, RenderResult, Runner
+from engine.runner import OutOfMemoryRenderError, RenderError, Runner
 from engine.sampler import RenderCancelled
 from projects.database import Project
 from projects.errors import ProjectError
-from projects.export_images import app_version
-from projects.queue import JobSnapshot, RenderOutput, cancel, claim_next, fail, finish, report_progress, requeue
+from projects.queue import JobSnapshot, cancel, claim_next, fail, finish, report_progress, requeue
+from rendering.outcomes import JobResult, Outcome
+from rendering.output import render_output
 
 log = logging.getLogger(__name__)
 
-THUMBNAIL_SIDE = 160
 PROGRESS_WRITE_INTERVAL_S = 0.5
-
-
-class Outcome(StrEnum):
-    DONE = "done"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    REQUEUED = "requeued"  # stopped cleanly: back to pending
-    OUT_OF_MEMORY = "out of memory"  # failed, and the queue should pause
-
-
-@dataclass(frozen=True)
-class JobResult:
-    job: JobSnapshot
-    outcome: Outcome
-    seconds: float
-    render_id: int | None = None
-    error: str | None = None
-    notes: tuple[str, ...] = ()
 
 
 class JobListener(Protocol):
@@ -176,39 +153,3 @@ class QueueLoop:
         with self.project.write() as session:
             fail(session, job.id, message)
         return JobResult(job, outcome, seconds, error=message)
-
-
-def render_output(result: RenderResult) -> RenderOutput:
-    """The PNG (with the full request and model hashes in text chunks), a thumbnail and the metadata."""
-    image = Image.fromarray(result.image)
-    info = PngImagePlugin.PngInfo()
-    info.add_text("instance-studio:request", result.request.to_json())
-    info.add_text("instance-studio:version", app_version())
-    info.add_text("instance-studio:model-hashes", json.dumps(result.model_hashes, sort_keys=True))
-    full = io.BytesIO()
-    image.save(full, format="PNG", pnginfo=info)
-    thumb = image.copy()
-    thumb.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE), Image.Resampling.LANCZOS)
-    small = io.BytesIO()
-    thumb.save(small, format="PNG")
-    timings: dict[str, object] = {key: round(value, 4) for key, value in result.timings.items()}
-    if result.notes:
-        timings["notes"] = list(result.notes)  # e.g. the cheaper settings an out-of-memory retry used
-    return RenderOutput(
-        png=full.getvalue(),
-        thumbnail=small.getvalue(),
-        timings=timings,
-        model_hashes=dict(result.model_hashes),
-        device=result.device,
-        dtype=result.dtype,
-    )
-
-
-def request_of_png(data: bytes) -> RenderRequest | None:
-    """The request stored in one of our PNGs, or None for any other image."""
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            text = getattr(image, "text", {}).get("instance-studio:request")
-    except (OSError, ValueError):
-        return None
-    return None if text is None else RenderRequest.from_json(text)

@@ -1,0 +1,32 @@
+"""How a job of the render queue ended, as plain data: importing this loads no torch (nor any model),
+so the GUI thread can compare outcomes without the engine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from projects.queue import JobSnapshot
+
+
+class Outcome(StrEnum):
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    REQUEUED = "requeued"  # stopped cleanly: back to pending
+    OUT_OF_MEMORY = "out of memory"  # failed, and the queue should pause
+
+    @property
+    def failed(self) -> bool:
+        """The job failed (for out of memory, the queue should also pause)."""
+        return self in (Outcome.FAILED, Outcome.OUT_OF_MEMORY)
+
+
+@dataclass(frozen=True)
+class JobResult:
+    job: JobSnapshot
+    outcome: Outcome
+    seconds: float
+    render_id: int | None = None
+    error: str | None = None
+    notes: tuple[str, ...] = ()

@@ -1,0 +1,107 @@
+"""A render queue served for as long as an app runs: the GUI's render thread runs `serve` on its own
+thread; other long-lived callers (a live preview, a farm driver) can do the same.
+
+The runner (models load on first use and stay) and the queue loop are made on the serving thread, so
+torch loads there, never on the thread that constructs the worker. It takes the next job whenever it is
+woken and not paused, polls for jobs queued by another process, and pauses itself when a job runs out
+of memory. `stop` ends `serve` within one sampling step; the running job goes back to pending.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from projects.database import Project
+from rendering.outcomes import Outcome
+
+if TYPE_CHECKING:  # torch: loaded by `serve`, on the serving thread
+    from engine.runner import ModelProvider
+    from rendering.queue_loop import JobListener, QueueLoop
+
+log = logging.getLogger(__name__)
+
+POLL_INTERVAL_S = 2.0  # how often an idle worker looks for jobs queued by another process
+OUT_OF_MEMORY_PAUSE = "paused: out of memory (see the failed job); resume when ready"
+
+
+class QueueWorker:
+    def __init__(
+        self,
+        project: Project,
+        provider: ModelProvider,
+        listener: JobListener,
+        *,
+        paused: bool = False,
+        preview_every: int = 0,
+        on_paused: Callable[[bool, str], None] = lambda _paused, _reason: None,
+    ) -> None:
+        self._project = project
+        self._provider = provider
+        self._listener = listener
+        self._preview_every = preview_every
+        self._on_paused = on_paused
+        self._wake = threading.Event()
+        self._paused = paused
+        self._quit = False
+        self._loop: QueueLoop | None = None
+
+    # --- called from any thread --------------------------------------------------------------
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def set_paused(self, paused: bool, reason: str = "") -> None:
+        """Pausing lets the running job finish; resuming takes the next job. `on_paused` hears of it."""
+        self._paused = paused
+        self._on_paused(paused, reason)
+        self._wake.set()
+
+    def wake(self) -> None:
+        """New jobs were queued."""
+        self._wake.set()
+
+    def cancel_running(self, job_id: int) -> bool:
+        loop = self._loop
+        return loop is not None and loop.cancel_running(job_id)
+
+    @property
+    def running_job(self) -> int | None:
+        loop = self._loop
+        return None if loop is None else loop.running_job
+
+    def stop(self) -> None:
+        """End `serve` within a step; the running job goes back to pending."""
+        self._quit = True
+        loop = self._loop
+        if loop is not None:
+            loop.stop()
+        self._wake.set()
+
+    # --- the serving thread ------------------------------------------------------------------
+
+    def serve(self) -> None:
+        from engine.runner import Runner
+        from rendering.queue_loop import QueueLoop
+
+        loop = QueueLoop(self._project, Runner(self._provider), self._listener, preview_every=self._preview_every)
+        self._loop = loop
+        while not self._quit:
+            if self._paused:
+                self._wake.wait()
+                self._wake.clear()
+                continue
+            try:
+                result = loop.run_one()
+            except Exception:  # a database error must not end the engine; the job stays as it was
+                log.exception("the render loop failed")
+                result = None
+            if result is None:
+                self._wake.wait(timeout=POLL_INTERVAL_S)  # also polls, for jobs queued by another process
+                self._wake.clear()
+            elif result.outcome is Outcome.OUT_OF_MEMORY:
+                self.set_paused(True, OUT_OF_MEMORY_PAUSE)
+        self._loop = None
