@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QDialog, QInputDialog
 
+from desktop.background import cancel_all, wait_all
 from desktop.store import ProjectStore
 from desktop.sweep import SweepDialog
 from desktop.welcome import remember_project
@@ -68,6 +69,9 @@ class ProjectSession(QObject):
         if self.store is None:
             return False
         self.window.queue.stop()  # the running job goes back to pending within a step
+        # Background readers of this project (an export) end before the file closes.
+        cancel_all(self.window)
+        wait_all(10, self.window)
         store, self.store = self.store, None
         store.close()  # writes what is pending
         store.deleteLater()
