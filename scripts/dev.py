@@ -72,7 +72,7 @@ def main(argv: list[str]) -> int:
     checks = [
         [python, "-m", "ruff", "check", "."],
         [python, "-m", "ruff", "format", "--check", "."],
-        [python, "-m", "mypy", "engine", "projects", "desktop", "common", "rendering", "main.py"],
+        [python, "-m", "mypy", "engine", "projects", "desktop", "common", "rendering", "cli", "main.py"],
         [VENV / ("Scripts" if os.name == "nt" else "bin") / "lint-imports"],
         [python, "-m", "pytest", *rest],
     ]

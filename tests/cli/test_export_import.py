@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
 import pytest
-from PIL import Image, PngImagePlugin
+from PIL import Image
 
 import main
 from engine.request import InstanceKind, InstanceSpec
 from projects.database import Project
+from projects.png_metadata import REQUEST_KEY, png_with_text
 from projects.queue import RenderOutput, claim_next, finish
 from projects.scenes import SceneLayout, add_scene, find_scene, list_scenes, queue_scene, scene_layout
 
@@ -34,11 +34,8 @@ def rendered_project(path: Path) -> Path:
             with project.write() as session:
                 job = claim_next(session)
                 assert job is not None
-                info = PngImagePlugin.PngInfo()
-                info.add_text("instance-studio:request", job.request.to_json())
-                buffer = io.BytesIO()
-                Image.new("RGB", (64, 64), "gray").save(buffer, format="PNG", pnginfo=info)
-                finish(session, job.id, RenderOutput(buffer.getvalue(), buffer.getvalue(), {}, {"unet": "abc"}))
+                png = png_with_text(Image.new("RGB", (64, 64), "gray"), {REQUEST_KEY: job.request.to_json()})
+                finish(session, job.id, RenderOutput(png, png, {}, {"unet": "abc"}))
     return path
 
 

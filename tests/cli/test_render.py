@@ -18,6 +18,7 @@ import main
 from engine.request import InstanceKind, InstanceSpec, RenderRequest
 from projects.database import Project
 from projects.models import JobStatus
+from projects.png_metadata import REQUEST_KEY
 from projects.queue import list_jobs
 from projects.scenes import SceneLayout, add_scene
 from tests.conftest import REPO_ROOT
@@ -59,7 +60,7 @@ def test_render_all_scenes_stores_each_render_with_its_request(
         assert len(renders) == 2 and {r.seed for r in renders} == {0, 1}
         image = Image.open(io.BytesIO(renders[0].png))
         assert image.size == (64, 64)
-        stored = RenderRequest.from_json(image.text["instance-studio:request"])  # type: ignore[attr-defined]
+        stored = RenderRequest.from_json(image.text[REQUEST_KEY])  # type: ignore[attr-defined]
         assert stored == RenderRequest.from_json(renders[0].request_json)
     assert main.main(["render", str(path)]) == 0
     assert "nothing to render" in capsys.readouterr().out

@@ -1,0 +1,72 @@
+"""What every command shares: exit codes, the one-line error, where data lives, logging, model settings."""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from engine.model_settings import ModelSettings
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED = 130
+
+
+class CommandError(Exception):
+    """A failure to report as one line and exit code 1."""
+
+
+def data_dir() -> Path:
+    """Where logs and settings live: INSTANCE_STUDIO_HOME, else the platform's user data folder."""
+    override = os.environ.get("INSTANCE_STUDIO_HOME")
+    if override:
+        return Path(override)
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("instance-studio", appauthor=False))
+
+
+def models_dir() -> Path:
+    return data_dir() / "models"
+
+
+def model_settings_path() -> Path:
+    return data_dir() / "models.json"
+
+
+def load_model_settings() -> ModelSettings:
+    from engine.model_settings import ModelSettings, ModelSettingsError
+
+    try:
+        return ModelSettings.load(model_settings_path(), missing_ok=True)
+    except ModelSettingsError as exc:
+        raise CommandError(str(exc)) from exc
+
+
+def configure_logging(verbose: bool) -> Path:
+    """Log to a rotating file always, and to the console with --verbose. Returns the log file."""
+    log_dir = data_dir() / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_file = log_dir / "instance-studio.log"
+    root = logging.getLogger()
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    for handler in list(root.handlers):
+        if getattr(handler, "_instance_studio", False):
+            root.removeHandler(handler)
+            handler.close()
+    file_handler = logging.handlers.RotatingFileHandler(log_file, maxBytes=2_000_000, backupCount=3, encoding="utf-8")
+    file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handlers: list[logging.Handler] = [file_handler]
+    if verbose:
+        console = logging.StreamHandler(sys.stderr)
+        console.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        handlers.append(console)
+    for handler in handlers:
+        handler._instance_studio = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # it narrates every plugin at INFO
+    return log_file

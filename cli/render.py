@@ -1,0 +1,114 @@
+"""`render`: queue the chosen scenes, then run the queue (rendering.queue_loop) with a progress bar on
+the console; Ctrl-C stops within a step and puts the running job back in the queue."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, load_model_settings
+
+if TYPE_CHECKING:
+    from projects.queue import JobSnapshot
+    from rendering.outcomes import JobResult
+
+
+def demo_model_dir() -> Path:
+    """The bundled demo model, unless INSTANCE_STUDIO_DEMO_MODEL points at another (one you trained)."""
+    from engine.providers import DEMO_MODEL_DIR
+
+    override = os.environ.get("INSTANCE_STUDIO_DEMO_MODEL")
+    return Path(override) if override else DEMO_MODEL_DIR
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    """Queue the chosen scenes (if any), then render every pending job with a progress bar."""
+    import signal
+
+    from engine.providers import settings_provider
+    from engine.runner import Runner
+    from projects.database import Project
+    from projects.models import JobStatus
+    from projects.queue import status_counts
+    from projects.scenes import find_scene, list_scenes, queue_scene, random_seed
+    from rendering.outcomes import Outcome
+    from rendering.queue_loop import QueueLoop  # imports torch
+
+    with Project.open(args.project) as project:
+        if project.report.requeued_jobs:
+            print(f"{len(project.report.requeued_jobs)} job(s) interrupted last time are back in the queue")
+        with project.write() as session:
+            scenes = list_scenes(session) if args.all else [find_scene(session, ref) for ref in args.scenes or []]
+            for scene in scenes:
+                if args.variations:
+                    for _ in range(args.variations):
+                        queue_scene(session, scene, seed=random_seed())
+                else:
+                    queue_scene(session, scene)
+        with project.read() as session:
+            pending = status_counts(session)[JobStatus.PENDING]
+        if pending == 0:
+            print("nothing to render: the queue is empty (give --scenes or --all)")
+            return EXIT_OK
+        progress = ConsoleProgress(pending)
+        provider = settings_provider(load_model_settings(), demo_dir=demo_model_dir())
+        loop = QueueLoop(project, Runner(provider), progress)
+
+        def on_interrupt(_signal: int, _frame: object) -> None:
+            loop.stop()
+            progress.interrupted()
+
+        previous = signal.signal(signal.SIGINT, on_interrupt)
+        try:
+            results = loop.run_until_empty()
+        finally:
+            signal.signal(signal.SIGINT, previous)
+    counts = {outcome: sum(1 for r in results if r.outcome is outcome) for outcome in Outcome}
+    summary = ", ".join(f"{n} {outcome.value}" for outcome, n in counts.items() if n)
+    print(f"\nsummary: {summary or 'nothing rendered'} in {sum(r.seconds for r in results):.1f} s")
+    for result in results:
+        if result.error:
+            print(f"  job {result.job.id}: {result.error}")
+    if loop.stopping:
+        print("interrupted: the running job is back in the queue; run the command again to continue")
+        return EXIT_INTERRUPTED
+    return EXIT_FAILED if any(result.outcome.failed for result in results) else EXIT_OK
+
+
+class ConsoleProgress:
+    """One progress bar per job and the overall count, redrawn in place on stderr (the loop's listener)."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.done = total, 0
+        self.job_label = ""
+        self.started = 0.0
+
+    def job_started(self, job: JobSnapshot) -> None:
+        self.started = time.perf_counter()
+        self.job_label = f"job {job.id}"
+
+    def job_progress(self, job_id: int, step: int, total: int, preview: object) -> None:
+        width = 24
+        filled = int(width * step / max(total, 1))
+        elapsed = time.perf_counter() - self.started
+        eta = elapsed / step * (total - step) if step else 0.0
+        bar = "#" * filled + "-" * (width - filled)
+        sys.stderr.write(
+            f"\r[{self.done + 1}/{self.total}] {self.job_label} [{bar}] {step}/{total} steps, ETA {eta:4.1f}s "
+        )
+        sys.stderr.flush()
+
+    def job_ended(self, result: JobResult) -> None:
+        self.done += 1
+        sys.stderr.write(
+            f"\r[{self.done}/{self.total}] {self.job_label}: {result.outcome} in {result.seconds:.1f}s{' ' * 40}\n"
+        )
+        sys.stderr.flush()
+
+    def interrupted(self) -> None:
+        sys.stderr.write("\nstopping after this step (Ctrl-C)...\n")
+        sys.stderr.flush()
