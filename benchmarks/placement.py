@@ -64,8 +64,10 @@ def draw_figure(render: Any, path: Path, steps: int, count: int = 8, scale: int 
 
 
 def main(argv: list[str] | None = None) -> int:
+    from resources import resource_path
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, default=ROOT / "resources" / "demo" / "model")
+    parser.add_argument("--model", type=Path, default=resource_path("demo", "model"))
     parser.add_argument("--layouts", type=int, default=200)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--edits", type=int, default=20)

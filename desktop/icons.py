@@ -9,13 +9,14 @@ own colours and is reached through `app_icon()`.
 from __future__ import annotations
 
 from functools import cache
-from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QRectF, Qt
 from PySide6.QtGui import QColor, QGuiApplication, QIcon, QImage, QPainter, QPalette, QPixmap
 from PySide6.QtSvg import QSvgRenderer
 
-ICON_DIR = Path(__file__).resolve().parent.parent / "resources" / "icons"
+from resources import resource_path
+
+ICON_DIR = resource_path("icons")
 
 ICON_NAMES: tuple[str, ...] = (
     # Canvas tools.

@@ -65,6 +65,7 @@ from engine.weights_io import (
     read_safetensors,
     sha256_file,
 )
+from resources import resource_path
 
 # huggingface_hub reads the variable once, at its own import, which may have come first (engine.checkpoint
 # imports diffusers): apply it to the already-imported module too, unless the user turned it off explicitly.
@@ -88,7 +89,7 @@ __all__ = [
 ]
 
 # The SD1.5 configs and CLIP tokenizer shipped with the app (see resources/sd15/README.md).
-SD15_CONFIGS: Final = Path(__file__).resolve().parent.parent / "resources" / "sd15"
+SD15_CONFIGS: Final = resource_path("sd15")
 SD15_HINT: Final = (
     "put the Stable Diffusion 1.5 folder there (diffusers format, e.g. a copy of stable-diffusion-v1-5), "
     "or a single v1-5-pruned-emaonly.safetensors file; see Settings → Models"

@@ -13,10 +13,11 @@ from engine.model_settings import ModelSettings
 from engine.models.builder import InstanceUNetConfig
 from engine.pipeline import InstanceDiffusionPipeline
 from engine.runner import LoadedModel, ModelFilesError, ModelProvider
+from resources import resource_path
 
 SD15 = "sd15"
 DEMO = "demo"
-DEMO_MODEL_DIR = Path(__file__).resolve().parent.parent / "resources" / "demo" / "model"
+DEMO_MODEL_DIR = resource_path("demo", "model")
 
 
 def load_demo_model(folder: Path = DEMO_MODEL_DIR) -> LoadedModel:

@@ -23,10 +23,12 @@ sys.path.insert(0, str(ROOT))
 
 
 def main(argv: list[str] | None = None) -> int:
+    from resources import resource_path
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("variants", type=Path)
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "ablations")
-    parser.add_argument("--vae", type=Path, default=ROOT / "resources" / "demo" / "model")
+    parser.add_argument("--vae", type=Path, default=resource_path("demo", "model"))
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--eval-at", type=int, nargs="+", default=[200, 400])
     parser.add_argument("--layouts", type=int, default=16)

@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     from projects.database import Project
     from projects.official_json import read_official_json
     from projects.scenes import add_scene
+    from resources import resource_path
 
     app = QApplication(sys.argv[:1])
     apply_theme(app, args.theme)
@@ -50,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         project = work / "Official demos.instproj"
         with Project.create(project, name="Official demos") as opened, opened.write() as session:
             for name in DEMOS:
-                add_scene(session, read_official_json(ROOT / "resources" / "official-demos" / f"{name}.json").layout)
+                add_scene(session, read_official_json(resource_path("official-demos", f"{name}.json")).layout)
 
     def wait(ms: int) -> None:
         loop = QEventLoop()

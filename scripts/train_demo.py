@@ -22,15 +22,17 @@ sys.path.insert(0, str(ROOT))
 
 
 def main(argv: list[str] | None = None) -> int:
+    from resources import resource_path
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parts = parser.add_subparsers(dest="part", required=True)
     vae = parts.add_parser("vae", help="train the VAE (64x64 images to a 16x16x4 latent)")
-    vae.add_argument("--config", type=Path, default=ROOT / "resources" / "demo" / "vae_training.json")
+    vae.add_argument("--config", type=Path, default=resource_path("demo", "vae_training.json"))
     vae.add_argument("--out", type=Path, default=ROOT / "runs" / "demo")
     vae.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N or mps")
     vae.add_argument("--until", type=int, help="end the run at this step (the schedule still spans the config)")
     unet = parts.add_parser("unet", help="train the grounded UNet and the text encoder on the VAE's latents")
-    unet.add_argument("--config", type=Path, default=ROOT / "resources" / "demo" / "unet_training.json")
+    unet.add_argument("--config", type=Path, default=resource_path("demo", "unet_training.json"))
     unet.add_argument("--out", type=Path, default=ROOT / "runs" / "demo")
     unet.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N or mps")
     unet.add_argument("--until", type=int, help="end the run at this step (the schedule still spans the config)")
