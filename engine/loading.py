@@ -6,6 +6,9 @@ and transformers are imported, every `from_pretrained` gets `local_files_only=Tr
 `.safetensors` file is read with the SD1.5 configs bundled in `resources/sd15/` instead of fetched ones.
 Anything missing is a `WeightFileMissingError` naming the file and saying where to put it.
 
+Where SD1.5 is (`resolve_sd15`, `Sd15Source`) lives in engine.sd15_source, the device and dtype choice
+(`select_device`, `select_dtype`) in engine.devices; both are re-exported here, where callers import them.
+
 The UNet is always built by `build_instance_unet` (fusers, UniFusion, ScaleU) on the meta device and
 filled from the SD1.5 weights, then from the adapter; without an adapter the added parts get their
 initial values (zero gates: the plain SD1.5 UNet) and `LoadedModels.grounded` is False.
@@ -22,12 +25,11 @@ import functools
 import importlib.util
 import inspect
 import json
-import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Literal, cast
+from typing import Any, Final, cast
 
 import safetensors
 import torch
@@ -52,20 +54,29 @@ from engine.checkpoint import (
     load_weights,
     manifest_path,
 )
+from engine.devices import select_device, select_dtype
 from engine.model_settings import ModelSettings, ModelSettingsError
 from engine.models.builder import InstanceUNetConfig, build_instance_unet, position_net_of, scaleu_of
 from engine.models.fusers import fusers
 from engine.models.scaleu import ScaleU
 from engine.models.unifusion import UniFusion
+from engine.sd15_source import (
+    CONFIGS_HINT,
+    SD15_CONFIGS,
+    SD15_HINT,
+    Sd15Source,
+    UnsupportedModelFileError,
+    has_tokenizer,
+    require_file,
+    resolve_sd15,
+)
 from engine.weights_io import (
     CorruptWeightsError,
-    WeightFileError,
     WeightFileMissingError,
     load_torch_checkpoint,
     read_safetensors,
     sha256_file,
 )
-from resources import resource_path
 
 # huggingface_hub reads the variable once, at its own import, which may have come first (engine.checkpoint
 # imports diffusers): apply it to the already-imported module too, unless the user turned it off explicitly.
@@ -88,226 +99,15 @@ __all__ = [
     "select_dtype",
 ]
 
-# The SD1.5 configs and CLIP tokenizer shipped with the app (see resources/sd15/README.md).
-SD15_CONFIGS: Final = resource_path("sd15")
-SD15_HINT: Final = (
-    "put the Stable Diffusion 1.5 folder there (diffusers format, e.g. a copy of stable-diffusion-v1-5), "
-    "or a single v1-5-pruned-emaonly.safetensors file; see Settings → Models"
-)
 ADAPTER_HINT: Final = (
     "convert the official instancediffusion_sd15.pth into an adapter there (Settings → Models, or "
     "`main.py models convert`)"
 )
-CONFIGS_HINT: Final = "the bundled Stable Diffusion 1.5 configs are incomplete; reinstall Instance Studio"
-SINGLE_FILE_SUFFIXES: Final = (".safetensors", ".ckpt")
-# Hub cache entries that hold SD1.5 when the user points at the cache root (~/.cache/huggingface/hub).
-KNOWN_CACHE_ENTRIES: Final = (
-    "models--stable-diffusion-v1-5--stable-diffusion-v1-5",
-    "models--runwayml--stable-diffusion-v1-5",
-)
-CONFIG_FILES: Final = (
-    "unet/config.json",
-    "vae/config.json",
-    "text_encoder/config.json",
-    "scheduler/scheduler_config.json",
-)
-# Weight file names a diffusers folder may hold per component, in order of preference.
-_DIFFUSERS_WEIGHTS: Final = (
-    "diffusion_pytorch_model.safetensors",
-    "diffusion_pytorch_model.fp16.safetensors",
-    "diffusion_pytorch_model.bin",
-    "diffusion_pytorch_model.fp16.bin",
-)
-_COMPONENT_WEIGHTS: Final[dict[str, tuple[str, ...]]] = {
-    "unet": _DIFFUSERS_WEIGHTS,
-    "vae": _DIFFUSERS_WEIGHTS,
-    "text_encoder": ("model.safetensors", "model.fp16.safetensors", "pytorch_model.bin", "pytorch_model.fp16.bin"),
-}
 LDM_VAE_PREFIX: Final = "first_stage_model."
 LDM_CLIP_PREFIX: Final = "cond_stage_model.transformer."
-_SNAPSHOT_NAME: Final = re.compile(r"[A-Za-z0-9][\w.-]*")
 # What diffusers/transformers raise for a weight file they cannot use (missing files are checked beforehand).
 _LOAD_ERRORS: Final = (OSError, ValueError, RuntimeError, KeyError, TypeError, safetensors.SafetensorError)
 _MAX_LENGTH_UNSET: Final = 1_000_000  # tokenizers without model_max_length report ~1e30
-
-
-class UnsupportedModelFileError(WeightFileError):
-    """The path exists but is not something SD1.5 can be loaded from (wrong extension, unknown folder)."""
-
-
-# --- where SD1.5 is --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Sd15Source:
-    """A resolved SD1.5 location: what to read, and with which configs and tokenizer.
-
-    `weights` maps a component ("unet", "vae", "text_encoder"; "checkpoint" for a single file) to its file.
-    """
-
-    kind: Literal["diffusers", "single_file"]
-    path: Path
-    configs: Path
-    tokenizer: Path
-    weights: Mapping[str, Path] = field(default_factory=dict)
-
-
-def _require(file: Path, hint: str) -> Path:
-    if not file.is_file():
-        raise WeightFileMissingError(file, hint)
-    return file
-
-
-def _has_tokenizer(folder: Path) -> bool:
-    return ((folder / "vocab.json").is_file() and (folder / "merges.txt").is_file()) or (
-        folder / "tokenizer.json"
-    ).is_file()
-
-
-def _snapshot(entry: Path) -> Path:
-    """The snapshot folder of a hub cache entry (`models--org--name`): the one `refs/main` names."""
-    ref = entry / "refs" / "main"
-    snapshots = entry / "snapshots"
-    if ref.is_file():
-        commit = ref.read_text(encoding="utf-8").strip()
-        if not _SNAPSHOT_NAME.fullmatch(commit) or commit in {".", ".."}:
-            raise CorruptWeightsError(ref, f"does not name a snapshot ({commit[:60]!r})")
-        folder = snapshots / commit
-        _require(
-            folder / "model_index.json", f"the cache entry's refs/main points at an incomplete snapshot; {SD15_HINT}"
-        )
-        return folder
-    # No refs/main (a copied cache): use the only, or the newest, complete snapshot.
-    candidates = [d for d in snapshots.iterdir() if (d / "model_index.json").is_file()] if snapshots.is_dir() else []
-    if not candidates:
-        raise WeightFileMissingError(ref, f"this Hugging Face cache entry has no complete snapshot; {SD15_HINT}")
-    return max(candidates, key=lambda d: (d / "model_index.json").stat().st_mtime_ns)
-
-
-def _diffusers_folder(folder: Path) -> Path:
-    """A diffusers folder itself, a cache entry's snapshot, or SD1.5's entry inside a hub cache root."""
-    if (folder / "model_index.json").is_file():
-        return folder
-    if folder.name.startswith("models--") or (folder / "snapshots").is_dir():
-        return _snapshot(folder)
-    for name in KNOWN_CACHE_ENTRIES:
-        if (folder / name).is_dir():
-            return _snapshot(folder / name)
-    raise WeightFileMissingError(
-        folder / "model_index.json",
-        f"this folder is neither a diffusers model folder nor a Hugging Face cache entry; {SD15_HINT}",
-    )
-
-
-def _component_weights(folder: Path, component: str) -> Path:
-    names = _COMPONENT_WEIGHTS[component]
-    for name in names:
-        if (folder / component / name).is_file():
-            return folder / component / name
-    raise WeightFileMissingError(
-        folder / component / names[0], f"the Stable Diffusion 1.5 folder {folder} is incomplete; {SD15_HINT}"
-    )
-
-
-def resolve_sd15(path: str | os.PathLike[str], *, configs_dir: str | os.PathLike[str] | None = None) -> Sd15Source:
-    """Where SD1.5 is and how to read it; checks that every needed file exists, reading no weights.
-
-    `path`: a diffusers folder (`model_index.json`), a Hugging Face cache entry (`models--org--name`, its
-    snapshot, or the cache root holding SD1.5), or a single LDM-layout `.safetensors`/`.ckpt` file. A single
-    file is read with the configs in `configs_dir` (default: the bundled SD1.5 ones); so is the tokenizer of a
-    folder that has none.
-    """
-    given = Path(path).expanduser()
-    configs = Path(configs_dir) if configs_dir is not None else SD15_CONFIGS
-    if not given.exists():
-        raise WeightFileMissingError(given, SD15_HINT)
-    if given.is_file():
-        if given.suffix.lower() not in SINGLE_FILE_SUFFIXES:
-            raise UnsupportedModelFileError(
-                given,
-                f"not a Stable Diffusion 1.5 model: expected a folder, a .safetensors or a .ckpt file; {SD15_HINT}",
-            )
-        for name in CONFIG_FILES:
-            _require(configs / name, CONFIGS_HINT)
-        tokenizer = configs / "tokenizer"
-        _require(tokenizer / "vocab.json", CONFIGS_HINT)
-        return Sd15Source("single_file", given, configs, tokenizer, {"checkpoint": given})
-    folder = _diffusers_folder(given)
-    for name in CONFIG_FILES:
-        _require(folder / name, f"the Stable Diffusion 1.5 folder {folder} is incomplete; {SD15_HINT}")
-    weights = {component: _component_weights(folder, component) for component in _COMPONENT_WEIGHTS}
-    tokenizer = folder / "tokenizer"
-    if not _has_tokenizer(tokenizer):
-        tokenizer = configs / "tokenizer"
-        _require(tokenizer / "vocab.json", CONFIGS_HINT)
-    return Sd15Source("diffusers", folder, folder, tokenizer, weights)
-
-
-# --- device and dtype ------------------------------------------------------------------------
-
-
-def _mps_available() -> bool:
-    mps = getattr(torch.backends, "mps", None)
-    return bool(mps is not None and mps.is_available())
-
-
-def select_device(preference: str = "auto") -> torch.device:
-    """auto: CUDA if available, else Apple MPS, else CPU. An explicit device that is not there is a ValueError."""
-    choice = preference.strip().lower()
-    if choice == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        return torch.device("mps") if _mps_available() else torch.device("cpu")
-    if choice == "cpu":
-        return torch.device("cpu")
-    if choice == "mps":
-        if not _mps_available():
-            raise ValueError("device 'mps' was chosen but Apple's MPS is not available here; choose 'auto' or 'cpu'")
-        return torch.device("mps")
-    if choice == "cuda" or re.fullmatch(r"cuda:\d+", choice):
-        if not torch.cuda.is_available():
-            raise ValueError(
-                f"device {preference!r} was chosen but CUDA is not available (no NVIDIA GPU, or a CPU-only torch); "
-                "choose 'auto' or 'cpu'"
-            )
-        device = torch.device(choice)
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ValueError(
-                f"device {preference!r} was chosen but only {torch.cuda.device_count()} CUDA device(s) exist"
-            )
-        return device
-    raise ValueError(f"unknown device {preference!r}; use auto, cpu, cuda, cuda:N or mps")
-
-
-_DTYPE_NAMES: Final[dict[str, torch.dtype]] = {
-    "fp16": torch.float16,
-    "float16": torch.float16,
-    "half": torch.float16,
-    "bf16": torch.bfloat16,
-    "bfloat16": torch.bfloat16,
-    "fp32": torch.float32,
-    "float32": torch.float32,
-    "float": torch.float32,
-}
-
-
-def select_dtype(device: torch.device | str, preference: str = "auto") -> torch.dtype:
-    """auto: float16 on CUDA and MPS, float32 on CPU. fp16/bf16/fp32 override, where the device can run them.
-
-    float16 on the CPU is refused: many kernels are missing or very slow there (bf16 works).
-    """
-    device = torch.device(device)
-    choice = preference.strip().lower()
-    if choice == "auto":
-        return torch.float16 if device.type in {"cuda", "mps"} else torch.float32
-    if choice not in _DTYPE_NAMES:
-        raise ValueError(f"unknown dtype {preference!r}; use auto, fp16, bf16 or fp32")
-    dtype = _DTYPE_NAMES[choice]
-    if dtype == torch.float16 and device.type == "cpu":
-        raise ValueError("fp16 is not supported on the CPU (slow or missing kernels); use fp32 or bf16 there")
-    if dtype == torch.bfloat16 and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise ValueError("bf16 was chosen but this GPU does not support bfloat16; use fp16 or auto")
-    return dtype
 
 
 # --- hashes ----------------------------------------------------------------------------------
@@ -366,7 +166,7 @@ def read_model_config(path: str | os.PathLike[str], model: Callable[..., Any]) -
 def load_tokenizer(folder: str | os.PathLike[str]) -> CLIPTokenizer:
     """The CLIP tokenizer in `folder`, read locally only; its max length is 77 even if the files omit it."""
     folder = Path(folder)
-    if not _has_tokenizer(folder):
+    if not has_tokenizer(folder):
         raise WeightFileMissingError(folder / "vocab.json", CONFIGS_HINT)
     try:
         tokenizer = cast(CLIPTokenizer, CLIPTokenizer.from_pretrained(folder, local_files_only=True))
@@ -610,7 +410,7 @@ def load_components(
     src = source if isinstance(source, Sd15Source) else resolve_sd15(source)
     adapter_file = Path(adapter).expanduser() if adapter is not None else None
     if adapter_file is not None:
-        _require(adapter_file, ADAPTER_HINT)  # before reading gigabytes of SD1.5
+        require_file(adapter_file, ADAPTER_HINT)  # before reading gigabytes of SD1.5
     target = torch.device(device)
 
     if src.kind == "diffusers":
