@@ -22,6 +22,7 @@ import torch
 from diffusers.models.autoencoders.autoencoder_kl import AutoencoderKL
 from PIL import Image, ImageDraw
 
+from common.atomic_files import atomic_path
 from engine.demo.world import generate
 from engine.weights_io import read_safetensors, read_safetensors_metadata, write_safetensors_atomic
 
@@ -167,9 +168,8 @@ def measure_scaling_factor(vae: AutoencoderKL, config: VaeTrainingConfig, batche
 
 def save_optimizer(optimizer: torch.optim.Optimizer, step: int, path: Path) -> None:
     """The optimizer state and the step it belongs to, replaced atomically."""
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"step": step, "optimizer": optimizer.state_dict()}, tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        torch.save({"step": step, "optimizer": optimizer.state_dict()}, tmp)
 
 
 def load_optimizer(optimizer: torch.optim.Optimizer, path: Path, log_file: Path) -> int:

@@ -25,6 +25,7 @@ import torch
 from diffusers.models.autoencoders.autoencoder_kl import AutoencoderKL
 from diffusers.schedulers.scheduling_ddpm import DDPMScheduler
 
+from common.atomic_files import atomic_path
 from engine.demo.model import DemoComponents
 from engine.demo.training import learning_rate_at, load_optimizer, plot_loss, save_optimizer
 from engine.demo.world import MAX_INSTANCES, generate, instance_captions
@@ -95,9 +96,8 @@ class SceneSet:
             tensors[f"regions.{kind.value}"] = self.regions[kind]
             for key, value in self.locations[kind].items():
                 tensors[f"{kind.value}.{key}"] = value
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(tensors, tmp)
-        tmp.replace(path)
+        with atomic_path(path) as tmp:
+            torch.save(tensors, tmp)
 
     @classmethod
     def load(cls, path: Path) -> SceneSet:
