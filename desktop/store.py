@@ -30,14 +30,13 @@ from projects.scene_records import (
     get_scene,
     history,
     latest_render_png,
-    project_defaults,
     read_scene,
     render_png,
     reorder_scenes,
     scene_summaries,
     write_scene,
 )
-from projects.scenes import SceneLayout, add_scene, queue_scene, queue_sweep, random_seed
+from projects.scenes import SceneLayout, add_scene, project_defaults, queue_scene, queue_sweep, random_seed
 
 log = logging.getLogger(__name__)
 

@@ -18,12 +18,11 @@ from engine.request import RenderRequest, RequestValidationError
 from projects.errors import ProjectError
 from projects.models import Instance, Render, RenderJob, Scene
 from projects.scene_data import HistoryEntry, InstanceData, SceneData, SceneState, SceneSummary
-from projects.scene_settings import OVERRIDE_KEYS, ProjectDefaults, SceneSettings
+from projects.scene_settings import OVERRIDE_KEYS, SceneSettings
 from projects.scenes import (
     SceneLayout,
     add_instance,
     add_scene,
-    get_settings,
     instance_spec,
     list_scenes,
     scene_to_request,
@@ -37,10 +36,6 @@ def get_scene(session: Session, scene_id: int) -> Scene:
     if scene is None:
         raise ProjectError(f"scene {scene_id} no longer exists")
     return scene
-
-
-def project_defaults(session: Session) -> ProjectDefaults:
-    return ProjectDefaults.of(get_settings(session))
 
 
 # --- one scene ---------------------------------------------------------------------------------

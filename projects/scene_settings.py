@@ -16,12 +16,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Final, Literal, cast
+from typing import Any, Final, Literal, cast
 
 from engine.request import Problem, RenderRequest, RequestValidationError, Scheduler
-
-if TYPE_CHECKING:
-    from projects.models import ProjectSettings
 
 SeedMode = Literal["fixed", "random"]
 # "fixed": every render of the scene uses its seed (iterating keeps the image); "random": each render draws one.
@@ -49,22 +46,6 @@ class ProjectDefaults:
     model_id: str
     width: int
     height: int
-
-    @classmethod
-    def of(cls, settings: ProjectSettings) -> ProjectDefaults:
-        """The project's settings row as plain data."""
-        return cls(
-            name=settings.name,
-            steps=settings.steps,
-            guidance=settings.guidance,
-            alpha=settings.alpha,
-            mis=settings.mis,
-            scheduler=settings.scheduler,
-            negative_prompt=settings.negative_prompt,
-            model_id=settings.model_id,
-            width=settings.width,
-            height=settings.height,
-        )
 
     @classmethod
     def default(cls) -> ProjectDefaults:

@@ -43,6 +43,23 @@ def get_settings(session: Session) -> ProjectSettings:
     return settings
 
 
+def project_defaults(session: Session) -> ProjectDefaults:
+    """The project's render settings as plain data (the one place the settings row is read into them)."""
+    row = get_settings(session)
+    return ProjectDefaults(
+        name=row.name,
+        steps=row.steps,
+        guidance=row.guidance,
+        alpha=row.alpha,
+        mis=row.mis,
+        scheduler=row.scheduler,
+        negative_prompt=row.negative_prompt,
+        model_id=row.model_id,
+        width=row.width,
+        height=row.height,
+    )
+
+
 def add_scene(session: Session, layout: SceneLayout) -> Scene:
     """Append a scene with the layout's instances, in their order."""
     last = session.scalar(select(func.max(Scene.position)))
@@ -140,7 +157,7 @@ def find_scene(session: Session, ref: str | int) -> Scene:
 
 def scene_to_request(session: Session, scene: Scene) -> RenderRequest:
     """Freeze a scene into a validated request; raises RequestValidationError naming what is wrong."""
-    defaults = ProjectDefaults.of(get_settings(session))
+    defaults = project_defaults(session)
     effective = scene_settings(scene).effective(defaults)
     return RenderRequest(
         prompt=scene.caption,

@@ -19,7 +19,15 @@ from projects.scene_settings import (
     ProjectDefaults,
     SceneSettings,
 )
-from projects.scenes import SceneLayout, add_scene, get_settings, instance_spec, queue_scene, scene_to_request
+from projects.scenes import (
+    SceneLayout,
+    add_scene,
+    get_settings,
+    instance_spec,
+    project_defaults,
+    queue_scene,
+    scene_to_request,
+)
 
 CAT = InstanceSpec("a cat", InstanceKind.BOX, box=(0.1, 0.1, 0.6, 0.6))
 DEFAULTS = ProjectDefaults(
@@ -146,25 +154,30 @@ def test_fallback_is_a_new_projects_settings(project: Project) -> None:
     assert (FALLBACK.model_id, FALLBACK.negative_prompt, FALLBACK.width, FALLBACK.height) == ("demo", "", 512, 512)
     assert ProjectDefaults.default() is FALLBACK
     with project.read() as session:
-        new = ProjectDefaults.of(get_settings(session))
+        new = project_defaults(session)
     assert new == ProjectDefaults(**{**vars(FALLBACK), "name": new.name})
 
 
-def test_defaults_of_the_settings_row() -> None:
-    row = ProjectSettings(
-        id=1,
-        name="p",
-        steps=25,
-        guidance=7.5,
-        alpha=0.75,
-        mis=0.36,
-        scheduler="ddim",
-        negative_prompt="lowres",
-        model_id="demo",
-        width=512,
-        height=512,
-    )
-    assert ProjectDefaults.of(row) == DEFAULTS
+def test_defaults_of_the_settings_row(project: Project) -> None:
+    with project.write() as session:
+        session.delete(get_settings(session))
+        session.flush()
+        row = ProjectSettings(
+            id=1,
+            name="p",
+            steps=25,
+            guidance=7.5,
+            alpha=0.75,
+            mis=0.36,
+            scheduler="ddim",
+            negative_prompt="lowres",
+            model_id="demo",
+            width=512,
+            height=512,
+        )
+        session.add(row)
+    with project.read() as session:
+        assert project_defaults(session) == DEFAULTS
 
 
 def test_effective_values_take_the_scene_first_then_the_project() -> None:
