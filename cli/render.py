@@ -4,25 +4,16 @@ the console; Ctrl-C stops within a step and puts the running job back in the que
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, load_model_settings
+from rendering.demo_model import demo_model_dir
 
 if TYPE_CHECKING:
     from projects.queue import JobSnapshot
     from rendering.outcomes import JobResult
-
-
-def demo_model_dir() -> Path:
-    """The bundled demo model, unless INSTANCE_STUDIO_DEMO_MODEL points at another (one you trained)."""
-    from engine.providers import DEMO_MODEL_DIR
-
-    override = os.environ.get("INSTANCE_STUDIO_DEMO_MODEL")
-    return Path(override) if override else DEMO_MODEL_DIR
 
 
 def cmd_render(args: argparse.Namespace) -> int:

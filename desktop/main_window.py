@@ -40,7 +40,7 @@ from desktop.panels.scene_list import SceneListPanel
 from desktop.panels.scene_settings import SceneSettingsPanel
 from desktop.preflight import TokenCounter, preflight
 from desktop.project_session import ProjectSession
-from desktop.queue_control import QueueControl, demo_model_dir
+from desktop.queue_control import QueueControl
 from desktop.render_images import RenderImages
 from desktop.store import ProjectStore
 from desktop.theme import apply_theme
@@ -52,7 +52,6 @@ from resources import resource_path
 
 APP_NAME = "Instance Studio"
 SAMPLE_PROJECT = resource_path("samples", "shapes.instproj")
-DEMO_MODEL_DIR = resource_path("demo", "model")
 
 
 class MainWindow(QMainWindow):
@@ -63,7 +62,6 @@ class MainWindow(QMainWindow):
         self.settings = settings
         self.data_dir = data_dir
         self.model_settings_path = model_settings_path or data_dir / "models.json"
-        self.demo_model_dir = demo_model_dir(DEMO_MODEL_DIR)
         self.setWindowTitle(APP_NAME)
         self.setWindowIcon(app_icon())
         self.resize(1400, 880)
@@ -106,7 +104,7 @@ class MainWindow(QMainWindow):
         self.instance_list = InstanceListPanel()
         self.scene_settings = SceneSettingsPanel()
         self.queue_panel = QueuePanel()
-        self.queue = QueueControl(self.queue_panel, self.model_settings_path, self.demo_model_dir, self)
+        self.queue = QueueControl(self.queue_panel, self.model_settings_path, self)
         self.queue.message.connect(self.show_message)
         self.session = ProjectSession(self)
         self.history_control = HistoryControl(self)

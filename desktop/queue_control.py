@@ -6,7 +6,6 @@ The render thread loads torch and the models itself, so nothing here imports the
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,6 +17,7 @@ from desktop.panels.queue_panel import QueuePanel
 from desktop.render_thread import RenderThread
 from desktop.store import ProjectStore
 from projects.queue import JobSnapshot, cancel, clear_finished, move, move_to_front, retry
+from rendering.demo_model import demo_model_dir
 from rendering.outcomes import JobResult, Outcome
 
 if TYPE_CHECKING:
@@ -28,11 +28,11 @@ class QueueControl(QObject):
     renderFinished = Signal(int)  # the scene id of a job that just finished with a render
     message = Signal(str, int)  # text, milliseconds to show it
 
-    def __init__(self, panel: QueuePanel, model_settings_path: Path, demo_model_dir: Path, parent: QObject) -> None:
+    def __init__(self, panel: QueuePanel, model_settings_path: Path, parent: QObject) -> None:
         super().__init__(parent)
         self.panel = panel
         self.model_settings_path = model_settings_path
-        self.demo_model_dir = demo_model_dir
+        self.demo_model_dir = demo_model_dir()
         self.store: ProjectStore | None = None
         self.render_thread: RenderThread | None = None
         panel.cancelRequested.connect(self.cancel_job)
@@ -46,7 +46,7 @@ class QueueControl(QObject):
         """Serve the queue of the project `store` has open (paused after an unclean exit)."""
         assert store.project is not None
         self.store = store
-        settings_path, demo_dir = self.model_settings_path, self.demo_model_dir
+        settings_path = self.model_settings_path
 
         def provide(model_id: str) -> LoadedModel:
             # Runs on the render thread: torch and the models load there, never on the GUI thread.
@@ -54,7 +54,8 @@ class QueueControl(QObject):
             from engine.providers import settings_provider
 
             settings = ModelSettings.load(settings_path, missing_ok=True)
-            return settings_provider(settings, demo_dir=demo_dir)(model_id)
+            # Read when a job starts, so a demo model chosen after the project opened is used.
+            return settings_provider(settings, demo_dir=self.demo_model_dir)(model_id)
 
         thread = RenderThread(store.project, provide, paused=paused)
         thread.jobStarted.connect(self._job_started)
@@ -114,8 +115,3 @@ class QueueControl(QObject):
             self.message.emit(f"Render of job {result.job.id} failed: {result.error}", 15000)
         if result.outcome is Outcome.DONE:
             self.renderFinished.emit(result.job.scene_id)
-
-
-def demo_model_dir(bundled: Path) -> Path:
-    """As for `main.py render`: a demo model you trained yourself can stand in for the bundled one."""
-    return Path(os.environ.get("INSTANCE_STUDIO_DEMO_MODEL") or bundled)

@@ -66,17 +66,17 @@ def main(argv: list[str] | None = None) -> int:
     window.open_project(project)
     for _ in range(100):
         wait(50)
-        if window.document.scene is not None:
+        if window.editor is not None:
             break
     if args.scene:
         wanted = next(s.scene_id for s in window.scene_list.model.scenes if s.name == args.scene)
         window.scene_list.select_scene(wanted)
         for _ in range(100):
             wait(50)
-            if window.document.require().scene_id == wanted and window.history.list.count():
+            if window.editor.scene.scene_id == wanted and window.history.list.count():
                 break
-    scene = window.document.require()
-    window.document.set_selection([scene.instances[0].uid])
+    scene = window.editor.scene
+    window.editor.set_selection([scene.instances[0].uid])
     window.canvas.fit()
     wait(600)  # the tokenizer for the pre-flight check loads in the background
     window.resize(width, height)

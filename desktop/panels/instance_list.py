@@ -29,7 +29,7 @@ from desktop.editor.connections import Connections
 from desktop.editor.scene_editor import SceneEditor
 from desktop.icons import icon
 from desktop.panels.row_drag import DragToReorder, reordered
-from engine.request import MAX_INSTANCES
+from engine.request import MAX_INSTANCES, InstanceKind
 from projects.scene_data import InstanceData
 
 _MIME = "application/x-instance-studio-slot"
@@ -140,7 +140,7 @@ class InstanceTableModel(DragToReorder, QAbstractTableModel):
 
 def _kind_label(inst: InstanceData) -> str:
     spec = inst.spec
-    if spec.kind.value == "mask":
+    if spec.kind is InstanceKind.MASK:
         return "polygon" if spec.polygon else "mask"
     return spec.kind.value
 

@@ -37,7 +37,7 @@ def window_on(qtbot: QtBot, path: Path, home: Path, demo_model: Path) -> MainWin
     home.mkdir(exist_ok=True)
     window = open_window(qtbot, path, home)
     # The render thread reads the model folder when its first job starts.
-    window.demo_model_dir = demo_model
+    window.queue.demo_model_dir = demo_model
     return window
 
 
