@@ -1,3 +1,4 @@
+import dataclasses
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -162,19 +163,7 @@ def test_defaults_of_the_settings_row(project: Project) -> None:
     with project.write() as session:
         session.delete(get_settings(session))
         session.flush()
-        row = ProjectSettings(
-            id=1,
-            name="p",
-            steps=25,
-            guidance=7.5,
-            alpha=0.75,
-            mis=0.36,
-            scheduler="ddim",
-            negative_prompt="lowres",
-            model_id="demo",
-            width=512,
-            height=512,
-        )
+        row = ProjectSettings(id=1, **dataclasses.asdict(DEFAULTS))
         session.add(row)
     with project.read() as session:
         assert project_defaults(session) == DEFAULTS
