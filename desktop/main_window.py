@@ -144,15 +144,25 @@ class MainWindow(QMainWindow):
         for dock in self.docks.values():
             dock.show()
         state = self.settings.value("windowState")
-        if isinstance(state, QByteArray):
-            self.restoreState(state)
+        if not (isinstance(state, QByteArray) and self.restoreState(state)):
+            self._default_dock_sizes()
         self.commands.set_editing_enabled(True)
 
+    def _default_dock_sizes(self) -> None:
+        """Room for the instance list (several rows) beside the settings, and a queue that leaves the canvas
+        most of the height."""
+        height = self.height()
+        self.resizeDocks([self.docks["queue"]], [max(150, height // 5)], Qt.Orientation.Vertical)
+        self.resizeDocks(
+            [self.docks["instances"], self.docks["settings"]], [height // 3, height // 2], Qt.Orientation.Vertical
+        )
+        self.resizeDocks([self.docks["scenes"], self.docks["instances"]], [240, 380], Qt.Orientation.Horizontal)
+
     def _restore_layout(self) -> None:
-        for key, restore in (("windowGeometry", self.restoreGeometry), ("windowState", self.restoreState)):
-            value = self.settings.value(key)
-            if isinstance(value, QByteArray):
-                restore(value)
+        """The window's size and place; the docks' layout is restored with the editor (the welcome page has none)."""
+        geometry = self.settings.value("windowGeometry")
+        if isinstance(geometry, QByteArray):
+            self.restoreGeometry(geometry)
 
     def set_theme(self, name: str) -> None:
         app = QApplication.instance()

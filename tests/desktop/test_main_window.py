@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
 from desktop.canvas.tools import Tool
@@ -140,3 +141,42 @@ def test_a_rendered_scene_shows_its_image_the_first_time_it_is_opened(qtbot: QtB
         qtbot.waitUntil(lambda: window.history.list.count() == 1, timeout=10_000)
     finally:
         window.close()
+
+
+def test_the_default_layout_gives_the_instance_list_room(qtbot: QtBot, tmp_path: Path) -> None:
+    path = make_project(tmp_path / "many.instproj", scenes=1, instances=10)
+    (tmp_path / "home").mkdir()
+    app = QApplication.instance()
+    assert isinstance(app, QApplication)
+    settings = QSettings(str(tmp_path / "home" / "gui.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(settings, tmp_path / "home")
+    qtbot.addWidget(window)
+    window.show()  # at its default size
+    qtbot.waitExposed(window)
+    window.open_project(path)
+    qtbot.waitUntil(lambda: window.editor is not None, timeout=10_000)
+    try:
+        table = window.instance_list.table
+        qtbot.waitUntil(lambda: table.rowHeight(0) > 0)
+        rows_shown = table.viewport().height() // table.rowHeight(0)
+        assert rows_shown >= 5, f"only {rows_shown} rows of the instance list fit"
+        assert window.canvas.height() >= 400
+    finally:
+        window.close()
+
+
+def test_the_welcome_page_shows_no_editing_docks_even_after_a_saved_layout(
+    qtbot: QtBot, window: MainWindow, tmp_path: Path
+) -> None:
+    settings = window.settings
+    window.close()  # saves the editor's dock layout
+    assert settings.value("windowState") is not None
+    again = MainWindow(settings, tmp_path / "home")
+    qtbot.addWidget(again)
+    again.show()
+    qtbot.waitExposed(again)
+    try:
+        assert again.pages.currentIndex() == 0
+        assert not any(dock.isVisible() for dock in again.docks.values())
+    finally:
+        again.close()
