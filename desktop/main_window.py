@@ -8,6 +8,7 @@ never waits on the disk.
 
 from __future__ import annotations
 
+import html
 import shutil
 from pathlib import Path
 
@@ -17,7 +18,6 @@ from PySide6.QtWidgets import (
     QApplication,
     QDockWidget,
     QFileDialog,
-    QLabel,
     QMainWindow,
     QMessageBox,
     QStackedWidget,
@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop.canvas.overlay import CanvasOverlay
 from desktop.canvas.view import CanvasView
 from desktop.clipboard import MIME as CLIPBOARD_MIME
 from desktop.clipboard import instances_from_mime, instances_to_mime
@@ -80,10 +81,7 @@ class MainWindow(QMainWindow):
 
         self.canvas = CanvasView()
         self.canvas.message.connect(self.show_message)
-        self.warnings = QLabel()
-        self.warnings.setObjectName("preflightWarnings")
-        self.warnings.setWordWrap(True)
-        self.warnings.setVisible(False)
+        self.warnings = CanvasOverlay(self.canvas, object_name="preflightWarnings")
         self.warnings.setStyleSheet(
             "QLabel#preflightWarnings { background: #4a3b12; color: #ffd98a; padding: 6px 10px; border-radius: 4px; }"
         )
@@ -92,7 +90,6 @@ class MainWindow(QMainWindow):
         column = QVBoxLayout(editor_page)
         column.setContentsMargins(0, 0, 0, 0)
         column.setSpacing(4)
-        column.addWidget(self.warnings)
         column.addWidget(self.canvas, 1)
         column.addWidget(self.history)
         self.pages = QStackedWidget()
@@ -192,11 +189,9 @@ class MainWindow(QMainWindow):
     def _update_preflight(self) -> None:
         editor = self.editor
         warnings = preflight(editor.scene, self._count_tokens) if editor is not None else []
-        self.warnings.setVisible(bool(warnings))
-        if warnings:
-            shown = "<br>".join(f"⚠ {w.message}" for w in warnings[:6])
-            more = f"<br>… and {len(warnings) - 6} more" if len(warnings) > 6 else ""
-            self.warnings.setText(shown + more)
+        shown = "<br>".join(f"⚠ {html.escape(w.message)}" for w in warnings[:6])
+        more = f"<br>… and {len(warnings) - 6} more" if len(warnings) > 6 else ""
+        self.warnings.show_text(shown + more if warnings else "")
 
     def _tokens_ready(self, counter: TokenCounter) -> None:
         self._count_tokens = counter

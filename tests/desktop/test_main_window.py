@@ -180,3 +180,20 @@ def test_the_welcome_page_shows_no_editing_docks_even_after_a_saved_layout(
         assert not any(dock.isVisible() for dock in again.docks.values())
     finally:
         again.close()
+
+
+def test_the_preflight_banner_lies_over_the_canvas_without_moving_it(qtbot: QtBot, window: MainWindow) -> None:
+    before = window.canvas.geometry()
+    banner = window.warnings
+    assert not banner.isVisible()
+    uid = window.editor.scene.instances[0].uid
+    model = window.instance_list.model
+    model.setData(model.index(0, 1), "", Qt.ItemDataRole.EditRole)  # an instance without a caption
+    assert window.editor.scene.instance(uid).caption == ""
+    qtbot.waitUntil(banner.isVisible, timeout=5_000)
+    assert "caption" in banner.text()
+    assert window.canvas.geometry() == before
+    assert banner.parent() is window.canvas and banner.geometry().top() < 20
+    window.commands.undo.trigger()
+    qtbot.waitUntil(lambda: not banner.isVisible(), timeout=5_000)
+    assert window.canvas.geometry() == before
