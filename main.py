@@ -25,7 +25,18 @@ def cmd_gui(args: argparse.Namespace) -> int:
     if not has_display():
         # Qt would abort with a core dump; say what to do instead.
         raise CommandError("no display to open the window on; use a headless command (see --help)")
-    from desktop.app import run as run_app
+    from desktop.system_libraries import missing_for_gui, missing_from_import_error, needs_message
+
+    missing = missing_for_gui()  # Qt would abort with a plugin error that names none of them
+    if missing:
+        raise CommandError(needs_message(missing))
+    try:
+        from desktop.app import run as run_app
+    except ImportError as exc:
+        library = missing_from_import_error(exc)
+        if library is None:
+            raise
+        raise CommandError(needs_message([library])) from exc
 
     project = None if args.project is None else args.project.expanduser().absolute()
     if project is not None and not project.exists():

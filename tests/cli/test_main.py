@@ -4,6 +4,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -160,6 +161,60 @@ def test_gui_without_a_display_says_so_instead_of_crashing(monkeypatch: pytest.M
     if sys.platform == "linux":
         assert proc.returncode == 1
         assert proc.stderr == "error: no display to open the window on; use a headless command (see --help)\n"
+
+
+def test_gui_names_a_missing_qt_library_in_one_line_before_qt_starts(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A fresh Debian under X11 without libxcb-cursor0: one line naming the package, exit 1, no Qt."""
+    monkeypatch.setattr(sys, "platform", "linux")
+    for name in ("QT_QPA_PLATFORM", "WAYLAND_DISPLAY", "XDG_SESSION_TYPE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DISPLAY", ":0")
+    monkeypatch.setattr("desktop.system_libraries.loadable", lambda soname: soname != "libxcb-cursor.so.0")
+    monkeypatch.setattr(
+        "desktop.system_libraries.shutil.which", lambda cmd: "/usr/bin/apt-get" * (cmd == "apt-get") or None
+    )
+    monkeypatch.setitem(sys.modules, "desktop.app", None)  # the Qt application is never reached
+    assert main.main([]) == 1
+    assert capsys.readouterr().err == (
+        "error: Qt needs the system library libxcb-cursor0 (sudo apt install libxcb-cursor0); "
+        "see the README, 'System libraries for the window'\n"
+    )
+
+    monkeypatch.setattr(
+        "desktop.system_libraries.loadable", lambda soname: "icccm" not in soname and "keysyms" not in soname
+    )
+    monkeypatch.setattr("desktop.system_libraries.shutil.which", lambda cmd: None)  # neither apt nor dnf here
+    assert main.main(["gui"]) == 1
+    assert capsys.readouterr().err == (
+        "error: Qt needs the system libraries libxcb-icccm4, libxcb-keysyms1 "
+        "(sudo apt install libxcb-icccm4 libxcb-keysyms1; or sudo dnf install xcb-util-wm xcb-util-keysyms); "
+        "see the README, 'System libraries for the window'\n"
+    )
+
+
+def test_gui_names_a_library_missing_for_qt_itself(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without libEGL, importing PySide6 fails; that becomes the same one line, not a traceback."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_egl(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name == "desktop.app":
+            raise ImportError("libEGL.so.1: cannot open shared object file: No such file or directory")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
+    monkeypatch.setattr(builtins, "__import__", no_egl)
+    monkeypatch.setattr("desktop.system_libraries.shutil.which", lambda cmd: "/usr/bin/dnf" * (cmd == "dnf") or None)
+    assert main.main([]) == 1
+    assert capsys.readouterr().err == (
+        "error: Qt needs the system library libglvnd-egl (sudo dnf install libglvnd-egl); "
+        "see the README, 'System libraries for the window'\n"
+    )
 
 
 def test_installed_command_is_the_same_entry_point() -> None:
