@@ -74,7 +74,11 @@ def build_parser(gui_command: Command) -> argparse.ArgumentParser:
     export.add_argument("--format", choices=("images", "coco", "yolo"), default="images")
     export.add_argument("--scenes", nargs="+", metavar="SCENE", help="only these scenes (ids or names)")
     export.add_argument("--all-renders", action="store_true", help="every render, not only the latest per scene")
-    export.add_argument("--template", default="{project}_{scene}_{seed}_{index}", help="file name template")
+    export.add_argument(
+        "--template",
+        default="{project}_{scene}_{seed}_{index}",
+        help="file name template; {index} is the render's number in its scene, the same in every export",
+    )
     export.add_argument("--sidecar", action="store_true", help="a JSON layout beside each image")
     export.add_argument("--annotated", action="store_true", help="also previews with the layout drawn over")
     export.add_argument("--segments", action="store_true", help="YOLO: polygon (segmentation) labels")

@@ -74,7 +74,9 @@ class ExportDialog(QDialog):
         if render_ids:
             self.which.addItem(f"The renders selected in the history ({len(render_ids)})", "selected")
         self.template = QLineEdit(DEFAULT_TEMPLATE)
-        self.template.setToolTip("Fields: {project} {scene} {seed} {index} {date}")
+        self.template.setToolTip(
+            "Fields: {project} {scene} {seed} {index} (the render's number in its scene) {date} (of the render)"
+        )
         self.sidecar = QCheckBox("JSON layout beside each image")
         self.annotated = QCheckBox("Previews with the layout drawn over")
         self.segments = QCheckBox("YOLO: segmentation polygons")

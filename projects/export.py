@@ -65,8 +65,9 @@ class ExportOptions:
 
     `render_ids` selects exactly those renders, in that order, and overrides `which`; `scenes` (ids
     or names) limits a `which` selection to those scenes, and then each must have a render. The
-    `template` fields are {project}, {scene}, {seed}, {index} (1-based position in the export) and
-    {date} (of the render, UTC, YYYYMMDD-HHMMSS); names are sanitised and made unique.
+    `template` fields are {project}, {scene}, {seed}, {index} (the render's number in its scene: 1 for
+    its first render, 2 for the next; the same in every export, whatever else is exported) and {date}
+    (of the render, UTC, YYYYMMDD-HHMMSS); names are sanitised and made unique.
     """
 
     format: ExportFormat = "images"
@@ -117,11 +118,11 @@ def export_project(
             scene_name=ref.scene_name,
             scene_id=ref.scene_id,
             seed=ref.seed,
-            index=index,
+            index=ref.number,
             created=ref.created_at,
             render_id=ref.render_id,
         )
-        for index, ref in enumerate(renders, start=1)
+        for ref in renders
     ]
     output = open_output(out, as_zip=options.zip)
     writer = _Writer(output, options, selection.project_name)

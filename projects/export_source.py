@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from engine.request import RenderRequest, RequestValidationError
 from projects.database import Project
@@ -31,6 +31,7 @@ class RenderRef:
     scene_name: str
     seed: int
     created_at: dt.datetime
+    number: int  # its place among its scene's renders, oldest first (1, 2, ...): the same in every export
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,13 @@ def select_renders(
     render_ids: Sequence[int] | None,
 ) -> Selection:
     """The renders to export, in scene order then render order (or in the order of `render_ids`)."""
-    columns = (Render.id, Render.scene_id, Scene.name, Render.seed, Render.created_at)
+    # Numbered among all of its scene's renders, whatever is selected: renders are never deleted one by
+    # one, so a render keeps its number (and its file name's {index}) from one export to the next.
+    numbered = select(
+        Render.id.label("render_id"),
+        func.row_number().over(partition_by=Render.scene_id, order_by=Render.id).label("number"),
+    ).subquery()
+    columns = (Render.id, Render.scene_id, Scene.name, Render.seed, Render.created_at, numbered.c.number)
     with project.read() as session:
         project_name = get_settings(session).name
         if render_ids is not None:
@@ -80,7 +87,7 @@ def select_renders(
             wanted = list(dict.fromkeys(render_ids))
             if not wanted:
                 raise NothingToExportError("no renders were selected; there is nothing to export")
-            query = select(*columns).join(Scene, Render.scene_id == Scene.id).where(Render.id.in_(wanted))
+            query = _joined(select(*columns), numbered).where(Render.id.in_(wanted))
             found = {row[0]: RenderRef(*row) for row in session.execute(query)}
             missing = [str(i) for i in wanted if i not in found]
             if missing:
@@ -98,7 +105,7 @@ def select_renders(
             chosen = list(dict.fromkeys(chosen))
         if not chosen:
             raise NothingToExportError("the project has no scenes; there is nothing to export")
-        query = select(*columns).join(Scene, Render.scene_id == Scene.id)
+        query = _joined(select(*columns), numbered)
         query = query.where(Render.scene_id.in_([scene_id for scene_id, _ in chosen])).order_by(Render.id)
         by_scene: dict[int, list[RenderRef]] = {}
         for row in session.execute(query):
@@ -119,6 +126,10 @@ def select_renders(
     if not selected:
         raise NothingToExportError("no scene of the project has a render yet; render some scenes first")
     return Selection(project_name, tuple(selected), empty)
+
+
+def _joined(query: Any, numbered: Any) -> Any:
+    return query.join(Scene, Render.scene_id == Scene.id).join(numbered, numbered.c.render_id == Render.id)
 
 
 def load_render(project: Project, ref: RenderRef) -> RenderData:

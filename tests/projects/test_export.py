@@ -49,7 +49,7 @@ def test_images_export_carries_the_request_and_a_sidecar(dataset_project: Projec
     out = tmp_path / "images"
     report = export_project(dataset_project, out, ExportOptions(which="all", sidecar=True, annotated=True))
     stems = sorted(p.stem for p in out.glob("*.png"))
-    assert stems == ["demo_park_22_3", "demo_street_11_1", "demo_street_12_2"]
+    assert stems == ["demo_park_22_1", "demo_street_11_1", "demo_street_12_2"]  # {index}: the render's number
     assert files_under(out) == set(report.files)
     assert len(report.files) == 9
     for stem in stems:
@@ -68,6 +68,28 @@ def test_images_export_carries_the_request_and_a_sidecar(dataset_project: Projec
         assert request.seed == sidecar["seed"] and request.instances == layout.instances
         with Image.open(out / "annotated" / f"{stem}.png") as preview:
             assert preview.size == (sidecar["width"], sidecar["height"])
+
+
+def test_index_is_the_renders_number_in_its_scene_in_every_export(project: Project, tmp_path: Path) -> None:
+    """The same render gets the same {index} whatever else is exported or rendered since."""
+    _, (first, second) = add_rendered_scene(project, SceneLayout("street", "x", 64, 64), renders=2)
+    add_rendered_scene(project, SceneLayout("park", "x", 64, 64))
+    options = ExportOptions(template="{scene}_{index}")
+    assert export_project(project, tmp_path / "all", dataclasses.replace(options, which="all")).files == (
+        "street_1.png",
+        "street_2.png",
+        "park_1.png",
+    )
+    assert export_project(project, tmp_path / "latest", options).files == ("street_2.png", "park_1.png")
+    assert export_project(project, tmp_path / "one", dataclasses.replace(options, render_ids=(second,))).files == (
+        "street_2.png",
+    )
+    assert export_project(project, tmp_path / "street", dataclasses.replace(options, scenes=("street",))).files == (
+        "street_2.png",
+    )
+    add_rendered_scene(project, SceneLayout("another scene", "x", 64, 64))
+    again = export_project(project, tmp_path / "again", dataclasses.replace(options, render_ids=(first, second)))
+    assert again.files == ("street_1.png", "street_2.png")
 
 
 @pytest.mark.parametrize(
