@@ -37,7 +37,7 @@ from engine.text_cache import TextCache
 
 __all__ = ["InstanceDiffusionPipeline", "NonFiniteOutputError", "PipelineOutput", "RenderCancelled"]
 
-# (step done, steps, preview as an (h, w, 3) uint8 array or None)
+# (steps done, the request's steps, preview as an (h, w, 3) uint8 array or None): 1..steps, whatever the scheduler
 ProgressCallback = Callable[[int, int, "npt.NDArray[np.uint8] | None"], None]
 
 # Approximate linear map from SD1.5 latents to RGB, for cheap previews without the VAE.
@@ -216,8 +216,8 @@ class InstanceDiffusionPipeline:
         """Render `request`. Raises `RenderCancelled` when `should_cancel` turns true (no image is made).
 
         Args:
-            callback: called after every sampler iteration with (done, total, preview).
-            preview_every: build a preview every this many iterations (0: never).
+            callback: called after every step with (done, steps, preview): done runs 1..request.steps.
+            preview_every: build a preview every this many steps (0: never).
             max_batch: at most this many rows per UNet call (lower it to save memory).
         """
         timings: dict[str, float] = {}

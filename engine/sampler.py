@@ -20,7 +20,7 @@ import torch
 from diffusers.models.unets.unet_2d_condition import UNet2DConditionModel
 
 from engine.models.fusers import RegionTokens
-from engine.schedulers import DiffusionScheduler, sampler_step
+from engine.schedulers import DiffusionScheduler, completes_step, sampler_step
 
 
 class RenderCancelled(Exception):
@@ -73,7 +73,9 @@ StepCallback = Callable[[int, int, torch.Tensor], None]
 
 @dataclass
 class SamplerHooks:
-    on_step: StepCallback | None = None  # (iteration done, iterations, chain-0 latents)
+    # (steps done, steps, chain-0 latents) after each of the user's steps, 1..steps: PLMS's extra first
+    # evaluation is part of step 1, not a step of its own.
+    on_step: StepCallback | None = None
     should_cancel: Callable[[], bool] | None = None  # checked before every UNet call
     on_unet_call: Callable[[UNetCall], None] | None = None
     max_batch: int | None = None  # split a step's rows into UNet calls of at most this many
@@ -148,8 +150,8 @@ def sample(
             else:
                 eps = output[rows[0] : rows[0] + 1]
             latents[index] = schedulers[index].step(eps, t, latents[index]).prev_sample
-        if hooks.on_step is not None:
-            hooks.on_step(iteration + 1, iterations, latents[0])
+        if hooks.on_step is not None and completes_step(iteration, iterations, settings.steps):
+            hooks.on_step(step + 1, settings.steps, latents[0])
     return latents[0]
 
 

@@ -3,7 +3,7 @@
 PLMS is diffusers' PNDMScheduler with PRK steps skipped: it reproduces the official LDM PLMS sampler,
 first step's second evaluation included (spec §2.4). That extra evaluation is why a PLMS run has one
 more iteration than steps; `sampler_step` maps an iteration back to the step the alpha and mis
-schedules count in.
+schedules count in, and `completes_step` says which iteration finishes a step (what progress counts).
 """
 
 from __future__ import annotations
@@ -58,3 +58,10 @@ def make_scheduler(kind: Scheduler) -> DiffusionScheduler:
 def sampler_step(iteration: int, iterations: int, steps: int) -> int:
     """The sampler step (0..steps-1) that scheduler iteration `iteration` belongs to."""
     return max(iteration - (iterations - steps), 0)
+
+
+def completes_step(iteration: int, iterations: int, steps: int) -> bool:
+    """Whether iteration `iteration` is the last of its step: PLMS's extra first evaluation is not a step."""
+    if iteration >= iterations - 1:
+        return True
+    return sampler_step(iteration + 1, iterations, steps) != sampler_step(iteration, iterations, steps)
