@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -24,6 +25,12 @@ from projects.scene_data import INSTANCE_PALETTE
 
 SIDECAR_FORMAT: Final = "instance-studio-layout"
 SIDECAR_VERSION: Final = 1
+
+# Annotated previews of small renders (a 64 x 64 demo render) are scaled up by a whole factor, pixels kept
+# sharp, until the long side reaches this, so that lines and captions cover little of the picture.
+PREVIEW_MIN_SIDE: Final = 512
+# The captions' height in pixels is the preview's long side over this (13 px at 512), at least 11 px.
+PREVIEW_FONT_DIVISOR: Final = 40
 
 
 @dataclass(frozen=True)
@@ -81,13 +88,19 @@ def json_bytes(data: Any, indent: int | None = None) -> bytes:
 
 
 def annotated_png(png: bytes, instances: tuple[InstanceSpec, ...]) -> bytes:
-    """A preview: the image with each instance's region, box, scribble or point and caption drawn on it."""
+    """A preview: the image with each instance's region, box, scribble or point and caption drawn on it.
+
+    A small image is first scaled up (`preview_scale`), so the drawing stays readable and leaves the
+    picture visible; the captions' size follows the preview's size."""
     with Image.open(io.BytesIO(png)) as opened:
         base = opened.convert("RGBA")
+    scale = preview_scale(base.width, base.height)
+    if scale > 1:
+        base = base.resize((base.width * scale, base.height * scale), Image.Resampling.NEAREST)
     width, height = base.size
     overlay = Image.new("RGBA", base.size, (0, 0, 0, 0))
     draw = ImageDraw.Draw(overlay)
-    font = ImageFont.load_default()
+    font = ImageFont.load_default(size=max(11, round(max(width, height) / PREVIEW_FONT_DIVISOR)))
     line = max(2, round(min(width, height) / 256))
     for slot, spec in enumerate(instances):
         color = _rgb(INSTANCE_PALETTE[slot % len(INSTANCE_PALETTE)])
@@ -115,6 +128,11 @@ def annotated_png(png: bytes, instances: tuple[InstanceSpec, ...]) -> bytes:
     out = io.BytesIO()
     Image.alpha_composite(base, overlay).convert("RGB").save(out, format="PNG")
     return out.getvalue()
+
+
+def preview_scale(width: int, height: int) -> int:
+    """The whole factor an annotated preview of a `width` x `height` image is scaled up by (1: as it is)."""
+    return max(1, math.ceil(PREVIEW_MIN_SIDE / max(width, height, 1)))
 
 
 def _caption_anchor(spec: InstanceSpec, label: Label | None, width: int, height: int) -> tuple[float, float] | None:

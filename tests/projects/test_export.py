@@ -14,10 +14,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from PIL import Image
 
-from engine.request import InstanceSpec, RenderRequest
+from engine.request import InstanceKind, InstanceSpec, RenderRequest
 from projects.database import Project
 from projects.errors import ProjectError
 from projects.export import (
@@ -29,6 +30,7 @@ from projects.export import (
     NothingToExportError,
     export_project,
 )
+from projects.export_images import preview_scale
 from projects.png_metadata import REQUEST_KEY
 from projects.scenes import SceneLayout, add_scene
 from tests.projects.export_scenes import HASHES, PARK, STREET, add_rendered_scene, dataset_project_at, files_under
@@ -66,8 +68,9 @@ def test_images_export_carries_the_request_and_a_sidecar(dataset_project: Projec
         with Image.open(out / f"{stem}.png") as image:
             request = RenderRequest.from_json(image.text[REQUEST_KEY])  # type: ignore[attr-defined]
         assert request.seed == sidecar["seed"] and request.instances == layout.instances
-        with Image.open(out / "annotated" / f"{stem}.png") as preview:
-            assert preview.size == (sidecar["width"], sidecar["height"])
+        with Image.open(out / "annotated" / f"{stem}.png") as preview:  # small renders, scaled up
+            scale = 512 // max(sidecar["width"], sidecar["height"])
+            assert scale > 1 and preview.size == (sidecar["width"] * scale, sidecar["height"] * scale)
 
 
 def test_index_is_the_renders_number_in_its_scene_in_every_export(project: Project, tmp_path: Path) -> None:
@@ -90,6 +93,29 @@ def test_index_is_the_renders_number_in_its_scene_in_every_export(project: Proje
     add_rendered_scene(project, SceneLayout("another scene", "x", 64, 64))
     again = export_project(project, tmp_path / "again", dataclasses.replace(options, render_ids=(first, second)))
     assert again.files == ("street_1.png", "street_2.png")
+
+
+def test_annotated_previews_of_small_renders_are_scaled_up_so_the_labels_leave_the_picture_visible(
+    project: Project, tmp_path: Path
+) -> None:
+    boxes = (
+        InstanceSpec("a red ball", InstanceKind.BOX, box=(0.1, 0.15, 0.45, 0.5)),
+        InstanceSpec("a small green cube", InstanceKind.BOX, box=(0.55, 0.5, 0.9, 0.85)),
+    )
+    add_rendered_scene(project, SceneLayout("tiny", "x", 64, 64, boxes))
+    add_rendered_scene(project, SceneLayout("wide", "x", 768, 512, boxes))
+    out = tmp_path / "out"
+    export_project(project, out, ExportOptions(template="{scene}", annotated=True))
+    with Image.open(out / "tiny.png") as image, Image.open(out / "annotated" / "tiny.png") as preview:
+        assert image.size == (64, 64) and preview.size == (512, 512)  # eight times, whole pixels
+        drawn = np.asarray(preview.convert("RGB"))
+        scaled = np.asarray(image.convert("RGB").resize(preview.size, Image.Resampling.NEAREST))
+    unchanged = (drawn == scaled).all(axis=2).mean()
+    # Lines and captions cover under a tenth of the picture (drawn at 64 px they covered nearly a third).
+    assert 0.9 < unchanged < 0.995
+    with Image.open(out / "annotated" / "wide.png") as preview:
+        assert preview.size == (768, 512)  # large enough already: as rendered
+    assert [preview_scale(*size) for size in ((64, 64), (128, 96), (100, 600), (512, 512))] == [8, 4, 1, 1]
 
 
 @pytest.mark.parametrize(
