@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -48,6 +49,24 @@ CANCELLED_MESSAGE = "Cancelled: nothing was left behind."
 
 
 class ExportDialog(QDialog):
+    """Modal to its window: while it is open the scenes it was opened for cannot change under it, and a
+    second Ctrl+E cannot open a second one (`open_for` brings the open one forward instead)."""
+
+    @classmethod
+    def open_for(
+        cls, window: QWidget, store: ProjectStore, scene_ids: list[int], render_ids: list[int]
+    ) -> ExportDialog:
+        """The window's export dialog: the one already open, brought to the front, or a new one, shown."""
+        for dialog in window.findChildren(cls):
+            if dialog.isVisible():
+                dialog.raise_()
+                dialog.activateWindow()
+                return dialog
+        dialog = cls(store, scene_ids, render_ids, window)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+        return dialog
+
     def __init__(
         self,
         store: ProjectStore,
@@ -57,6 +76,7 @@ class ExportDialog(QDialog):
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Export")
+        self.setWindowModality(Qt.WindowModality.WindowModal)
         self.store = store
         self.scene_ids = scene_ids
         self.render_ids = render_ids

@@ -316,9 +316,7 @@ class MainWindow(QMainWindow):
 
         scenes = self.scene_list.selected_scene_ids() or ([self.editor.scene_id] if self.editor else [])
         renders = [entry.render_id for entry in self.history.selected_entries()]
-        dialog = ExportDialog(store, scenes, renders, self)
-        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        dialog.show()
+        ExportDialog.open_for(self, store, scenes, renders)  # modal; a second Ctrl+E brings it forward
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         if event.mimeData().hasUrls() and any(_droppable(url.toLocalFile()) for url in event.mimeData().urls()):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
-from PySide6.QtWidgets import QDialogButtonBox
+from PySide6.QtWidgets import QApplication, QDialogButtonBox
 from pytestqt.qtbot import QtBot
 
 from desktop.background import active_tasks
@@ -155,4 +155,36 @@ def test_closing_the_dialog_cancels_the_export(qtbot: QtBot, tmp_path: Path, hel
     qtbot.wait(50)
     assert dialog.error is None and dialog.report is None  # nothing is reported to a closed dialog
     assert not out.exists()
+    window.close()
+
+
+def export_dialogs(window: MainWindow) -> list[ExportDialog]:
+    return [dialog for dialog in window.findChildren(ExportDialog) if dialog.isVisible()]
+
+
+def test_a_second_ctrl_e_brings_the_open_export_dialog_forward(qtbot: QtBot, tmp_path: Path) -> None:
+    (tmp_path / "home").mkdir()
+    window = open_window(qtbot, rendered_project(tmp_path / "p.instproj"), tmp_path / "home")
+    window.activateWindow()
+    window.canvas.setFocus()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is window)
+    qtbot.keyClick(window.canvas, Qt.Key.Key_E, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: len(export_dialogs(window)) == 1)
+    (dialog,) = export_dialogs(window)
+    assert dialog.isModal() and dialog.windowModality() is Qt.WindowModality.WindowModal
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is dialog)
+
+    # Ctrl+E again: where the keyboard is now (the dialog), on the window behind it, and from the menu.
+    qtbot.keyClick(QApplication.focusWidget() or dialog, Qt.Key.Key_E, Qt.KeyboardModifier.ControlModifier)
+    qtbot.keyClick(window.canvas, Qt.Key.Key_E, Qt.KeyboardModifier.ControlModifier)
+    window.commands.export.trigger()
+    qtbot.wait(50)
+    assert export_dialogs(window) == [dialog]
+    assert QApplication.activeWindow() is dialog
+
+    dialog.buttons.button(QDialogButtonBox.StandardButton.Cancel).click()  # closes it: nothing is exporting
+    qtbot.waitUntil(lambda: not export_dialogs(window))
+    window.commands.export.trigger()
+    qtbot.waitUntil(lambda: len(export_dialogs(window)) == 1)
+    assert export_dialogs(window)[0] is not dialog
     window.close()
