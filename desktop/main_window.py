@@ -52,6 +52,7 @@ from projects.database import PROJECT_SUFFIX, Project
 from resources import resource_path
 
 APP_NAME = "Instance Studio"
+SHOWN_WARNINGS = 3  # the banner lies over the canvas: the first few, then a count
 SAMPLE_PROJECT = resource_path("samples", "shapes.instproj")
 
 
@@ -111,6 +112,9 @@ class MainWindow(QMainWindow):
             "settings": self._dock("Scene settings", self.scene_settings, Qt.DockWidgetArea.RightDockWidgetArea),
             "queue": self._dock("Queue", self.queue_panel, Qt.DockWidgetArea.BottomDockWidgetArea),
         }
+        # The side docks run the full height; the queue sits under the canvas only.
+        self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.commands = WindowActions(self)
         self._preflight_timer = QTimer(self, singleShot=True, interval=150)
         self._preflight_timer.timeout.connect(self._update_preflight)
@@ -151,7 +155,7 @@ class MainWindow(QMainWindow):
         height = self.height()
         self.resizeDocks([self.docks["queue"]], [max(150, height // 5)], Qt.Orientation.Vertical)
         self.resizeDocks(
-            [self.docks["instances"], self.docks["settings"]], [height // 3, height // 2], Qt.Orientation.Vertical
+            [self.docks["instances"], self.docks["settings"]], [height // 2, height // 2], Qt.Orientation.Vertical
         )
         self.resizeDocks([self.docks["scenes"], self.docks["instances"]], [240, 380], Qt.Orientation.Horizontal)
 
@@ -189,8 +193,8 @@ class MainWindow(QMainWindow):
     def _update_preflight(self) -> None:
         editor = self.editor
         warnings = preflight(editor.scene, self._count_tokens) if editor is not None else []
-        shown = "<br>".join(f"⚠ {html.escape(w.message)}" for w in warnings[:6])
-        more = f"<br>… and {len(warnings) - 6} more" if len(warnings) > 6 else ""
+        shown = "<br>".join(f"⚠ {html.escape(w.message)}" for w in warnings[:SHOWN_WARNINGS])
+        more = f"<br>… and {len(warnings) - SHOWN_WARNINGS} more" if len(warnings) > SHOWN_WARNINGS else ""
         self.warnings.show_text(shown + more if warnings else "")
 
     def _tokens_ready(self, counter: TokenCounter) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QMenu, QSpinBox, QToolBar
 
@@ -68,6 +69,10 @@ class WindowActions:
             act = QAction(icon(info.tool.value), info.label, w)
             act.setCheckable(True)
             act.setShortcut(QKeySequence(info.shortcut))
+            # One-letter keys pick tools only while the canvas has the focus: typed elsewhere (a caption, the
+            # scene list) a letter is just a letter.
+            act.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            canvas.addAction(act)
             act.setToolTip(f"{info.label} ({info.shortcut}): {info.help}")
             act.setData(info.tool.value)
             act.triggered.connect(lambda _c=False, tool=info.tool: canvas.set_tool(tool))

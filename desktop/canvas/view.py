@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QImage, QKeyEvent, QMouseEvent, QPainter, QPixmap, QResizeEvent, QWheelEvent
-from PySide6.QtWidgets import QGraphicsPixmapItem, QGraphicsRectItem, QGraphicsScene, QGraphicsView, QLineEdit, QWidget
+from PySide6.QtWidgets import QGraphicsPixmapItem, QGraphicsRectItem, QGraphicsScene, QGraphicsView, QWidget
 
+from desktop.canvas.caption_editor import CaptionEditor
 from desktop.canvas.items import HandlesItem, InstanceItem
 from desktop.canvas.paint_tools import BrushTool, EraserTool
 from desktop.canvas.select_tool import SelectTool
@@ -73,7 +74,7 @@ class CanvasView(QGraphicsView):
         self.scene().addItem(self._background)
         self._handles = HandlesItem()
         self.scene().addItem(self._handles)
-        self.caption_editor: QLineEdit | None = None
+        self.caption_editor: CaptionEditor | None = None
         self._tools = {tool: cls(self) for tool, cls in TOOL_CLASSES.items()}
         self.tool = Tool.SELECT
 
@@ -181,35 +182,31 @@ class CanvasView(QGraphicsView):
         return self.mapFromScene(QPointF(x * w, y * h))
 
     def edit_caption(self, uid: int) -> None:
-        """An inline editor over the instance: Enter keeps the caption, Esc leaves it as it was."""
+        """Type the caption in place over the instance (see `CaptionEditor`)."""
         editor, item = self._editor, self._items.get(uid)
-        instance = editor.scene.instance(uid) if editor is not None else None
-        if editor is None or item is None or instance is None:
+        typing = editor.begin_caption(uid) if editor is not None and item is not None else None
+        if item is None or typing is None:
             return
         self._close_caption_editor()
-        line = QLineEdit(self.viewport())
-        line.setObjectName("captionEditor")
-        line.setPlaceholderText("caption, e.g. a red circle")
-        line.setText(instance.caption)
-        line.selectAll()
+        line = CaptionEditor(typing, self.viewport())
         top_left = self.mapFromScene(item.bounds_rect.topLeft())
         line.setGeometry(max(0, top_left.x()), max(0, top_left.y() - 30), 260, 26)
-        line.returnPressed.connect(lambda: self._commit_caption(uid, line.text()))
+        line.finished.connect(lambda: self._caption_finished(line))
         line.show()
-        line.setFocus()
+        line.setFocus(Qt.FocusReason.OtherFocusReason)
         self.caption_editor = line
 
-    def _commit_caption(self, uid: int, text: str) -> None:
-        self._close_caption_editor()
-        if self._editor is not None:
-            self._editor.set_caption(uid, text)
-        self.setFocus()
+    def _caption_finished(self, line: CaptionEditor) -> None:
+        if self.caption_editor is line:
+            self.caption_editor = None
+            line.hide()
+            line.deleteLater()
+            self.setFocus()
 
     def _close_caption_editor(self) -> None:
+        """Keep what was typed so far (the user moved on), and close the editor."""
         if self.caption_editor is not None:
-            self.caption_editor.hide()
-            self.caption_editor.deleteLater()
-            self.caption_editor = None
+            self.caption_editor.keep()
 
     # --- keeping the items in step with the document ---------------------------------------
 

@@ -174,6 +174,11 @@ class SceneEditor(QObject):
             return None
         return InstanceDrag(self, originals)
 
+    def begin_caption(self, uid: int) -> CaptionTyping | None:
+        """Start typing an instance's caption in place: each keystroke shows, Enter keeps it as one step."""
+        instance = self.scene.instance(uid)
+        return None if instance is None else CaptionTyping(InstanceDrag(self, [instance]))
+
     # --- scene fields ----------------------------------------------------------------------
 
     def set_fields(self, text: str, *, typing: bool = False, **fields: Any) -> None:
@@ -258,3 +263,28 @@ class InstanceDrag:
             if self.editor.scene.instance(original.uid) is not None:
                 self.editor.document.preview_instance(original)
         self.originals = []
+
+
+class CaptionTyping:
+    """A caption being typed in place: shown as it is typed (not saved), kept as one step, or dropped."""
+
+    def __init__(self, drag: InstanceDrag) -> None:
+        self._drag = drag
+
+    @property
+    def uid(self) -> int:
+        return self._drag.originals[0].uid
+
+    @property
+    def original(self) -> str:
+        return self._drag.originals[0].caption
+
+    def preview(self, text: str) -> None:
+        self._drag.preview(lambda spec: dataclasses.replace(spec, caption=text))
+
+    def commit(self, text: str) -> None:
+        self.preview(text.strip())
+        self._drag.commit("Edit caption")
+
+    def cancel(self) -> None:
+        self._drag.cancel()

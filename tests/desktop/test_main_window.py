@@ -16,8 +16,10 @@ from pytestqt.qtbot import QtBot
 
 from desktop.canvas.tools import Tool
 from desktop.main_window import MainWindow
+from desktop.theme import apply_theme
 from projects.database import Project
 from projects.queue import RenderOutput, claim_next, finish
+from projects.scene_settings import SceneSettings
 from projects.scenes import list_scenes, queue_scene
 from tests.desktop.conftest import drag, make_project, open_window
 
@@ -148,6 +150,7 @@ def test_the_default_layout_gives_the_instance_list_room(qtbot: QtBot, tmp_path:
     (tmp_path / "home").mkdir()
     app = QApplication.instance()
     assert isinstance(app, QApplication)
+    apply_theme(app, "dark")  # the theme sets the rows' height
     settings = QSettings(str(tmp_path / "home" / "gui.ini"), QSettings.Format.IniFormat)
     window = MainWindow(settings, tmp_path / "home")
     qtbot.addWidget(window)
@@ -183,9 +186,10 @@ def test_the_welcome_page_shows_no_editing_docks_even_after_a_saved_layout(
 
 
 def test_the_preflight_banner_lies_over_the_canvas_without_moving_it(qtbot: QtBot, window: MainWindow) -> None:
+    window.editor.set_fields("Model", settings=SceneSettings(model_id="sd15"))  # no demo-model warnings
     before = window.canvas.geometry()
     banner = window.warnings
-    assert not banner.isVisible()
+    qtbot.waitUntil(lambda: not banner.isVisible(), timeout=5_000)
     uid = window.editor.scene.instances[0].uid
     model = window.instance_list.model
     model.setData(model.index(0, 1), "", Qt.ItemDataRole.EditRole)  # an instance without a caption
@@ -197,3 +201,36 @@ def test_the_preflight_banner_lies_over_the_canvas_without_moving_it(qtbot: QtBo
     window.commands.undo.trigger()
     qtbot.waitUntil(lambda: not banner.isVisible(), timeout=5_000)
     assert window.canvas.geometry() == before
+
+
+def test_a_caption_shows_as_it_is_typed_and_letters_pick_no_tool(qtbot: QtBot, window: MainWindow) -> None:
+    window.canvas.setFocus()
+    qtbot.keyClick(window.canvas, Qt.Key.Key_B)  # on the canvas, B picks the box tool
+    assert window.canvas.tool is Tool.BOX
+    drag(qtbot, window.canvas, (0.5, 0.5), (0.9, 0.8))
+    line = window.canvas.caption_editor
+    assert line is not None and line.hasFocus()
+    qtbot.keyClicks(line, "a pesky red blob")  # p, e, s, r, b... are tool keys on the canvas
+    assert window.canvas.tool is Tool.BOX
+    new = window.editor.scene.instances[-1]
+    assert new.caption == "a pesky red blob"  # shown in place (and in the list) before Enter
+    assert window.instance_list.model.data(window.instance_list.model.index(1, 1)) == "a pesky red blob"
+    qtbot.keyClick(line, Qt.Key.Key_Return)
+    assert stored(window)[-1][0] == "a pesky red blob"
+    window.commands.undo.trigger()  # the caption is one step
+    assert window.editor.scene.instances[-1].caption == ""
+
+    window.scene_list.setFocus()
+    qtbot.keyClick(window.scene_list, Qt.Key.Key_E)  # off the canvas a letter is just a letter
+    assert window.canvas.tool is Tool.BOX
+
+
+def test_esc_puts_the_caption_back(qtbot: QtBot, window: MainWindow) -> None:
+    qtbot.mouseDClick(window.canvas.viewport(), Qt.MouseButton.LeftButton, pos=window.canvas.map_normalised(0.2, 0.2))
+    line = window.canvas.caption_editor
+    assert line is not None
+    qtbot.keyClicks(line, "something else")
+    assert window.editor.scene.instances[0].caption == "something else"
+    qtbot.keyClick(line, Qt.Key.Key_Escape)
+    assert window.canvas.caption_editor is None
+    assert window.editor.scene.instances[0].caption == "thing 0" and stored(window)[0][0] == "thing 0"
