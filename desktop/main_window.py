@@ -240,7 +240,10 @@ class MainWindow(QMainWindow):
         self.session.open(path)
 
     def open_failed(self, path: Path, message: str) -> None:
-        self._show_welcome()
+        """The project open before (if any) stays open; the message says why `path` did not open."""
+        if self.session.store is None:
+            self._show_welcome()
+        self.statusBar().clearMessage()
         QMessageBox.warning(self, APP_NAME, f"Could not open {path}:\n{message}")
 
     def close_project(self) -> None:

@@ -31,6 +31,7 @@ class ProjectSession(QObject):
         self.store: ProjectStore | None = None
         self.snapshot: ProjectSnapshot | None = None
         self._pending_scene: int | None = None  # asked the store for it; not on the canvas yet
+        self._incoming: ProjectStore | None = None  # a project being opened, not shown yet
         window.scene_list.sceneActivated.connect(self.activate_scene)
         window.scene_list.model.reorderRequested.connect(self._reorder_scenes)
         window.workbench.edited.connect(self._scene_edited)
@@ -43,11 +44,27 @@ class ProjectSession(QObject):
     # --- opening and closing ---------------------------------------------------------------
 
     def open(self, path: Path) -> None:
+        """Open `path`. The project open now stays open until the new one has opened: a file that is not a
+        project (or cannot be read) leaves the window as it was."""
+        if self.store is not None and self.store.path is not None and _same_file(self.store.path, path):
+            self.window.show_message(f"{path.name} is already open")
+            return
+        if self._incoming is not None:
+            self._incoming.close()
+            self._incoming.deleteLater()
+        incoming = ProjectStore(self)
+        incoming.opened.connect(lambda snapshot: self._switch_to(incoming, snapshot))
+        incoming.openFailed.connect(lambda message: self._open_failed(incoming, path, message))
+        self._incoming = incoming
+        self.window.show_message(f"Opening {path}…", 0)
+        incoming.open(path)
+
+    def _switch_to(self, store: ProjectStore, snapshot: ProjectSnapshot) -> None:
+        if store is not self._incoming:
+            return  # a later open won; that store was closed already
+        self._incoming = None
         self.window.close_project()
         w = self.window
-        store = ProjectStore(self)
-        store.opened.connect(self._opened)
-        store.openFailed.connect(lambda message: self._open_failed(path, message))
         store.sceneLoaded.connect(self._scene_loaded)
         store.scenesChanged.connect(self._scenes_changed)
         store.summaryChanged.connect(w.scene_list.model.update_scene)
@@ -61,8 +78,7 @@ class ProjectSession(QObject):
         store.saved.connect(lambda _id: w.show_message("Saved", 1500))
         self.store = store
         w.images.store = store
-        w.show_message(f"Opening {path}…", 0)
-        store.open(path)
+        self._opened(snapshot)
 
     def close(self) -> bool:
         """Stop rendering, write what is pending, close the file. False when no project was open."""
@@ -82,11 +98,12 @@ class ProjectSession(QObject):
         self.window.images.clear()
         return True
 
-    def _open_failed(self, path: Path, message: str) -> None:
-        if self.store is not None:
-            self.store.close()
-            self.store = None
-        self.window.open_failed(path, message)
+    def _open_failed(self, store: ProjectStore, path: Path, message: str) -> None:
+        store.close()
+        store.deleteLater()
+        if store is self._incoming:
+            self._incoming = None
+            self.window.open_failed(path, message)
 
     def _opened(self, snapshot: ProjectSnapshot) -> None:
         w, store = self.window, self.store
@@ -232,3 +249,10 @@ class ProjectSession(QObject):
         """The scene on the canvas, or the one on its way there (its render may arrive first)."""
         current = self.window.workbench.current
         return scene_id == self._pending_scene or (current is not None and current.scene_id == scene_id)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False

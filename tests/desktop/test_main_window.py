@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 from PySide6.QtCore import QSettings, Qt
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QMessageBox
 from pytestqt.qtbot import QtBot
 
 from desktop.canvas.tools import Tool
@@ -234,3 +234,30 @@ def test_esc_puts_the_caption_back(qtbot: QtBot, window: MainWindow) -> None:
     qtbot.keyClick(line, Qt.Key.Key_Escape)
     assert window.canvas.caption_editor is None
     assert window.editor.scene.instances[0].caption == "thing 0" and stored(window)[0][0] == "thing 0"
+
+
+def test_a_file_that_is_not_a_project_leaves_the_open_one_open(
+    qtbot: QtBot, window: MainWindow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    warnings: list[str] = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda _parent, _title, text: warnings.append(text))
+    assert window.store is not None
+    opened = window.store.path
+    scene_id = window.editor.scene_id
+    bogus = tmp_path / "notes.instproj"
+    bogus.write_text("not a database")
+    window.open_project(bogus)
+    qtbot.waitUntil(lambda: bool(warnings), timeout=10_000)
+    assert "Could not open" in warnings[0] and "notes.instproj" in warnings[0]
+    assert window.store is not None and window.store.path == opened
+    assert window.editor is not None and window.editor.scene_id == scene_id
+    assert window.pages.currentIndex() == 1
+    window.editor.set_fields("Edit caption", caption="still editable")
+    assert stored(window)  # the store still writes
+
+
+def test_reopening_the_open_project_keeps_it(qtbot: QtBot, window: MainWindow) -> None:
+    assert window.store is not None
+    store = window.store
+    window.open_project(store.path)
+    assert window.store is store and window.editor is not None
