@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QDialog, QInputDialog
 
+from desktop.action_notice import hide_notice, show_notice
 from desktop.background import cancel_all, wait_all
 from desktop.store import ProjectStore
 from desktop.sweep import SweepDialog
@@ -74,6 +75,7 @@ class ProjectSession(QObject):
         store.jobsQueued.connect(self._jobs_queued)
         store.historyLoaded.connect(self._history_loaded)
         store.imported.connect(self._imported)
+        store.queueRefused.connect(self._queue_refused)
         store.failed.connect(lambda message: w.show_message(f"Not saved: {message}", 10000))
         store.saved.connect(lambda _id: w.show_message("Saved", 1500))
         self.store = store
@@ -222,7 +224,19 @@ class ProjectSession(QObject):
         if self.store is not None and scene_ids:
             self.store.queue_scenes(scene_ids, variations)
 
+    def _queue_refused(self, scene_id: int, problems: list[str]) -> None:
+        """Render did nothing: say why under the Render button and in the status bar (the scene was saved)."""
+        shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
+        if not self._is_current(scene_id):
+            names = {s.scene_id: s.name for s in self.window.scene_list.model.scenes}
+            shown = f"scene {names.get(scene_id, scene_id)!r}: {shown}"
+        text = f"Not queued: {shown}"
+        commands = self.window.commands
+        show_notice(self.window, commands.toolbar, commands.render, text)
+        self.window.show_message(text, 12000)
+
     def _jobs_queued(self, count: int) -> None:
+        hide_notice(self.window)  # a "Not queued" note from before is out of date
         self.window.show_message(f"Queued {count} render(s)")
         self.window.queue.wake()
 

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import logging
 import queue
+import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 from sqlalchemy.orm import Session
 
-from engine.request import RequestValidationError
+from engine.request import Problem, RequestValidationError
 from projects.database import Project
 from projects.errors import ProjectError
 from projects.import_any import read_any
@@ -43,6 +45,52 @@ log = logging.getLogger(__name__)
 _STOP = object()
 
 
+class QueueRefused(Exception):
+    """A scene that cannot be rendered as it is: nothing of the request is queued."""
+
+    def __init__(self, scene_id: int, problems: Sequence[Problem]) -> None:
+        self.scene_id = scene_id
+        self.problems = tuple(problems)
+        super().__init__(f"scene {scene_id}: " + "; ".join(str(p) for p in self.problems))
+
+
+@contextmanager
+def _refusing(scene_id: int) -> Iterator[None]:
+    """Turn the request's validation error for this scene into a refusal that names the scene."""
+    try:
+        yield
+    except RequestValidationError as exc:
+        raise QueueRefused(scene_id, exc.problems) from exc
+
+
+_INSTANCE_FIELD = re.compile(r"instances\[(\d+)\]\.(\w+)")
+
+
+def problems_in_words(problems: Sequence[Problem]) -> list[str]:
+    """What keeps a scene from rendering, as the user would say it: "instance 3 has no caption" (the
+    request says "instance 3: caption: the caption is empty"), instances counted from 1 as in the list."""
+    uncaptioned: list[int] = []
+    words: list[str] = []
+    for problem in problems:
+        match = _INSTANCE_FIELD.fullmatch(problem.field)
+        if match is None:
+            words.append(problem.message)
+            continue
+        slot, name = int(match[1]) + 1, match[2]
+        if name == "caption" and problem.message.endswith("the caption is empty"):
+            uncaptioned.append(slot)
+            continue
+        # "instance 3 ('a cat'): box: the box has no area" -> "instance 3 ('a cat'): the box has no area"
+        label, found, detail = problem.message.partition(f": {name}: ")
+        words.append(f"{label}: {detail}" if found else problem.message)
+    if len(uncaptioned) == 1:
+        words.insert(0, f"instance {uncaptioned[0]} has no caption")
+    elif uncaptioned:
+        listed = ", ".join(str(slot) for slot in uncaptioned[:-1])
+        words.insert(0, f"instances {listed} and {uncaptioned[-1]} have no caption")
+    return words
+
+
 class ProjectStore(QObject):
     """Asynchronous access to one open project. Create it, connect the signals, then `open(path)`."""
 
@@ -58,6 +106,7 @@ class ProjectStore(QObject):
     historyLoaded = Signal(int, object)  # scene id, list[HistoryEntry] newest first
     imported = Signal(int, object)  # scenes added, list[str] warnings
     saved = Signal(int)  # scene id
+    queueRefused = Signal(int, object)  # scene id, list[str]: why it cannot be rendered, in words; nothing queued
     failed = Signal(str)  # a write or read that did not happen, in words
 
     def __init__(self, parent: QObject | None = None) -> None:
@@ -147,25 +196,35 @@ class ProjectStore(QObject):
             count = 0
             for scene_id in scene_ids:
                 scene = get_scene(session, scene_id)
-                for seed in [random_seed() for _ in range(variations)] if variations else [None]:
-                    queue_scene(session, scene, seed=seed)
-                    count += 1
+                with _refusing(scene_id):
+                    for seed in [random_seed() for _ in range(variations)] if variations else [None]:
+                        queue_scene(session, scene, seed=seed)
+                        count += 1
             return count
 
         self._submit(lambda: self._queue_jobs(make))
 
     def queue_sweep(self, scene_id: int, seeds: list[int], alphas: list[float], mises: list[float]) -> None:
-        self._submit(
-            lambda: self._queue_jobs(
-                lambda session: len(queue_sweep(session, get_scene(session, scene_id), seeds, alphas, mises))
-            )
-        )
+        def make(session: Session) -> int:
+            scene = get_scene(session, scene_id)
+            with _refusing(scene_id):
+                return len(queue_sweep(session, scene, seeds, alphas, mises))
+
+        self._submit(lambda: self._queue_jobs(make))
 
     def _queue_jobs(self, make: Callable[[Session], int]) -> None:
-        """Write pending scene edits first (so a job renders what the user sees), then queue in one write."""
+        """Write pending scene edits first (so a job renders what the user sees), then queue in one write.
+
+        A scene that cannot be rendered as it is (an instance without a caption) queues nothing, and is
+        reported as `queueRefused`, not as a failed write: its edits were saved all the same."""
         self._write_all_pending()
-        with self._require().write() as session:
-            count = make(session)
+        try:
+            with self._require().write() as session:
+                count = make(session)
+        except QueueRefused as refused:
+            log.info("not queued: %s", refused)
+            self.queueRefused.emit(refused.scene_id, problems_in_words(refused.problems))
+            return
         self.jobsQueued.emit(count)
         self._emit_jobs()
         self._emit_summaries()

@@ -7,13 +7,14 @@ import io
 from pathlib import Path
 from typing import Any
 
+import pytest
 from PIL import Image
 from pytestqt.qtbot import QtBot
 
-from desktop.store import ProjectStore
-from engine.request import InstanceKind, InstanceSpec
+from desktop.store import ProjectStore, problems_in_words
+from engine.request import MAX_GUIDANCE, InstanceKind, InstanceSpec, RenderRequest, RequestValidationError
 from projects.database import Project
-from projects.queue import RenderOutput, claim_next, enqueue, finish
+from projects.queue import RenderOutput, claim_next, enqueue, finish, list_jobs
 from projects.scene_data import ProjectSnapshot, SceneData, SceneState, SceneSummary
 from projects.scenes import find_scene, scene_to_request
 from tests.desktop.conftest import make_project
@@ -150,3 +151,50 @@ def test_scene_states_follow_the_queue_and_the_last_render(qtbot: QtBot, tmp_pat
         store.load_render(scene_id)
     assert blocker.args == [scene_id, png()]
     store.close()
+
+
+def test_a_scene_that_cannot_render_is_refused_in_words_and_its_edit_is_still_saved(
+    qtbot: QtBot, tmp_path: Path
+) -> None:
+    path = make_project(tmp_path / "p.instproj", scenes=1, instances=3)
+    store, snapshot = opened(qtbot, path)
+    scene_id = snapshot.scenes[0].scene_id
+    scene = load(qtbot, store, scene_id)
+    third = scene.instances[2]
+    uncaptioned = dataclasses.replace(third, spec=dataclasses.replace(third.spec, caption=""))
+    failures: list[str] = []
+    saves: list[int] = []
+    queued: list[int] = []
+    store.failed.connect(failures.append)
+    store.saved.connect(saves.append)
+    store.jobsQueued.connect(queued.append)
+    store.save_scene(dataclasses.replace(scene, instances=(*scene.instances[:2], uncaptioned)))
+    with qtbot.waitSignal(store.queueRefused, timeout=10_000) as refused:
+        store.queue_scenes([scene_id], variations=3)
+    assert refused.args == [scene_id, ["instance 3 has no caption"]]
+    with qtbot.waitSignal(store.queueRefused, timeout=10_000) as refused:
+        store.queue_sweep(scene_id, [1, 2], [0.5], [0.3])
+    assert refused.args == [scene_id, ["instance 3 has no caption"]]
+    assert store.flush()
+    qtbot.wait(20)
+    assert failures == [] and queued == [] and saves == [scene_id]  # saved, refused, nothing queued
+    store.close()
+    with Project.open(path) as project, project.read() as session:
+        assert list_jobs(session) == []
+        assert [i.caption for i in find_scene(session, scene_id).instances] == ["thing 0", "thing 1", ""]
+
+
+def test_problems_in_words_name_instances_as_the_user_counts_them() -> None:
+    specs = (
+        InstanceSpec("", InstanceKind.BOX, box=(0.1, 0.1, 0.2, 0.2)),
+        InstanceSpec("a cat", InstanceKind.BOX, box=(0.5, 0.1, 0.5, 0.2)),
+        InstanceSpec(" ", InstanceKind.POINT),
+    )
+    with pytest.raises(RequestValidationError) as refused:
+        RenderRequest("a scene", guidance=-1.0, instances=specs)
+    assert problems_in_words(refused.value.problems) == [
+        "instances 1 and 3 have no caption",
+        f"guidance: -1.0 is not a number between 0 and {MAX_GUIDANCE:g}",  # not an instance's: as it is
+        "instance 2 ('a cat'): the box has no area (x0=0.5, y0=0.1, x1=0.5, y1=0.2)",
+        "instance 3: a point instance needs a point",
+    ]
