@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
-from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication
 from PySide6.QtWidgets import (
     QApplication,
     QDockWidget,
@@ -32,6 +32,7 @@ from desktop.clipboard import instances_from_mime, instances_to_mime
 from desktop.editor.connections import Connections
 from desktop.editor.scene_editor import SceneEditor
 from desktop.editor.workbench import Workbench
+from desktop.help import FirstRunHint, ShortcutsDialog
 from desktop.history_control import HistoryControl
 from desktop.icons import app_icon
 from desktop.panels.history import HistoryStrip
@@ -86,6 +87,7 @@ class MainWindow(QMainWindow):
         self.warnings.setStyleSheet(
             "QLabel#preflightWarnings { background: #4a3b12; color: #ffd98a; padding: 6px 10px; border-radius: 4px; }"
         )
+        self.hint = FirstRunHint(self.canvas, settings)
         self.history = HistoryStrip()
         editor_page = QWidget()
         column = QVBoxLayout(editor_page)
@@ -182,6 +184,7 @@ class MainWindow(QMainWindow):
     def _editor_changed(self, editor: SceneEditor | None) -> None:
         for view in (self.canvas, self.instance_list, self.scene_settings):
             view.set_editor(editor)
+        self.hint.follow(editor)
         self._editor_links.clear()
         if editor is not None:
             document = editor.document
@@ -339,6 +342,9 @@ class MainWindow(QMainWindow):
 
     def show_message(self, text: str, timeout: int = 5000) -> None:
         self.statusBar().showMessage(text, timeout)
+
+    def show_shortcuts(self) -> None:
+        ShortcutsDialog(self.findChildren(QAction), self).exec()
 
     def open_model_settings(self) -> None:
         from desktop.model_dialog import ModelSettingsDialog

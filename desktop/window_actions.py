@@ -62,6 +62,7 @@ class WindowActions:
         self.close_project = self._action("Close project", w.close_project, QKeySequence.StandardKey.Close)
         self.model_files = self._action("Model files…", w.open_model_settings, None, "settings")
         self.quit = self._action("Quit", w.close, QKeySequence.StandardKey.Quit)
+        self.shortcuts = self._action("Keyboard shortcuts", w.show_shortcuts, QKeySequence.StandardKey.HelpContents)
 
         self.tools: dict[Tool, QAction] = {}
         group = QActionGroup(w)
@@ -167,6 +168,8 @@ class WindowActions:
             act.triggered.connect(lambda _c=False, n=name: w.set_theme(n))
             theme_group.addAction(act)
             view_menu.addAction(act)
+        help_menu = menu.addMenu("&Help")
+        help_menu.addAction(self.shortcuts)
 
     def set_editing_enabled(self, enabled: bool) -> None:
         for act in self.editing:

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 from pytestqt.qtbot import QtBot
 
 from desktop.canvas.tools import Tool
+from desktop.help import ShortcutsDialog
 from desktop.main_window import MainWindow
 from desktop.theme import apply_theme
 from projects.database import Project
@@ -261,3 +262,30 @@ def test_reopening_the_open_project_keeps_it(qtbot: QtBot, window: MainWindow) -
     store = window.store
     window.open_project(store.path)
     assert window.store is store and window.editor is not None
+
+
+def test_help_lists_the_shortcuts_from_the_actions_themselves(qtbot: QtBot, window: MainWindow) -> None:
+    shown: list[str] = []
+    monkeypatch_exec = pytest.MonkeyPatch()
+    monkeypatch_exec.setattr(ShortcutsDialog, "exec", lambda dialog: shown.append(dialog.text.toPlainText()) or 0)
+    try:
+        help_menu = next(a.menu() for a in window.menuBar().actions() if a.text() == "&Help")
+        (entry,) = [a for a in help_menu.actions() if a.text() == "Keyboard shortcuts"]
+        entry.trigger()
+    finally:
+        monkeypatch_exec.undo()
+    (text,) = shown
+    for expected in ("Box tool", "Render", "Undo", "Duplicate instances", "nudge the selection", "Ctrl+Return"):
+        assert expected in text, expected
+
+
+def test_a_first_run_hint_until_the_first_instance_is_drawn(qtbot: QtBot, window: MainWindow) -> None:
+    hint = window.hint.overlay
+    assert hint.isVisible() and "draws a box" in hint.text()  # a first run, on a scene with an instance
+    window.canvas.set_tool(Tool.BOX)
+    drag(qtbot, window.canvas, (0.5, 0.5), (0.9, 0.8))
+    type_caption(qtbot, window, "a red circle")
+    assert not hint.isVisible()
+    window.commands.new_scene.trigger()  # an empty scene shows it again
+    qtbot.waitUntil(lambda: window.editor is not None and not window.editor.scene.instances, timeout=10_000)
+    assert hint.isVisible()
