@@ -161,6 +161,15 @@ class WindowActions:
         for dock in w.docks.values():
             view_menu.addAction(dock.toggleViewAction())
         view_menu.addSeparator()
+        self.caption_colors = QAction("Outline in the caption's colour", w, checkable=True)
+        self.caption_colors.setToolTip(
+            "“a blue circle” is outlined in blue; captions without a colour keep their slot colour"
+        )
+        self.caption_colors.setChecked(w.settings.value("captionColours", True, type=bool) is True)
+        self.caption_colors.toggled.connect(self._caption_colors_toggled)
+        self._caption_colors_toggled(self.caption_colors.isChecked())
+        view_menu.addAction(self.caption_colors)
+        view_menu.addSeparator()
         theme_group = QActionGroup(w)
         for name in ("dark", "light"):
             act = QAction(f"{name.title()} theme", w, checkable=True)
@@ -170,6 +179,10 @@ class WindowActions:
             view_menu.addAction(act)
         help_menu = menu.addMenu("&Help")
         help_menu.addAction(self.shortcuts)
+
+    def _caption_colors_toggled(self, on: bool) -> None:
+        self.window.canvas.set_caption_colors(on)
+        self.window.settings.setValue("captionColours", on)
 
     def set_editing_enabled(self, enabled: bool) -> None:
         for act in self.editing:

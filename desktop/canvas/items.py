@@ -24,6 +24,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
 
+from desktop.canvas.colors import caption_color
 from desktop.geometry import bounds
 from engine.request import InstanceKind, MaskRLE
 from projects.scene_data import InstanceData
@@ -56,6 +57,7 @@ class InstanceItem(QGraphicsItem):
         self.canvas_size = (width, height)
         self.index = index
         self.selected = False
+        self.caption_colors = True  # outline in the caption's colour when it names one
         self.view_scale = 1.0  # view pixels per scene pixel, so markers and labels keep their screen size
         self._cache()
 
@@ -111,6 +113,12 @@ class InstanceItem(QGraphicsItem):
             .adjusted(-margin, -margin, margin, margin)
         )
 
+    @property
+    def display_color(self) -> str:
+        """The caption's colour when it names one (and that is wanted), else the slot colour."""
+        named = caption_color(self.instance.caption) if self.caption_colors else None
+        return named or self.instance.color
+
     def _label_text(self) -> str:
         caption = self.instance.caption or "(no caption)"
         return f"{self.index + 1}  {caption}"
@@ -143,7 +151,7 @@ class InstanceItem(QGraphicsItem):
 
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
         spec = self.instance.spec
-        color = QColor(self.instance.color)
+        color = QColor(self.display_color)
         fill = QColor(color)
         fill.setAlpha(FILL_ALPHA if not self.selected else FILL_ALPHA + 32)
         pen = QPen(color, (3.0 if self.selected else 2.0) / self.view_scale)
@@ -151,7 +159,7 @@ class InstanceItem(QGraphicsItem):
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         w, h = self.canvas_size
         if spec.kind is InstanceKind.MASK and spec.mask is not None and not spec.polygon:
-            painter.drawImage(QRectF(0, 0, w, h), mask_image(spec.mask, self.instance.color))
+            painter.drawImage(QRectF(0, 0, w, h), mask_image(spec.mask, self.display_color))
             outline = QPen(color, 1.0 / self.view_scale, Qt.PenStyle.DashLine)
             painter.setPen(outline)
             painter.setBrush(Qt.BrushStyle.NoBrush)

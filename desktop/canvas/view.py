@@ -58,6 +58,7 @@ class CanvasView(QGraphicsView):
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
 
         self.brush_radius = 12
+        self.caption_colors = True
         self._fit_mode = True  # keep fitting to the window until the user zooms
         self._space_down = False
         self._panning = False
@@ -116,6 +117,14 @@ class CanvasView(QGraphicsView):
         self.tool = tool
         self._update_cursor()
         self.toolChanged.emit(tool.value)
+
+    def set_caption_colors(self, on: bool) -> None:
+        """Outline instances in the colour their caption names (else their slot colour)."""
+        self.caption_colors = on
+        for item in self._items.values():
+            item.caption_colors = on
+            item.update()
+        self._update_handles()
 
     def set_brush_radius(self, radius: int) -> None:
         self.brush_radius = max(1, min(200, radius))
@@ -248,6 +257,7 @@ class CanvasView(QGraphicsView):
             item = self._items.get(inst.uid)
             if item is None:
                 item = InstanceItem(inst, w, h, index)
+                item.caption_colors = self.caption_colors
                 item.set_view_scale(self.transform().m11())
                 self._items[inst.uid] = item
                 self.scene().addItem(item)
@@ -287,7 +297,7 @@ class CanvasView(QGraphicsView):
         rect = None if inst.kind is InstanceKind.POINT else item.bounds_rect
         w, h = self.canvas_size
         vertices = [QPointF(x * w, y * h) for x, y in inst.spec.polygon or ()]
-        self._handles.show_for(rect, vertices, inst.color, scale)
+        self._handles.show_for(rect, vertices, item.display_color, scale)
 
     def _scale_changed(self) -> None:
         scale = self.transform().m11()

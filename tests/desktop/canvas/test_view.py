@@ -8,8 +8,10 @@ from typing import Any
 
 import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor
 from pytestqt.qtbot import QtBot
 
+from desktop.canvas.colors import CAPTION_COLORS, caption_color
 from desktop.canvas.tools import Tool
 from desktop.canvas.view import CanvasView
 from desktop.editor.scene_editor import SceneEditor
@@ -211,3 +213,28 @@ def test_caption_edit_on_double_click(qtbot: QtBot, canvas: CanvasView) -> None:
     type_caption(qtbot, canvas, "a bird")
     assert stored(canvas)[0][0] == "a bird"
     assert InstanceKind(stored(canvas)[0][1]) is InstanceKind.BOX
+
+
+def test_outlines_take_the_colour_the_caption_names(qtbot: QtBot, canvas: CanvasView) -> None:
+    canvas.set_tool(Tool.BOX)
+    drag(qtbot, canvas, (0.5, 0.5), (0.9, 0.8))
+    type_caption(qtbot, canvas, "a Blue circle")
+    editor = canvas.editor
+    assert editor is not None
+    blue, plain = editor.scene.instances[-1], editor.scene.instances[0]
+    blue_item, plain_item = canvas.item_for(blue.uid), canvas.item_for(plain.uid)
+    assert blue_item is not None and plain_item is not None
+    assert blue_item.display_color == CAPTION_COLORS["blue"] != blue.color
+    assert plain_item.display_color == plain.color  # "thing 0" names no colour: its slot colour
+    inside = canvas.map_normalised(0.7, 0.7)
+
+    def tint() -> QColor:
+        return canvas.viewport().grab().toImage().pixelColor(inside)
+
+    assert tint().blue() > tint().red()  # filled in blue
+    canvas.set_caption_colors(False)
+    assert blue_item.display_color == blue.color
+    assert tint().red() > tint().blue()  # in its (orange) slot colour
+    canvas.set_caption_colors(True)
+    assert blue_item.display_color == CAPTION_COLORS["blue"]
+    assert caption_color("a light grey kite") == CAPTION_COLORS["grey"] and caption_color("a cat") is None
