@@ -13,7 +13,7 @@ from typing import Final
 
 from transformers import CLIPTokenizer
 
-from engine.demo.world import BACKGROUNDS, COLOURS, SHAPES
+from engine.demo.limits import known_words
 
 BOS: Final = "<|startoftext|>"
 EOS: Final = "<|endoftext|>"
@@ -22,10 +22,7 @@ MAX_LENGTH: Final = 48
 
 
 def world_words() -> list[str]:
-    words = {"a", "an", "and", "on", "background", ",", *SHAPES, *COLOURS}
-    for name in BACKGROUNDS:
-        words.update(name.split())
-    return sorted(words)
+    return sorted({",", *known_words()})
 
 
 def _bytes_to_unicode() -> dict[int, str]:
