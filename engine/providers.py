@@ -6,8 +6,10 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
+from engine.demo import limits
 from engine.loading import load_components, select_device, select_dtype
 from engine.model_settings import ModelSettings
 from engine.models.builder import InstanceUNetConfig
@@ -16,12 +18,15 @@ from engine.runner import LoadedModel, ModelFilesError, ModelProvider
 from resources import resource_path
 
 SD15 = "sd15"
-DEMO = "demo"
+DEMO = limits.MODEL_ID
 DEMO_MODEL_DIR = resource_path("demo", "model")
 
 
 def load_demo_model(folder: Path = DEMO_MODEL_DIR) -> LoadedModel:
-    """The bundled demo model, on the CPU in fp32 (it is small; that is what it is for)."""
+    """The bundled demo model, on the CPU in fp32 (it is small; that is what it is for).
+
+    It renders every canvas at its own scale (engine.demo.limits.render_size: the canvas's aspect ratio,
+    the shorter side at the size of the images it learned), not at the canvas's pixel size."""
     from engine.demo.model import load_demo
     from engine.weights_io import sha256_file
 
@@ -39,7 +44,10 @@ def load_demo_model(folder: Path = DEMO_MODEL_DIR) -> LoadedModel:
         preview_factors=config.preview_factors,
     )
     hashes = {path.stem: sha256_file(path) for path in sorted(folder.glob("*.safetensors"))}
-    return LoadedModel(pipeline, hashes)
+    side = int(config.vae.get("sample_size", limits.NATIVE_SIDE))
+    return LoadedModel(
+        pipeline, hashes, scale=partial(limits.render_size, side=side, multiple=pipeline.canvas_multiple)
+    )
 
 
 def settings_provider(

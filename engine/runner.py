@@ -11,6 +11,7 @@ ready for the next one.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import logging
 import time
@@ -70,6 +71,13 @@ class LoadedModel:
 
     pipeline: InstanceDiffusionPipeline
     hashes: dict[str, str] = field(default_factory=dict)
+    # A model with a scale of its own (the demo model: about 64x64) renders a canvas at the size this
+    # gives for (width, height); None renders the canvas's own size.
+    scale: Callable[[int, int], tuple[int, int]] | None = None
+
+    def render_size(self, width: int, height: int) -> tuple[int, int]:
+        """The size this model really renders a `width` x `height` canvas at."""
+        return (width, height) if self.scale is None else self.scale(width, height)
 
 
 ModelProvider = Callable[[str], LoadedModel]
@@ -77,13 +85,18 @@ ModelProvider = Callable[[str], LoadedModel]
 
 @dataclass(frozen=True)
 class RenderResult:
-    image: npt.NDArray[np.uint8]  # (H, W, 3)
-    request: RenderRequest
+    image: npt.NDArray[np.uint8]  # (H, W, 3): the model's own output, which may be smaller than the canvas
+    request: RenderRequest  # as asked (the canvas size is the user's, not the size rendered at)
     timings: dict[str, float]
     model_hashes: dict[str, str]
     device: str
     dtype: str
     notes: tuple[str, ...] = ()  # cheaper settings or fallbacks that were used
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the image as rendered."""
+        return int(self.image.shape[1]), int(self.image.shape[0])
 
 
 @dataclass(frozen=True)
@@ -151,6 +164,7 @@ class Runner:
         model = self.model(request.model_id)
         load_time = time.perf_counter() - load_start
         pipeline = model.pipeline
+        rendered = _at_model_scale(request, model)
         tried: list[str] = []
         on_accelerator = pipeline.device.type != "cpu"
         for attempt in OOM_LADDER:
@@ -160,7 +174,7 @@ class Runner:
             try:
                 with _vae_tiling(pipeline, attempt.vae_tiling), _offloaded(pipeline, attempt.offload):
                     output = pipeline(
-                        request,
+                        rendered,
                         callback=on_progress,
                         preview_every=preview_every,
                         should_cancel=should_cancel,
@@ -175,6 +189,12 @@ class Runner:
                 _free_memory()
                 continue
             notes = list(output.notes)
+            if rendered is not request:
+                notes.insert(
+                    0,
+                    f"rendered at {rendered.width}x{rendered.height}, the model's own scale, for a "
+                    f"{request.width}x{request.height} canvas (stored as rendered, not upscaled)",
+                )
             if len(tried) > 1:
                 notes.insert(0, f"out of memory at first; rendered with {attempt.name}")
             return RenderResult(
@@ -191,6 +211,14 @@ class Runner:
             "or a lower mis (fewer parallel chains)",
             tried,
         )
+
+
+def _at_model_scale(request: RenderRequest, model: LoadedModel) -> RenderRequest:
+    """The request at the size the model really renders it (the request itself when that is its canvas)."""
+    width, height = model.render_size(request.width, request.height)
+    if (width, height) == (request.width, request.height):
+        return request
+    return dataclasses.replace(request, width=width, height=height)  # geometry is normalised: it carries over
 
 
 @contextmanager

@@ -138,6 +138,7 @@ class Render(Base):
     thumbnail: Mapped[bytes] = mapped_column(LargeBinary)
     request_json: Mapped[str] = mapped_column(Text)
     seed: Mapped[int]
+    # The image's size as rendered; the request's canvas can be larger (the demo model renders at its own scale).
     width: Mapped[int]
     height: Mapped[int]
     # Seconds per phase, e.g. {"load": 1.2, "sample": 8.1, "decode": 0.3}.

@@ -2,8 +2,10 @@
 
 Every PNG we store or export carries three text chunks, written before the image data: the full render
 request as JSON (enough to render the image again, bit for bit), the app version, and the hashes of the
-model files. The renderer writes them when it stores a render; the exporter re-adds any that a stored
-image lacks; importing an image reads the request back.
+model files. The renderer writes them when it stores a render, with a fourth: the size the model really
+rendered at (the demo model renders any canvas at its own scale, about 64x64, so the image can be smaller
+than the request's canvas); the exporter re-adds any of the three that a stored image lacks; importing an
+image reads the request back.
 
 Reading reads only the metadata; pixel data is never decoded. The image size in the IHDR header is
 checked against a pixel limit before PIL sees the file (a decompression bomb is refused from its first
@@ -34,6 +36,7 @@ from projects.errors import LayoutFormatError
 REQUEST_KEY: Final = "instance-studio:request"
 VERSION_KEY: Final = "instance-studio:version"
 HASHES_KEY: Final = "instance-studio:model-hashes"
+RENDERED_SIZE_KEY: Final = "instance-studio:rendered-size"  # {"width": 64, "height": 64}
 
 PNG_SIGNATURE: Final = b"\x89PNG\r\n\x1a\n"
 MAX_PNG_BYTES: Final = 64 * 1024 * 1024
@@ -50,13 +53,19 @@ def app_version() -> str:
 # --- writing ---------------------------------------------------------------------------------------
 
 
-def metadata_chunks(request_json: str, model_hashes: Mapping[str, Any]) -> dict[str, str]:
-    """The three text chunks of one of our PNGs: the request (as stored), this app's version, the hashes."""
-    return {
+def metadata_chunks(
+    request_json: str, model_hashes: Mapping[str, Any], rendered_size: tuple[int, int] | None = None
+) -> dict[str, str]:
+    """The text chunks of one of our PNGs: the request (as stored), this app's version, the hashes, and
+    (from the renderer) the (width, height) the model rendered at, which the request's canvas may not be."""
+    chunks = {
         REQUEST_KEY: request_json,
         VERSION_KEY: app_version(),
         HASHES_KEY: json.dumps(dict(model_hashes), sort_keys=True),
     }
+    if rendered_size is not None:
+        chunks[RENDERED_SIZE_KEY] = json.dumps({"width": rendered_size[0], "height": rendered_size[1]})
+    return chunks
 
 
 def png_with_text(image: Image.Image, chunks: Mapping[str, str]) -> bytes:

@@ -65,6 +65,9 @@ class RenderOutput:
     model_hashes: dict[str, Any]
     device: str = ""
     dtype: str = ""
+    # (width, height) of the image as rendered: a model with a scale of its own (the demo model) renders
+    # the canvas smaller; None: the request's canvas.
+    size: tuple[int, int] | None = None
 
 
 def _claim_order() -> tuple[Any, ...]:
@@ -132,8 +135,8 @@ def finish(session: Session, job_id: int, output: RenderOutput) -> int:
         thumbnail=output.thumbnail,
         request_json=job.request_json,
         seed=request.seed,
-        width=request.width,
-        height=request.height,
+        width=output.size[0] if output.size else request.width,
+        height=output.size[1] if output.size else request.height,
         timings=dict(output.timings),
         model_hashes=dict(output.model_hashes),
         device=output.device,

@@ -20,7 +20,7 @@ THUMBNAIL_SIDE = 160
 def render_output(result: RenderResult) -> RenderOutput:
     """The PNG (with the full request and model hashes in text chunks), a thumbnail and the metadata."""
     image = Image.fromarray(result.image)
-    png = png_with_text(image, metadata_chunks(result.request.to_json(), result.model_hashes))
+    png = png_with_text(image, metadata_chunks(result.request.to_json(), result.model_hashes, result.size))
     thumb = image.copy()
     thumb.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE), Image.Resampling.LANCZOS)
     small = io.BytesIO()
@@ -35,4 +35,5 @@ def render_output(result: RenderResult) -> RenderOutput:
         model_hashes=dict(result.model_hashes),
         device=result.device,
         dtype=result.dtype,
+        size=result.size,  # the model's own output: a demo render of a 512x512 canvas is 64x64
     )

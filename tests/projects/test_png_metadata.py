@@ -11,6 +11,7 @@ from PIL import Image
 from projects.errors import LayoutFormatError
 from projects.png_metadata import (
     HASHES_KEY,
+    RENDERED_SIZE_KEY,
     REQUEST_KEY,
     VERSION_KEY,
     app_version,
@@ -32,6 +33,15 @@ def test_written_chunks_read_back_before_the_pixels() -> None:
         assert image.info[VERSION_KEY] == app_version()  # met before the image data: no decoding needed
         assert json.loads(image.info[HASHES_KEY]) == hashes
         assert image.size == (16, 8)
+
+
+def test_the_size_rendered_at_is_a_chunk_of_its_own_and_the_request_keeps_the_canvas() -> None:
+    chunks = metadata_chunks(REQUEST.to_json(), {}, rendered_size=(64, 48))
+    assert json.loads(chunks[RENDERED_SIZE_KEY]) == {"width": 64, "height": 48}
+    png = png_with_text(Image.new("RGB", (64, 48), "white"), chunks)
+    assert request_from_png(png) == REQUEST
+    with Image.open(io.BytesIO(png)) as image:
+        assert json.loads(image.info[RENDERED_SIZE_KEY]) == {"width": 64, "height": 48}
 
 
 def test_anything_but_our_png_is_refused_in_words() -> None:
