@@ -20,6 +20,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     """Queue the chosen scenes (if any), then render every pending job with a progress bar."""
     import signal
 
+    from cli.preflight import print_warnings, scene_warnings
     from engine.providers import settings_provider
     from engine.runner import Runner
     from projects.database import Project
@@ -32,14 +33,17 @@ def cmd_render(args: argparse.Namespace) -> int:
     with Project.open(args.project) as project:
         if project.report.requeued_jobs:
             print(f"{len(project.report.requeued_jobs)} job(s) interrupted last time are back in the queue")
+        warnings: list[str] = []
         with project.write() as session:
             scenes = list_scenes(session) if args.all else [find_scene(session, ref) for ref in args.scenes or []]
             for scene in scenes:
                 if args.variations:
                     for _ in range(args.variations):
-                        queue_scene(session, scene, seed=random_seed())
+                        job = queue_scene(session, scene, seed=random_seed())
                 else:
-                    queue_scene(session, scene)
+                    job = queue_scene(session, scene)
+                warnings += scene_warnings(scene.name, job.request)  # what the demo model cannot do
+        print_warnings(warnings)
         with project.read() as session:
             pending = status_counts(session)[JobStatus.PENDING]
         if pending == 0:

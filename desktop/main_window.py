@@ -194,8 +194,11 @@ class MainWindow(QMainWindow):
         self._preflight_timer.start()
 
     def _update_preflight(self) -> None:
-        editor = self.editor
-        warnings = preflight(editor.scene, self._count_tokens) if editor is not None else []
+        editor, defaults = self.editor, self.session.defaults
+        warnings = []
+        if editor is not None:  # the scene's model (the demo model has warnings of its own)
+            model_id = editor.scene.settings.effective(defaults).model_id if defaults is not None else None
+            warnings = preflight(editor.scene, self._count_tokens, model_id)
         shown = "<br>".join(f"⚠ {html.escape(w.message)}" for w in warnings[:SHOWN_WARNINGS])
         more = f"<br>… and {len(warnings) - SHOWN_WARNINGS} more" if len(warnings) > SHOWN_WARNINGS else ""
         self.warnings.show_text(shown + more if warnings else "")

@@ -1,6 +1,7 @@
 """Pre-flight checks: what would make a render of this scene disappoint, said before anything is queued.
 
-Pure functions over plain data (no Qt), so the canvas banner, the queue and the tests share them.
+Pure functions over plain data (no Qt), so the canvas banner, the queue and the tests share them. What the
+demo model cannot do comes from engine.demo.limits, which `main.py render` uses too.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from desktop.geometry import bounds
+from engine.demo import limits
 from engine.request import MAX_INSTANCES, InstanceKind
 from projects.scene_data import SceneData
 
@@ -26,7 +28,10 @@ class Warning:
     uid: int | None = None  # the instance it is about, if any
 
 
-def preflight(scene: SceneData, count_tokens: TokenCounter | None = None) -> list[Warning]:
+def preflight(
+    scene: SceneData, count_tokens: TokenCounter | None = None, model_id: str | None = None
+) -> list[Warning]:
+    """The scene's warnings; with `model_id` (the scene's effective model), also what that model cannot do."""
     warnings: list[Warning] = []
     if len(scene.instances) > MAX_INSTANCES:
         warnings.append(
@@ -36,7 +41,7 @@ def preflight(scene: SceneData, count_tokens: TokenCounter | None = None) -> lis
         warnings.append(Warning(f"the caption is longer than {TOKEN_LIMIT} tokens; the end is cut off"))
     for slot, inst in enumerate(scene.instances, start=1):
         spec = inst.spec
-        name = f"instance {slot}" + (f" ({spec.caption[:30]})" if spec.caption else "")
+        name = limits.instance_label(slot, spec.caption)
         if not spec.caption.strip():
             warnings.append(Warning(f"instance {slot} has no caption", inst.uid))
         elif count_tokens is not None and count_tokens(spec.caption) > TOKEN_LIMIT:
@@ -53,4 +58,13 @@ def preflight(scene: SceneData, count_tokens: TokenCounter | None = None) -> lis
             warnings.append(Warning(f"{name}: part of it lies outside the canvas", inst.uid))
         elif spec.kind is not InstanceKind.POINT and bounds(spec) == (0.0, 0.0, 0.0, 0.0):
             warnings.append(Warning(f"{name}: it covers nothing", inst.uid))
+    if model_id == limits.MODEL_ID:
+        warnings += demo_model_warnings(scene)
     return warnings
+
+
+def demo_model_warnings(scene: SceneData) -> list[Warning]:
+    """What the demo model will not do as the scene asks: the size it renders at, captions it cannot read."""
+    captions = [inst.spec.caption for inst in scene.instances]
+    findings = limits.check(scene.caption, captions, scene.width, scene.height)
+    return [Warning(f.message, None if f.instance is None else scene.instances[f.instance].uid) for f in findings]
