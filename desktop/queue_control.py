@@ -14,9 +14,9 @@ from PySide6.QtCore import QObject, Signal
 from sqlalchemy.orm import Session
 
 from desktop.panels.queue_panel import QueuePanel
-from desktop.render_thread import RenderThread
+from desktop.render_thread import SHUTDOWN_WAIT_MS, RenderThread
 from desktop.store import ProjectStore
-from projects.queue import JobSnapshot, cancel, clear_finished, move, move_to_front, retry
+from projects.queue import JobSnapshot, cancel, clear_finished, move, move_to_front, requeue, retry
 from rendering.demo_model import demo_model_dir
 from rendering.outcomes import JobResult, Outcome
 
@@ -35,6 +35,7 @@ class QueueControl(QObject):
         self.demo_model_dir = demo_model_dir()
         self.store: ProjectStore | None = None
         self.render_thread: RenderThread | None = None
+        self.shutdown_wait_ms = SHUTDOWN_WAIT_MS
         panel.cancelRequested.connect(self.cancel_job)
         panel.retryRequested.connect(lambda job_id: self._job_action(lambda s: retry(s, job_id)))
         panel.moveRequested.connect(self.move_job)
@@ -70,13 +71,29 @@ class QueueControl(QObject):
         store.refresh_jobs()
 
     def stop(self) -> None:
-        """Stop the render thread (the running job goes back to pending within a step)."""
+        """Stop the render thread (the running job goes back to pending at the engine's next check).
+
+        If it does not end within `shutdown_wait_ms` (a call that cannot be interrupted, such as loading
+        a model), it is abandoned: its job is put back here, through the store (whose pending writes land
+        before the project closes), and the user is told; the thread ends on its own, writing nothing."""
         if self.render_thread is not None:
             thread, self.render_thread = self.render_thread, None
-            thread.shutdown()
-            thread.deleteLater()
+            if thread.shutdown(self.shutdown_wait_ms):
+                thread.deleteLater()
+            else:
+                self._abandoned(thread.abandoned_job)
         self.store = None
         self.panel.set_jobs([])
+
+    def _abandoned(self, job_id: int | None) -> None:
+        if job_id is not None and self.store is not None:
+            self.store.job_action(lambda session: requeue(session, job_id))
+        job = "" if job_id is None else f" Job {job_id} is back in the queue."
+        self.message.emit(
+            f"Rendering did not stop within {self.shutdown_wait_ms / 1000:g} s: the engine is in a step it cannot "
+            f"interrupt (such as loading the model), and is left to end on its own.{job}",
+            15000,
+        )
 
     def wake(self) -> None:
         if self.render_thread is not None:

@@ -1,17 +1,25 @@
 """The render engine's thread: a QThread serving the project's queue (rendering.worker) and reporting
 through plain-data signals. It never touches a widget.
 
-Closing the window calls `shutdown`, which stops the running job within one sampling step (it goes
-back to pending) and waits for the thread to end.
+Closing the window calls `shutdown`, which stops the running job at the engine's next cancel check (it goes
+back to pending) and waits a few seconds for the thread to end. Some calls cannot be interrupted (loading a
+model from disk): when the wait runs out the thread is abandoned instead of destroyed while it runs, which
+would abort the app. An abandoned thread writes nothing more, reports nothing more, and is kept alive until
+it ends by itself; the owner puts its job back. If the app quits first, `_exit_past_abandoned` ends the
+process cleanly rather than let Qt destroy a running thread.
 """
 
 from __future__ import annotations
 
+import atexit
+import logging
+import os
+import sys
 from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
-from PySide6.QtCore import QThread, Signal
+from PySide6.QtCore import QCoreApplication, QThread, Signal
 from PySide6.QtGui import QImage
 
 from projects.database import Project
@@ -22,7 +30,13 @@ from rendering.worker import QueueWorker
 if TYPE_CHECKING:  # torch loads on the render thread, when it starts: never on the GUI thread
     from engine.runner import ModelProvider
 
+log = logging.getLogger(__name__)
+
 PREVIEW_EVERY = 2  # steps between live previews
+SHUTDOWN_WAIT_MS = 5_000  # how long closing waits for the engine's next cancel check
+EXIT_WAIT_MS = 10_000  # how long a quitting app still waits for abandoned threads before it exits anyway
+
+_abandoned: set[RenderThread] = set()  # every abandoned thread, running or ended
 
 
 class RenderThread(QThread):
@@ -35,14 +49,16 @@ class RenderThread(QThread):
     def __init__(self, project: Project, provider: ModelProvider, *, paused: bool = False) -> None:
         super().__init__()
         self.setObjectName("render-engine")
+        self._signals = _Signals(self)
         self._worker = QueueWorker(
             project,
             provider,
-            _Signals(self),
+            self._signals,
             paused=paused,
             preview_every=PREVIEW_EVERY,
             on_paused=self.pausedChanged.emit,
         )
+        self.abandoned_job: int | None = None  # set by a `shutdown` that timed out: the job to put back
 
     # --- called from the GUI thread --------------------------------------------------------
 
@@ -65,10 +81,23 @@ class RenderThread(QThread):
     def running_job(self) -> int | None:
         return self._worker.running_job
 
-    def shutdown(self, timeout_ms: int = 30_000) -> bool:
-        """Stop within a step (the running job goes back to pending) and wait for the thread."""
+    def shutdown(self, timeout_ms: int = SHUTDOWN_WAIT_MS) -> bool:
+        """Stop at the engine's next cancel check (the running job goes back to pending) and wait for the
+        thread. False when it did not end in time: then it is abandoned (see the module's doc) and
+        `abandoned_job` is the job still marked running, for the caller to put back; the caller must not
+        delete the thread (it is kept until the app ends)."""
         self._worker.stop()
-        return self.wait(timeout_ms)
+        if self.wait(timeout_ms):
+            return True
+        self._signals.muted = True
+        self.abandoned_job = self._worker.abandon()
+        if not _abandoned:
+            atexit.register(_exit_past_abandoned)
+        # Kept for the life of the app: deleting it (by hand, by Python, by a parent) while it runs aborts the
+        # app, and deleting it from its own `finished` is not safe either. Its model is freed when it ends.
+        _abandoned.add(self)
+        log.warning("the render thread did not stop within %d ms; it is left to end on its own", timeout_ms)
+        return False
 
     # --- the thread ------------------------------------------------------------------------
 
@@ -76,22 +105,47 @@ class RenderThread(QThread):
         self._worker.serve()
 
 
+def abandoned_threads() -> list[RenderThread]:
+    """Render threads abandoned by a `shutdown` that are still running."""
+    return [thread for thread in _abandoned if thread.isRunning()]
+
+
+def _exit_past_abandoned() -> None:
+    """At exit: give abandoned render threads a last while to end; if one still runs, leave the process at
+    once (its project is closed and its job put back) instead of letting Qt destroy a running QThread,
+    which aborts the app."""
+    running = [thread for thread in list(_abandoned) if not thread.wait(EXIT_WAIT_MS)]
+    if not running:
+        return
+    log.warning("the render thread is still in an uninterruptible call; exiting without waiting for it")
+    QCoreApplication.sendPostedEvents()  # e.g. QSettings' pending writes
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
 class _Signals:
-    """The loop's listener: turns its callbacks into the thread's signals."""
+    """The loop's listener: turns its callbacks into the thread's signals (none once muted)."""
 
     def __init__(self, thread: RenderThread) -> None:
         self.thread = thread
+        self.muted = False
 
     def job_started(self, job: JobSnapshot) -> None:
-        self.thread.jobStarted.emit(job)
+        if not self.muted:
+            self.thread.jobStarted.emit(job)
 
     def job_progress(self, job_id: int, step: int, total: int, preview: npt.NDArray[np.uint8] | None) -> None:
+        if self.muted:
+            return
         self.thread.jobProgress.emit(job_id, step, total)
         if preview is not None:
             self.thread.jobPreview.emit(job_id, to_qimage(preview))
 
     def job_ended(self, result: JobResult) -> None:
-        self.thread.jobEnded.emit(result)
+        if not self.muted:
+            self.thread.jobEnded.emit(result)
 
 
 def to_qimage(array: npt.NDArray[np.uint8]) -> QImage:

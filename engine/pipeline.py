@@ -31,7 +31,7 @@ from engine.models.fusers import fuser_config_of
 from engine.models.unifusion import OFFICIAL_DROPS, GroundingDrops
 from engine.regions import slot_regions
 from engine.request import InstanceKind, InstanceSpec, RenderRequest
-from engine.sampler import Chain, RenderCancelled, SamplerHooks, SamplerSettings, sample
+from engine.sampler import Chain, RenderCancelled, SamplerHooks, SamplerSettings, cancellable, check_cancel, sample
 from engine.schedulers import make_scheduler
 from engine.text_cache import TextCache
 
@@ -213,7 +213,8 @@ class InstanceDiffusionPipeline:
         should_cancel: Callable[[], bool] | None = None,
         max_batch: int | None = None,
     ) -> PipelineOutput:
-        """Render `request`. Raises `RenderCancelled` when `should_cancel` turns true (no image is made).
+        """Render `request`. Raises `RenderCancelled` when `should_cancel` turns true (no image is made): it is
+        checked before every UNet call and between the blocks inside one, and before and during the decode.
 
         Args:
             callback: called after every step with (done, steps, preview): done runs 1..request.steps.
@@ -225,6 +226,7 @@ class InstanceDiffusionPipeline:
 
         # 1. Check inputs
         self.check_inputs(request)
+        check_cancel(should_cancel)  # a cancel during the model's load lands here
 
         # 2. Encode prompts
         captions = [inst.caption for inst in request.instances]
@@ -258,10 +260,12 @@ class InstanceDiffusionPipeline:
         if not torch.isfinite(latents).all():
             raise NonFiniteOutputError("the sampler produced NaN or inf latents")
 
-        # 6. Decode
+        # 6. Decode (cancellable too: at SD1.5 size on a CPU it takes seconds)
+        check_cancel(should_cancel)
         decode_start = time.perf_counter()
         notes: list[str] = []
-        pixels = self.decode(latents, notes)
+        with cancellable(self.vae.decoder, should_cancel):
+            pixels = self.decode(latents, notes)
         timings["decode"] = time.perf_counter() - decode_start
         timings["total"] = time.perf_counter() - start
         return PipelineOutput(image=to_uint8(pixels), latents=latents, timings=timings, notes=notes)

@@ -13,7 +13,8 @@ Text encoding, layouts and decoding live in `engine.pipeline`; this module knows
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -76,7 +77,7 @@ class SamplerHooks:
     # (steps done, steps, chain-0 latents) after each of the user's steps, 1..steps: PLMS's extra first
     # evaluation is part of step 1, not a step of its own.
     on_step: StepCallback | None = None
-    should_cancel: Callable[[], bool] | None = None  # checked before every UNet call
+    should_cancel: Callable[[], bool] | None = None  # checked before every UNet call and each block inside it
     on_unet_call: Callable[[UNetCall], None] | None = None
     max_batch: int | None = None  # split a step's rows into UNet calls of at most this many
     merged: list[torch.Tensor] = field(default_factory=list)  # filled with the pre-merge latents, if MIS ran
@@ -163,18 +164,57 @@ def _unet(
     tokens: torch.Tensor | RegionTokens | None,
     hooks: SamplerHooks,
 ) -> torch.Tensor:
-    """One step's rows through the UNet, in chunks of at most `max_batch` rows; cancellable between chunks."""
+    """One step's rows through the UNet, in chunks of at most `max_batch` rows; cancellable before every
+    chunk and inside it, between its blocks."""
     size = hooks.max_batch or inputs.shape[0]
     outputs = []
     for start in range(0, inputs.shape[0], size):
-        if hooks.should_cancel is not None and hooks.should_cancel():
-            raise RenderCancelled
+        check_cancel(hooks.should_cancel)
         part = slice(start, start + size)
         kwargs: Mapping[str, object] | None = None if tokens is None else {"gligen": {"objs": tokens[part]}}
-        outputs.append(
-            unet(inputs[part], t, encoder_hidden_states=context[part], cross_attention_kwargs=kwargs).sample
-        )
+        with cancellable(unet, hooks.should_cancel):
+            outputs.append(
+                unet(inputs[part], t, encoder_hidden_states=context[part], cross_attention_kwargs=kwargs).sample
+            )
     return torch.cat(outputs)
+
+
+def check_cancel(should_cancel: Callable[[], bool] | None) -> None:
+    if should_cancel is not None and should_cancel():
+        raise RenderCancelled
+
+
+@contextmanager
+def cancellable(model: torch.nn.Module, should_cancel: Callable[[], bool] | None) -> Iterator[None]:
+    """Check `should_cancel` before each block of `model` (a UNet, a VAE decoder) and each ResNet and attention
+    module in them: one SD1.5 UNet call on a CPU takes seconds, so a cancel must not wait for its end.
+    The checks read nothing and change nothing, so the result is bit-identical."""
+    if should_cancel is None:
+        yield
+        return
+
+    def check(_module: torch.nn.Module, _args: object) -> None:
+        check_cancel(should_cancel)
+
+    handles = [part.register_forward_pre_hook(check) for part in _cancel_points(model)]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _cancel_points(model: torch.nn.Module) -> list[torch.nn.Module]:
+    blocks = [*getattr(model, "down_blocks", ()), *getattr(model, "up_blocks", ())]
+    mid = getattr(model, "mid_block", None)
+    if isinstance(mid, torch.nn.Module):
+        blocks.append(mid)
+    points: list[torch.nn.Module] = []
+    for block in blocks:
+        points.append(block)
+        for name in ("resnets", "attentions"):
+            points.extend(m for m in getattr(block, name, None) or () if isinstance(m, torch.nn.Module))
+    return points
 
 
 def _tokens_of(chain: Chain) -> torch.Tensor:

@@ -5,7 +5,9 @@ imports torch (through `engine.runner`); import it where rendering happens, not 
 One job at a time: claim it (a short write), render it through `engine.runner`, then store the PNG, a
 thumbnail and the metadata in one short write. Progress reaches the database at most twice a second.
 Stopping (the window closes, Ctrl-C) puts the running job back to pending; cancelling it marks it
-cancelled; both take effect within one sampling step.
+cancelled; both take effect at the engine's next check (before every UNet call and between its blocks).
+An owner that cannot wait for that (one uninterruptible call, a model still loading) `abandon`s the loop:
+from then on it writes nothing, and the owner puts the job back itself.
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
+from sqlalchemy.orm import Session
 
 from engine.runner import OutOfMemoryRenderError, RenderError, Runner
 from engine.sampler import RenderCancelled
@@ -52,10 +56,23 @@ class QueueLoop:
         self._cancel_lock = threading.Lock()
         self._cancelled: set[int] = set()
         self.running_job: int | None = None
+        # Every write of the loop holds this; `abandon` takes it, so none starts after it returns.
+        self._write_lock = threading.Lock()
+        self._abandoned = False
+        self._open_job: int | None = None  # claimed, its end not yet written
 
     def stop(self) -> None:
         """Stop within a step; the running job goes back to pending (thread-safe)."""
         self._stop.set()
+
+    def abandon(self) -> int | None:
+        """Stop, and write nothing to the project from now on (thread-safe): for an owner that closes the
+        project without waiting for the loop's thread. Returns the job claimed and not yet ended, still
+        `running` in the project, for the owner to put back (`projects.queue.requeue`); None if none."""
+        self._stop.set()
+        with self._write_lock:
+            self._abandoned = True
+            return self._open_job
 
     @property
     def stopping(self) -> bool:
@@ -85,8 +102,9 @@ class QueueLoop:
         """Claim and render the next pending job; None when the queue is empty (or stopping)."""
         if self.stopping:
             return None
-        with self.project.write() as session:
-            job = claim_next(session)
+        with self._write() as session:
+            job = None if session is None else claim_next(session)
+            self._open_job = None if job is None else job.id
         if job is None:
             return None
         with self._cancel_lock:
@@ -111,8 +129,9 @@ class QueueLoop:
             if now - last_write[0] >= PROGRESS_WRITE_INTERVAL_S or step == total:
                 last_write[0] = now
                 try:
-                    with self.project.write() as session:
-                        report_progress(session, job.id, step, total)
+                    with self._write() as session:
+                        if session is not None:
+                            report_progress(session, job.id, step, total)
                 except ProjectError as exc:  # progress is a nicety; the render goes on
                     log.warning("progress of job %s not stored: %s", job.id, exc)
 
@@ -127,11 +146,13 @@ class QueueLoop:
                 job.request, on_progress=on_progress, preview_every=self.preview_every, should_cancel=should_cancel
             )
         except RenderCancelled:
-            with self.project.write() as session:
+            with self._ending() as session:
                 if job.id in self._cancelled:
-                    cancel(session, job.id)
+                    if session is not None:
+                        cancel(session, job.id)
                     return JobResult(job, Outcome.CANCELLED, elapsed())
-                requeue(session, job.id)
+                if session is not None:
+                    requeue(session, job.id)
             return JobResult(job, Outcome.REQUEUED, elapsed())
         except OutOfMemoryRenderError as exc:
             return self._failed(job, str(exc), Outcome.OUT_OF_MEMORY, elapsed())
@@ -141,7 +162,9 @@ class QueueLoop:
             log.exception("job %s failed unexpectedly", job.id)
             return self._failed(job, f"unexpected error: {exc}", Outcome.FAILED, elapsed())
         output = render_output(rendered)
-        with self.project.write() as session:
+        with self._ending() as session:
+            if session is None:  # abandoned: the owner put the job back, and the image is not kept
+                return JobResult(job, Outcome.REQUEUED, elapsed())
             try:
                 render_id = finish(session, job.id, output)
             except ProjectError as exc:  # the scene was deleted meanwhile
@@ -150,6 +173,25 @@ class QueueLoop:
         return JobResult(job, Outcome.DONE, elapsed(), render_id=render_id, notes=rendered.notes)
 
     def _failed(self, job: JobSnapshot, message: str, outcome: Outcome, seconds: float) -> JobResult:
-        with self.project.write() as session:
+        with self._ending() as session:
+            if session is None:
+                return JobResult(job, Outcome.REQUEUED, seconds)
             fail(session, job.id, message)
         return JobResult(job, outcome, seconds, error=message)
+
+    @contextmanager
+    def _write(self) -> Iterator[Session | None]:
+        """A write transaction, or None once the loop is abandoned (the project is no longer its to write)."""
+        with self._write_lock:
+            if self._abandoned:
+                yield None
+                return
+            with self.project.write() as session:
+                yield session
+
+    @contextmanager
+    def _ending(self) -> Iterator[Session | None]:
+        """The write that ends the open job (or None, abandoned); after it, `abandon` has no job to hand back."""
+        with self._write() as session:
+            yield session
+            self._open_job = None

@@ -4,7 +4,8 @@ thread; other long-lived callers (a live preview, a farm driver) can do the same
 The runner (models load on first use and stay) and the queue loop are made on the serving thread, so
 torch loads there, never on the thread that constructs the worker. It takes the next job whenever it is
 woken and not paused, polls for jobs queued by another process, and pauses itself when a job runs out
-of memory. `stop` ends `serve` within one sampling step; the running job goes back to pending.
+of memory. `stop` ends `serve` at the engine's next cancel check; the running job goes back to pending.
+`abandon` is for an owner that cannot wait for that: the worker writes nothing more and hands back the job.
 """
 
 from __future__ import annotations
@@ -80,6 +81,14 @@ class QueueWorker:
         if loop is not None:
             loop.stop()
         self._wake.set()
+
+    def abandon(self) -> int | None:
+        """For an owner that stopped waiting for `serve` to end: stop, and never write to the project again.
+        Returns the job left `running` for the owner to put back (`QueueLoop.abandon`)."""
+        self._quit = True
+        self._wake.set()
+        loop = self._loop  # read after `_quit` is set: a loop made later never claims a job
+        return None if loop is None else loop.abandon()
 
     # --- the serving thread ------------------------------------------------------------------
 

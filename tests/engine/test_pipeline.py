@@ -114,17 +114,59 @@ def test_every_scheduler_renders_an_image(pipe: InstanceDiffusionPipeline, sched
 
 
 def test_cancel_at_a_random_step_stops_at_once_and_returns_nothing(pipe: InstanceDiffusionPipeline) -> None:
-    # BOX + POINT with the default mis: 7 UNet calls; cancel before a random one of them (seeded).
+    # BOX + POINT with the default mis: 7 UNet calls; cancel once a random one of them has begun (seeded).
     for stop_after in sorted(random.Random(11).sample(range(7), 4)):
         unet_calls: list[int] = []
         handle = pipe.unet.register_forward_pre_hook(lambda *_, seen=unet_calls: seen.append(1))
-        checks = iter(range(100))
         try:
             with pytest.raises(RenderCancelled):
-                pipe(request(BOX, POINT), should_cancel=lambda c=checks, n=stop_after: next(c) >= n)
+                pipe(request(BOX, POINT), should_cancel=lambda seen=unet_calls, n=stop_after: len(seen) >= n)
         finally:
             handle.remove()
         assert len(unet_calls) == stop_after, "no UNet call after the cancel"
+
+
+def test_a_cancel_during_a_unet_call_lands_at_its_next_block(pipe: InstanceDiffusionPipeline) -> None:
+    # At SD1.5 size on a CPU one UNet call takes seconds: a cancel that arrives during one (here, once the
+    # second call's first down block has run) stops it there, before its middle and up blocks.
+    clicked = {"cancel": False}
+    calls: list[int] = []
+    mids: list[int] = []
+    handles = [
+        pipe.unet.register_forward_pre_hook(lambda *_: calls.append(1)),
+        pipe.unet.down_blocks[0].register_forward_hook(
+            lambda *_: clicked.update(cancel=clicked["cancel"] or len(calls) == 2)
+        ),
+        pipe.unet.mid_block.register_forward_pre_hook(lambda *_: mids.append(len(calls))),
+    ]
+    try:
+        with pytest.raises(RenderCancelled):
+            pipe(request(BOX, POINT), should_cancel=lambda: clicked["cancel"])
+    finally:
+        for handle in handles:
+            handle.remove()
+    assert len(calls) == 2 and mids == [1], "the second call stopped inside, before its middle block"
+
+
+def test_a_cancel_after_the_last_step_skips_the_decode(pipe: InstanceDiffusionPipeline) -> None:
+    clicked = {"cancel": False}
+    decoded: list[int] = []
+    handle = pipe.vae.decoder.register_forward_pre_hook(lambda *_: decoded.append(1))
+    try:
+        with pytest.raises(RenderCancelled):
+            pipe(
+                request(BOX),
+                callback=lambda done, total, _preview: clicked.update(cancel=done == total),
+                should_cancel=lambda: clicked["cancel"],
+            )
+    finally:
+        handle.remove()
+    assert decoded == []
+
+
+def test_the_cancel_checks_leave_the_render_bit_identical(pipe: InstanceDiffusionPipeline) -> None:
+    req = request(BOX, POINT)
+    assert torch.equal(pipe(req, should_cancel=lambda: False).latents, pipe(req).latents)
 
 
 def test_nan_at_a_chosen_step_is_an_error_not_an_image(pipe: InstanceDiffusionPipeline) -> None:
