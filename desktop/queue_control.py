@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from desktop.panels.queue_panel import QueuePanel
 from desktop.render_thread import SHUTDOWN_WAIT_MS, RenderThread
 from desktop.store import ProjectStore
-from projects.queue import JobSnapshot, cancel, clear_finished, move, move_to_front, requeue, retry
+from projects.queue import JobSnapshot, clear_finished, move, move_to_front, request_cancel, requeue, retry
 from rendering.demo_model import demo_model_dir
 from rendering.outcomes import JobResult, Outcome
 
@@ -100,10 +100,13 @@ class QueueControl(QObject):
             self.render_thread.wake()
 
     def cancel_job(self, job_id: int) -> None:
-        """Cancel only that job: the running one stops within a step; a pending one never touches it."""
-        if self.render_thread is not None and self.render_thread.cancel_running(job_id):
-            return
-        self._job_action(lambda session: cancel(session, job_id))
+        """Cancel only that job: a pending one at once (it never touches the running one); the running one
+        shows "cancelling…" at once, stops at the engine's next check, and its cancel is stored in the project
+        at once, so a crash before the render stops cannot bring it back."""
+        self.panel.mark_cancelling(job_id)
+        if self.render_thread is not None:
+            self.render_thread.cancel_running(job_id)
+        self._job_action(lambda session: request_cancel(session, job_id))
 
     def move_job(self, job_id: int, delta: int) -> None:
         self._job_action(lambda session: move(session, job_id, delta))

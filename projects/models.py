@@ -121,6 +121,8 @@ class RenderJob(Base):
     error: Mapped[str | None] = mapped_column(Text)
     progress_step: Mapped[int] = mapped_column(default=0)
     progress_total: Mapped[int] = mapped_column(default=0)
+    # The user cancelled it while it ran: it ends cancelled, whether the render notices or the app dies first.
+    cancel_requested: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     started_at: Mapped[dt.datetime | None]
     finished_at: Mapped[dt.datetime | None]

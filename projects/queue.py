@@ -1,7 +1,9 @@
 """Render-queue transitions, as functions over a write session.
 
 States: pending -> running -> done | failed | cancelled; pending -> cancelled. Final states never
-change: retrying a failed job makes a new job. Every function checks the state it starts from and
+change: retrying a failed job makes a new job. Cancelling a running job is a request (`request_cancel`),
+stored at once: the render stops at its next check and marks it cancelled, and a job left running by a
+crash with the request on it is cancelled at the next open, not queued again. Every function checks the state it starts from and
 raises `QueueError` otherwise, so a late message from the worker (finishing a job the user just
 cancelled) can never resurrect it.
 
@@ -38,6 +40,7 @@ class JobSnapshot:
     error: str | None
     progress_step: int
     progress_total: int
+    cancel_requested: bool = False
 
     @classmethod
     def of(cls, job: RenderJob) -> JobSnapshot:
@@ -52,6 +55,7 @@ class JobSnapshot:
             error=job.error,
             progress_step=job.progress_step,
             progress_total=job.progress_total,
+            cancel_requested=job.cancel_requested,
         )
 
 
@@ -117,9 +121,11 @@ def claim_next(session: Session) -> JobSnapshot | None:
     return JobSnapshot.of(_load(session, candidate))
 
 
-def report_progress(session: Session, job_id: int, step: int, total: int) -> None:
+def report_progress(session: Session, job_id: int, step: int, total: int) -> bool:
+    """Store a running job's progress. Returns whether a cancel was requested for it (by any process)."""
     job = _load_in(session, job_id, {JobStatus.RUNNING})
     job.progress_step, job.progress_total = step, total
+    return job.cancel_requested
 
 
 def finish(session: Session, job_id: int, output: RenderOutput) -> int:
@@ -157,15 +163,32 @@ def fail(session: Session, job_id: int, error: str) -> JobSnapshot:
 
 
 def cancel(session: Session, job_id: int) -> JobSnapshot:
-    """Cancel a pending or running job. The worker notices a running one by its status."""
+    """Mark a pending or running job cancelled. For a running job this is the render's own last word (it
+    stopped); the user's cancel of a running job is `request_cancel`."""
     job = _load_in(session, job_id, {JobStatus.PENDING, JobStatus.RUNNING})
     job.status, job.finished_at = JobStatus.CANCELLED.value, utcnow()
     return JobSnapshot.of(job)
 
 
+def request_cancel(session: Session, job_id: int) -> JobSnapshot:
+    """The user cancels a job: a pending one is cancelled now; a running one is marked, and ends cancelled
+    when its render stops (`report_progress` tells the render) or, after a crash, when the project opens.
+    A job that ended meanwhile (the click came as it finished) stays as it ended."""
+    job = _load(session, job_id)
+    status = JobStatus(job.status)
+    if status is JobStatus.PENDING:
+        return cancel(session, job_id)
+    if status is JobStatus.RUNNING:
+        job.cancel_requested = True
+    return JobSnapshot.of(job)
+
+
 def requeue(session: Session, job_id: int) -> JobSnapshot:
-    """Put a running job back to pending after a clean stop (closing the app); no attempt is spent."""
+    """Put a running job back to pending after a clean stop (closing the app); no attempt is spent. A job
+    the user asked to cancel is cancelled instead."""
     job = _load_in(session, job_id, {JobStatus.RUNNING})
+    if job.cancel_requested:
+        return cancel(session, job_id)
     job.status = JobStatus.PENDING.value
     job.attempts = max(0, job.attempts - 1)
     job.started_at = None
@@ -239,7 +262,8 @@ def status_counts(session: Session) -> dict[JobStatus, int]:
 
 
 def recover_interrupted_jobs(session: Session) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """At open: jobs still `running` were interrupted by a crash. Requeue each once, then fail it.
+    """At open: jobs still `running` were interrupted by a crash. Requeue each once, then fail it; one the
+    user had asked to cancel is cancelled.
 
     Returns the ids requeued and the ids failed. `Project.open` calls this in a write session before
     anyone else can claim a job; this module knows nothing of opening (import-linter keeps it so).
@@ -248,7 +272,9 @@ def recover_interrupted_jobs(session: Session) -> tuple[tuple[int, ...], tuple[i
     failed: list[int] = []
     for job in session.scalars(select(RenderJob).where(RenderJob.status == JobStatus.RUNNING.value)):
         job.progress_step = job.progress_total = 0
-        if job.attempts < MAX_ATTEMPTS:
+        if job.cancel_requested:
+            job.status, job.finished_at = JobStatus.CANCELLED.value, utcnow()
+        elif job.attempts < MAX_ATTEMPTS:
             job.status, job.started_at = JobStatus.PENDING.value, None
             requeued.append(job.id)
         else:

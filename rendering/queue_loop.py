@@ -4,10 +4,11 @@ imports torch (through `engine.runner`); import it where rendering happens, not 
 
 One job at a time: claim it (a short write), render it through `engine.runner`, then store the PNG, a
 thumbnail and the metadata in one short write. Progress reaches the database at most twice a second.
-Stopping (the window closes, Ctrl-C) puts the running job back to pending; cancelling it marks it
-cancelled; both take effect at the engine's next check (before every UNet call and between its blocks).
-An owner that cannot wait for that (one uninterruptible call, a model still loading) `abandon`s the loop:
-from then on it writes nothing, and the owner puts the job back itself.
+Stopping (the window closes, Ctrl-C) puts the running job back to pending; cancelling it (`cancel_running`,
+or a cancel request stored in the project, read with each progress write) marks it cancelled; both take
+effect at the engine's next check (before every UNet call and between its blocks). An owner that cannot
+wait for that (one uninterruptible call, a model still loading) `abandon`s the loop: from then on it
+writes nothing, and the owner puts the job back itself.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from engine.runner import OutOfMemoryRenderError, RenderError, Runner
 from engine.sampler import RenderCancelled
 from projects.database import Project
 from projects.errors import ProjectError
+from projects.models import JobStatus
 from projects.queue import JobSnapshot, cancel, claim_next, fail, finish, report_progress, requeue
 from rendering.outcomes import JobResult, Outcome
 from rendering.output import render_output
@@ -130,8 +132,10 @@ class QueueLoop:
                 last_write[0] = now
                 try:
                     with self._write() as session:
-                        if session is not None:
-                            report_progress(session, job.id, step, total)
+                        # A cancel stored by another process (or by the window, through the store) lands here.
+                        if session is not None and report_progress(session, job.id, step, total):
+                            with self._cancel_lock:
+                                self._cancelled.add(job.id)
                 except ProjectError as exc:  # progress is a nicety; the render goes on
                     log.warning("progress of job %s not stored: %s", job.id, exc)
 
@@ -151,8 +155,9 @@ class QueueLoop:
                     if session is not None:
                         cancel(session, job.id)
                     return JobResult(job, Outcome.CANCELLED, elapsed())
-                if session is not None:
-                    requeue(session, job.id)
+                # Back to pending, unless the user's cancel reached the project first: then it is cancelled.
+                if session is not None and requeue(session, job.id).status is JobStatus.CANCELLED:
+                    return JobResult(job, Outcome.CANCELLED, elapsed())
             return JobResult(job, Outcome.REQUEUED, elapsed())
         except OutOfMemoryRenderError as exc:
             return self._failed(job, str(exc), Outcome.OUT_OF_MEMORY, elapsed())

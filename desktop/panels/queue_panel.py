@@ -26,6 +26,8 @@ from projects.models import JobStatus
 from projects.queue import JobSnapshot
 
 COLUMNS = ("Job", "Scene", "State", "Progress", "Details")
+CANCELLING = "cancelling…"
+STARTING = "starting…"
 PREVIEW_SIDE = 120
 
 
@@ -56,6 +58,7 @@ class QueuePanel(QWidget):
         self.scene_names: dict[int, str] = {}
         self._timings: dict[int, _Timing] = {}
         self._bars: dict[int, QProgressBar] = {}
+        self._cancelling: set[int] = set()  # cancelled here, before the project says so
 
         self.tree = QTreeWidget()
         self.tree.setObjectName("queueList")
@@ -123,6 +126,9 @@ class QueuePanel(QWidget):
     def set_jobs(self, jobs: list[JobSnapshot]) -> None:
         selected = self.selected_job()
         self.jobs = jobs
+        running = {job.id for job in jobs if job.status is JobStatus.RUNNING}
+        self._cancelling &= running
+        self._cancelling |= {job.id for job in jobs if job.cancel_requested and job.id in running}
         self.tree.clear()
         self._bars.clear()
         for job in jobs:
@@ -130,7 +136,7 @@ class QueuePanel(QWidget):
                 [
                     str(job.id),
                     self.scene_names.get(job.scene_id or -1, f"scene {job.scene_id}"),
-                    job.status.value,
+                    self._state(job.id, job.status),
                     "",
                     self._details(job),
                 ]
@@ -140,15 +146,13 @@ class QueuePanel(QWidget):
             self.tree.addTopLevelItem(item)
             if job.status is JobStatus.RUNNING:
                 bar = QProgressBar()
-                bar.setRange(0, max(job.progress_total, 1))
-                bar.setValue(job.progress_step)
                 self.tree.setItemWidget(item, 3, bar)
                 self._bars[job.id] = bar
+                self._show_progress(job.id, job.progress_step, job.progress_total)
             if job.id == selected:
                 self.tree.setCurrentItem(item)
         pending = sum(1 for job in jobs if job.status is JobStatus.PENDING)
-        running = sum(1 for job in jobs if job.status is JobStatus.RUNNING)
-        self.state_label.setText(f"{running} rendering · {pending} waiting")
+        self.state_label.setText(f"{len(running)} rendering · {pending} waiting")
         self._update_buttons()
 
     def _details(self, job: JobSnapshot) -> str:
@@ -164,13 +168,47 @@ class QueuePanel(QWidget):
     def job_progress(self, job_id: int, step: int, total: int) -> None:
         timing = self._timings.setdefault(job_id, _Timing(time.perf_counter()))
         timing.step, timing.total = step, total
+        self._show_progress(job_id, step, total)
+
+    def mark_cancelling(self, job_id: int) -> None:
+        """The user cancelled the job: say so at once, before the render stops and the project says it."""
+        job = self._job(job_id)
+        if job is None or job.status.is_final:
+            return
+        self._cancelling.add(job_id)
+        item = self._item(job_id)
+        if item is not None:
+            item.setText(2, self._state(job_id, job.status))
+        if job_id in self._bars:
+            timing = self._timings.get(job_id)
+            self._show_progress(job_id, timing.step if timing else 0, timing.total if timing else 0)
+        self._update_buttons()
+
+    def _state(self, job_id: int, status: JobStatus) -> str:
+        return CANCELLING if job_id in self._cancelling and not status.is_final else status.value
+
+    def _show_progress(self, job_id: int, step: int, total: int) -> None:
         bar = self._bars.get(job_id)
         if bar is None:
             return
         bar.setRange(0, max(total, 1))
         bar.setValue(step)
-        eta = timing.eta()
+        if job_id in self._cancelling:
+            bar.setFormat(CANCELLING)
+            return
+        if total <= 0:  # no step done yet
+            bar.setFormat(STARTING)
+            return
+        timing = self._timings.get(job_id)
+        eta = timing.eta() if timing is not None else None
         bar.setFormat(f"{step}/{total} steps" + (f" · {eta:.0f}s left" if eta is not None else ""))
+
+    def _item(self, job_id: int) -> QTreeWidgetItem | None:
+        for index in range(self.tree.topLevelItemCount()):
+            item = self.tree.topLevelItem(index)
+            if item is not None and item.data(0, Qt.ItemDataRole.UserRole) == job_id:
+                return item
+        return None
 
     def job_preview(self, job_id: int, image: QImage) -> None:
         pixmap = QPixmap.fromImage(image).scaled(
@@ -208,7 +246,8 @@ class QueuePanel(QWidget):
     def _update_buttons(self) -> None:
         job = self._job(self.selected_job())
         status = job.status if job else None
-        self.cancel_button.setEnabled(status in (JobStatus.PENDING, JobStatus.RUNNING))
+        cancellable = job is not None and status in (JobStatus.PENDING, JobStatus.RUNNING)
+        self.cancel_button.setEnabled(cancellable and job is not None and job.id not in self._cancelling)
         self.retry_button.setEnabled(status in (JobStatus.FAILED, JobStatus.CANCELLED))
         for button in (self.up_button, self.down_button, self.front_button):
             button.setEnabled(status is JobStatus.PENDING)

@@ -10,7 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QThread
+from PySide6.QtCore import Qt, QThread
+from PySide6.QtWidgets import QProgressBar
 from pytestqt.qtbot import QtBot
 
 from desktop.main_window import MainWindow
@@ -86,6 +87,42 @@ def test_cancelling_a_pending_job_leaves_the_running_one_alone(qtbot: QtBot, tmp
     assert statuses == {started[0]: JobStatus.DONE, pending: JobStatus.CANCELLED}
 
 
+def test_cancelling_the_running_job_shows_at_once_and_ends_it_cancelled(
+    qtbot: QtBot, tmp_path: Path, demo_model: Path
+) -> None:
+    path = project(tmp_path / "p.instproj", steps=(400,))
+    window = window_on(qtbot, path, tmp_path / "home", demo_model)
+    thread, panel = window.queue.render_thread, window.queue_panel
+    assert thread is not None
+    steps: list[int] = []
+    thread.jobProgress.connect(lambda _job, step, _total: steps.append(step))
+    window.commands.render.trigger()
+    qtbot.waitUntil(
+        lambda: len(steps) >= 2 and bool(panel.jobs) and panel.jobs[0].status is JobStatus.RUNNING, timeout=60_000
+    )
+    item = panel.tree.topLevelItem(0)
+    assert item is not None
+    qtbot.mouseClick(panel.tree.viewport(), Qt.MouseButton.LeftButton, pos=panel.tree.visualItemRect(item).center())
+    job_id = panel.selected_job()
+    with qtbot.waitSignal(thread.jobEnded, timeout=60_000) as ended:
+        qtbot.mouseClick(panel.cancel_button, Qt.MouseButton.LeftButton)
+        # At once, before the render has seen it: the row and its bar say so, and cancel is not offered twice.
+        row = panel.tree.topLevelItem(0)
+        assert row is not None and row.text(2) == "cancelling…"
+        bar = panel.tree.itemWidget(row, 3)
+        assert isinstance(bar, QProgressBar) and bar.format() == "cancelling…"
+        assert not panel.cancel_button.isEnabled()
+    result: JobResult = ended.args[0]
+    assert result.job.id == job_id and result.outcome is Outcome.CANCELLED and max(steps) < 400
+    qtbot.waitUntil(lambda: panel.jobs[0].status is JobStatus.CANCELLED, timeout=10_000)
+    row = panel.tree.topLevelItem(0)
+    assert row is not None and row.text(2) == "cancelled"
+    window.close()
+    with Project.open(path) as opened, opened.read() as session:
+        (job,) = list_jobs(session)
+    assert job.status is JobStatus.CANCELLED
+
+
 def test_closing_mid_render_puts_the_job_back_and_stops_the_thread(
     qtbot: QtBot, tmp_path: Path, demo_model: Path
 ) -> None:
@@ -147,28 +184,51 @@ def test_a_sweep_renders_the_grid_and_the_history_restores_and_compares(
     window.close()
 
 
+def slow_model_app(path: Path, home: Path, demo_model: Path, mode: str) -> subprocess.Popen[str]:
+    """The real app in its own process, on a model that loads for minutes (tests/desktop/slow_model_child.py)."""
+    home.mkdir(exist_ok=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.desktop.slow_model_child", str(path), str(home), mode],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, DEMO_MODEL_ENV: str(demo_model), "OMP_NUM_THREADS": "1"},
+    )
+
+
 def test_quitting_while_the_model_loads_puts_the_job_back_and_exits_cleanly(tmp_path: Path, demo_model: Path) -> None:
     # The user's report: Ctrl+Q during a long render froze the window 30 s, then "QThread: Destroyed while
     # thread 'render-engine' is still running" and an abort (exit 134). Here the engine is in a call it
-    # cannot interrupt (the model loads for minutes) when Ctrl+Q comes, in the real app in its own process.
+    # cannot interrupt (the model loads for minutes) when the user quits, in the real app in its own process.
     path = project(tmp_path / "p.instproj", steps=(20,))
-    home = tmp_path / "home"
-    home.mkdir()
-    env = {**os.environ, DEMO_MODEL_ENV: str(demo_model), "OMP_NUM_THREADS": "1"}
     started = time.monotonic()
-    proc = subprocess.run(
-        [sys.executable, "-m", "tests.desktop.quit_child", str(path), str(home)],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=100,
-    )
-    assert "quitting" in proc.stdout, proc.stderr
-    assert proc.returncode == 0, proc.stderr
-    assert "Destroyed while thread" not in proc.stderr
-    assert "Job 1 is back in the queue" in proc.stdout  # what the window told the user
+    proc = slow_model_app(path, tmp_path / "home", demo_model, "quit")
+    out, err = proc.communicate(timeout=100)
+    assert "quitting" in out, err
+    assert proc.returncode == 0, err
+    assert "Destroyed while thread" not in err
+    assert "Job 1 is back in the queue" in out  # what the window told the user
     assert time.monotonic() - started < 90  # not the model's two minutes
     with Project.open(path) as opened, opened.read() as session:
         (job,) = list_jobs(session)
     assert job.status is JobStatus.PENDING and job.attempts == 0
+
+
+def test_a_job_cancelled_just_before_a_crash_stays_cancelled(tmp_path: Path, demo_model: Path) -> None:
+    # The user's report: cancel showed nothing, and after a crash the cancelled job was back as pending.
+    # The click lands while the engine cannot stop yet (the model is loading); then the app is killed.
+    path = project(tmp_path / "p.instproj", steps=(20,))
+    proc = slow_model_app(path, tmp_path / "home", demo_model, "cancel")
+    assert proc.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + 90
+    while "cancel stored" not in lines and time.monotonic() < deadline and proc.poll() is None:
+        lines.append(proc.stdout.readline().strip())
+    proc.kill()
+    _, err = proc.communicate(timeout=30)
+    assert "cancel clicked: cancelling…" in lines, (lines, err)  # shown at once, before the render noticed
+    assert "cancel stored" in lines, (lines, err)
+    with Project.open(path) as opened, opened.read() as session:
+        (job,) = list_jobs(session)
+    assert job.status is JobStatus.CANCELLED

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import select
+from sqlalchemy import create_engine, select
 
 from engine.request import InstanceKind
 from projects import queue, schema
@@ -61,6 +61,24 @@ def test_file_from_the_first_schema_opens_upgraded_with_its_data(tmp_path: Path)
     conn.close()
     with Project.open(path) as project:
         assert project.report.migrated_from is None and project.report.backup is None
+
+
+def test_file_from_the_second_schema_gains_cancel_requests_none_set(tmp_path: Path) -> None:
+    path = tmp_path / "second.instproj"
+    shutil.copy(FIXTURE, path)
+    engine = create_engine(f"sqlite:///{path}")
+    try:
+        with engine.begin() as connection:
+            schema.upgrade(connection, "0002")
+    finally:
+        engine.dispose()
+    with Project.open(path) as project:
+        assert project.report.migrated_from == "0002"
+        with project.read() as session:
+            jobs = {job.id: (job.status, job.cancel_requested) for job in session.scalars(select(RenderJob))}
+    assert jobs and not any(requested for _status, requested in jobs.values())
+    assert jobs[2][0] == JobStatus.PENDING.value  # left running, never cancelled: recovered as before
+    assert project.report.requeued_jobs == (2,)
 
 
 def test_fixture_file_is_still_the_first_schema() -> None:

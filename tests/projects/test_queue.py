@@ -132,6 +132,24 @@ def test_requeue_after_a_clean_stop_spends_no_attempt(project: Project) -> None:
     assert (job.status, job.attempts) == (JobStatus.PENDING, 0)
 
 
+def test_cancelling_a_running_job_is_a_request_kept_until_it_ends(project: Project, scene_id: int) -> None:
+    running_id, pending_id, done_id = enqueue(project, 1, 2, 3, scene_id=scene_id)
+    claim(project)
+    with project.write() as session:
+        assert queue.request_cancel(session, pending_id).status is JobStatus.CANCELLED  # pending: at once
+        requested = queue.request_cancel(session, running_id)
+    assert (requested.status, requested.cancel_requested) == (JobStatus.RUNNING, True)
+    with project.write() as session:
+        assert queue.report_progress(session, running_id, 3, 20)  # the render hears of it at its next write
+        # A clean stop (closing the app) before the render noticed: cancelled, not back in the queue.
+        assert queue.requeue(session, running_id).status is JobStatus.CANCELLED
+    claim(project)
+    with project.write() as session:
+        assert not queue.report_progress(session, done_id, 1, 20)
+        queue.finish(session, done_id, OUTPUT)
+        assert queue.request_cancel(session, done_id).status is JobStatus.DONE  # the click came too late
+
+
 def test_retry_makes_a_new_job_and_keeps_the_failed_one(project: Project) -> None:
     (job_id,) = enqueue(project, 5, priority=2)
     claim(project)
@@ -220,6 +238,18 @@ def test_a_crashed_job_is_retried_once_then_failed(project_path: Path) -> None:
         assert job.status is JobStatus.FAILED and job.error is not None and "interrupted 2 times" in job.error
     with Project.open(project_path) as project:
         assert not project.report.had_unclean_exit
+
+
+def test_a_crashed_job_the_user_had_cancelled_ends_cancelled(project_path: Path) -> None:
+    with Project.create(project_path) as project:
+        job_id, waiting_id = enqueue(project, 1, 2)
+        claim(project)
+        with project.write() as session:
+            queue.request_cancel(session, job_id)  # ...and the app dies before the render notices
+    with Project.open(project_path) as project:
+        assert project.report.requeued_jobs == () and project.report.failed_jobs == ()
+        statuses = {job.id: job.status for job in _jobs(project)}
+    assert statuses == {job_id: JobStatus.CANCELLED, waiting_id: JobStatus.PENDING}
 
 
 def test_concurrent_claims_never_share_a_job(project: Project) -> None:

@@ -16,7 +16,7 @@ from projects.database import Project
 from projects.errors import LayoutFormatError
 from projects.models import JobStatus
 from projects.png_metadata import HASHES_KEY, VERSION_KEY, app_version, request_from_png
-from projects.queue import JobSnapshot, list_jobs
+from projects.queue import JobSnapshot, list_jobs, request_cancel
 from projects.scenes import find_scene, queue_scene
 from rendering.outcomes import JobResult, Outcome
 from rendering.output import THUMBNAIL_SIDE
@@ -92,3 +92,28 @@ def test_cancel_and_stop_take_effect_within_a_step(tmp_path: Path, demo_model: P
             (stored,) = list_jobs(session)
     assert stored.status is (JobStatus.CANCELLED if cancel_it else JobStatus.PENDING)
     assert not loop.cancel_running(job.id)  # nothing runs any more
+
+
+def test_a_cancel_stored_in_the_project_stops_the_render(tmp_path: Path, demo_model: Path) -> None:
+    # The window (through its store) or another process stores the user's cancel; the loop reads it with its
+    # next progress write and ends the job cancelled.
+    path = shapes_project(tmp_path / "p.instproj", scenes=1, steps=400)
+    with Project.open(path) as project:
+        with project.write() as session:
+            job = queue_scene(session, find_scene(session, "s0"))
+        steps: list[int] = []
+
+        def progress(job_id: int, step: int, total: int, preview: object) -> None:
+            steps.append(step)
+            if step == 3:
+                with project.write() as session:
+                    request_cancel(session, job_id)
+
+        recorder = Recorder()
+        recorder.job_progress = progress  # type: ignore[method-assign]
+        loop = QueueLoop(project, Runner(lambda _id: load_demo_model(demo_model)), recorder)
+        result = loop.run_one()
+        with project.read() as session:
+            (stored,) = list_jobs(session)
+    assert result is not None and result.outcome is Outcome.CANCELLED
+    assert stored.id == job.id and stored.status is JobStatus.CANCELLED and max(steps) < 400
