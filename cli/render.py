@@ -86,6 +86,10 @@ class ConsoleProgress:
         self.started = time.perf_counter()
         self.job_label = f"job {job.id}"
 
+    def job_phase(self, job_id: int, phase: object) -> None:
+        sys.stderr.write(f"\r[{self.done + 1}/{self.total}] {self.job_label}: {phase}")
+        sys.stderr.flush()
+
     def job_progress(self, job_id: int, step: int, total: int, preview: object) -> None:
         width = 24
         filled = int(width * step / max(total, 1))

@@ -60,6 +60,7 @@ class QueueControl(QObject):
 
         thread = RenderThread(store.project, provide, paused=paused)
         thread.jobStarted.connect(self._job_started)
+        thread.jobPhase.connect(self.panel.job_phase)
         thread.jobProgress.connect(self.panel.job_progress)
         thread.jobPreview.connect(self.panel.job_preview)
         thread.jobEnded.connect(self._job_ended)
@@ -127,6 +128,7 @@ class QueueControl(QObject):
             self.store.refresh_summaries()
 
     def _job_ended(self, result: JobResult) -> None:
+        self.panel.job_ended(result.job.id)
         if self.store is None:
             return
         self.store.refresh_jobs()

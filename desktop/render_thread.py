@@ -24,7 +24,7 @@ from PySide6.QtGui import QImage
 
 from projects.database import Project
 from projects.queue import JobSnapshot
-from rendering.outcomes import JobResult
+from rendering.outcomes import JobPhase, JobResult
 from rendering.worker import QueueWorker
 
 if TYPE_CHECKING:  # torch loads on the render thread, when it starts: never on the GUI thread
@@ -41,6 +41,7 @@ _abandoned: set[RenderThread] = set()  # every abandoned thread, running or ende
 
 class RenderThread(QThread):
     jobStarted = Signal(object)  # JobSnapshot
+    jobPhase = Signal(int, str)  # job id, what it does before its first step (rendering.outcomes.JobPhase)
     jobProgress = Signal(int, int, int)  # job id, step, total
     jobPreview = Signal(int, object)  # job id, QImage
     jobEnded = Signal(object)  # rendering.outcomes.JobResult
@@ -135,6 +136,10 @@ class _Signals:
     def job_started(self, job: JobSnapshot) -> None:
         if not self.muted:
             self.thread.jobStarted.emit(job)
+
+    def job_phase(self, job_id: int, phase: JobPhase) -> None:
+        if not self.muted:
+            self.thread.jobPhase.emit(job_id, phase.value)
 
     def job_progress(self, job_id: int, step: int, total: int, preview: npt.NDArray[np.uint8] | None) -> None:
         if self.muted:

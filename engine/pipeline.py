@@ -40,13 +40,19 @@ __all__ = ["InstanceDiffusionPipeline", "NonFiniteOutputError", "PipelineOutput"
 # (steps done, the request's steps, preview as an (h, w, 3) uint8 array or None): 1..steps, whatever the scheduler
 ProgressCallback = Callable[[int, int, "npt.NDArray[np.uint8] | None"], None]
 
-# Approximate linear map from SD1.5 latents to RGB, for cheap previews without the VAE.
+# Approximate linear map from SD1.5 latents to RGB, for cheap previews without the VAE (see `preview`).
 SD15_PREVIEW_FACTORS = (
     (0.298, 0.207, 0.208),
     (0.187, 0.286, 0.173),
     (-0.158, 0.189, 0.264),
     (-0.184, -0.271, -0.473),
 )
+
+
+# Previews: a VAE whose decoder is at most this big (the demo model's has 0.6 M parameters, SD1.5's 49 M)
+# decodes them; a bigger one is approximated. An approximation is at most this many pixels on a side.
+PREVIEW_DECODE_MAX_PARAMETERS = 5_000_000
+PREVIEW_MAX_SIDE = 256
 
 
 class NonFiniteOutputError(RuntimeError):
@@ -82,7 +88,7 @@ class InstanceDiffusionPipeline:
             captions (pooled output, before the projection, as the official model).
         tokenizer ([`CLIPTokenizer`]): pads and truncates to 77 tokens.
         unet ([`UNet2DConditionModel`]): built by `engine.models.builder.build_instance_unet`.
-        preview_factors: a (latent channels x 3) matrix mapping latents to RGB for previews.
+        preview_factors: a (latent channels x 3) matrix mapping latents to RGB for previews that do not decode.
     """
 
     def __init__(
@@ -96,6 +102,7 @@ class InstanceDiffusionPipeline:
         self.vae, self.text_encoder, self.tokenizer, self.unet = vae, text_encoder, tokenizer, unet
         self.position_net = position_net_of(unet)
         self.preview_factors = None if preview_factors is None else torch.tensor(preview_factors, dtype=torch.float32)
+        self.preview_decodes = vae_parameters(vae) <= PREVIEW_DECODE_MAX_PARAMETERS  # see `preview`
         self._prompt_cache = TextCache()
         self._pooled_cache = TextCache()
 
@@ -292,14 +299,34 @@ class InstanceDiffusionPipeline:
         result: torch.Tensor = (pixels.float().clamp(-1, 1) + 1) / 2
         return result
 
+    @torch.no_grad()
     def preview(self, latents: torch.Tensor) -> npt.NDArray[np.uint8]:
-        """A cheap (h, w, 3) RGB approximation at latent resolution, without the VAE."""
-        x = latents[0].float().cpu()
-        if self.preview_factors is not None and self.preview_factors.shape[0] == x.shape[0]:
-            rgb = torch.einsum("chw,cr->hwr", x, self.preview_factors)
+        """An (H, W, 3) RGB picture of latents mid-render, at the image's size (at most `PREVIEW_MAX_SIDE`).
+
+        A small VAE (the demo model's) decodes them: the real picture, for little work. A large one (SD1.5's,
+        seconds per decode on a CPU) is not run mid-render: a linear map of the latents to RGB, scaled up
+        smoothly, stands in for it."""
+        if self.preview_decodes:
+            try:
+                return to_uint8(self.decode(latents))
+            except NonFiniteOutputError:
+                pass  # mid-render latents can be wild: the approximation still shows something
+        x = latents[:1].float().cpu()
+        if self.preview_factors is not None and self.preview_factors.shape[0] == x.shape[1]:
+            rgb = torch.einsum("bchw,cr->brhw", x, self.preview_factors)
         else:
-            rgb = x[:3].permute(1, 2, 0) / 4  # no factors for this model: show the first channels
-        return ((rgb.clamp(-1, 1) + 1) * 127.5).to(torch.uint8).numpy()
+            rgb = x[:, :3] / 4  # no factors for this model: show the first channels
+        height, width = (side * self.vae_scale_factor for side in x.shape[-2:])
+        scale = min(1.0, PREVIEW_MAX_SIDE / max(height, width))
+        size = (max(1, round(height * scale)), max(1, round(width * scale)))
+        rgb = torch.nn.functional.interpolate(rgb, size=size, mode="bilinear", align_corners=False)
+        return ((rgb[0].permute(1, 2, 0).clamp(-1, 1) + 1) * 127.5).to(torch.uint8).numpy()
+
+
+def vae_parameters(vae: torch.nn.Module) -> int:
+    """The decoder's size: what a preview decode costs, roughly."""
+    decoder = getattr(vae, "decoder", vae)
+    return sum(parameter.numel() for parameter in decoder.parameters())
 
 
 def to_uint8(pixels: torch.Tensor) -> npt.NDArray[np.uint8]:

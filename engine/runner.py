@@ -158,9 +158,13 @@ class Runner:
         on_progress: ProgressCallback | None = None,
         preview_every: int = 0,
         should_cancel: Callable[[], bool] | None = None,
+        on_loading: Callable[[], None] | None = None,
     ) -> RenderResult:
-        """Render one request; raises a `RenderError` subclass or `RenderCancelled`."""
+        """Render one request; raises a `RenderError` subclass or `RenderCancelled`. `on_loading` is called
+        before a model that is not loaded yet loads (seconds to minutes, before the first step)."""
         load_start = time.perf_counter()
+        if on_loading is not None and self._model_id != request.model_id:
+            on_loading()
         model = self.model(request.model_id)
         load_time = time.perf_counter() - load_start
         pipeline = model.pipeline

@@ -22,6 +22,12 @@ class Outcome(StrEnum):
         return self in (Outcome.FAILED, Outcome.OUT_OF_MEMORY)
 
 
+class JobPhase(StrEnum):
+    """What a running job does before its first step, in words for the user."""
+
+    LOADING_MODEL = "loading the model…"
+
+
 @dataclass(frozen=True)
 class JobResult:
     job: JobSnapshot

@@ -30,7 +30,7 @@ from projects.database import Project
 from projects.errors import ProjectError
 from projects.models import JobStatus
 from projects.queue import JobSnapshot, cancel, claim_next, fail, finish, report_progress, requeue
-from rendering.outcomes import JobResult, Outcome
+from rendering.outcomes import JobPhase, JobResult, Outcome
 from rendering.output import render_output
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,8 @@ PROGRESS_WRITE_INTERVAL_S = 0.5
 
 
 class JobListener(Protocol):
-    """What the loop reports; every call comes from the loop's thread."""
+    """What the loop reports; every call comes from the loop's thread. A listener may also have
+    `job_phase(job_id, phase: JobPhase)`, told what a started job does before its first step (a model loading)."""
 
     def job_started(self, job: JobSnapshot) -> None: ...
 
@@ -145,9 +146,18 @@ class QueueLoop:
         def elapsed() -> float:
             return time.perf_counter() - started
 
+        def on_loading() -> None:
+            phase = getattr(self.listener, "job_phase", None)
+            if phase is not None:
+                phase(job.id, JobPhase.LOADING_MODEL)
+
         try:
             rendered = self.runner.render(
-                job.request, on_progress=on_progress, preview_every=self.preview_every, should_cancel=should_cancel
+                job.request,
+                on_progress=on_progress,
+                preview_every=self.preview_every,
+                should_cancel=should_cancel,
+                on_loading=on_loading,
             )
         except RenderCancelled:
             with self._ending() as session:

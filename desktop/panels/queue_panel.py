@@ -28,20 +28,27 @@ from projects.queue import JobSnapshot
 COLUMNS = ("Job", "Scene", "State", "Progress", "Details")
 CANCELLING = "cancelling…"
 STARTING = "starting…"
+NO_RENDER = "no render running"
 PREVIEW_SIDE = 120
 
 
 @dataclass
 class _Timing:
-    started: float
     step: int = 0
     total: int = 0
+    first: tuple[float, int] | None = None  # when the first step was reported, and which: loading is not a step
+
+    def report(self, step: int, total: int) -> None:
+        self.step, self.total = step, total
+        if self.first is None:
+            self.first = (time.perf_counter(), step)
 
     def eta(self) -> float | None:
-        """Seconds left, from the measured time per step so far."""
-        if self.step <= 0 or self.total <= 0:
+        """Seconds left, from the measured time per step since the first one."""
+        if self.first is None or self.step <= self.first[1] or self.total <= 0:
             return None
-        return (time.perf_counter() - self.started) / self.step * (self.total - self.step)
+        since, step = self.first
+        return (time.perf_counter() - since) / (self.step - step) * (self.total - self.step)
 
 
 class QueuePanel(QWidget):
@@ -57,6 +64,7 @@ class QueuePanel(QWidget):
         self.jobs: list[JobSnapshot] = []
         self.scene_names: dict[int, str] = {}
         self._timings: dict[int, _Timing] = {}
+        self._phases: dict[int, str] = {}  # what a running job does before its first step
         self._bars: dict[int, QProgressBar] = {}
         self._cancelling: set[int] = set()  # cancelled here, before the project says so
 
@@ -69,10 +77,11 @@ class QueuePanel(QWidget):
         header = self.tree.header()
         header.setSectionResizeMode(4, QHeaderView.ResizeMode.Stretch)
         self.tree.setColumnWidth(3, 220)
-        self.preview = QLabel("no render running")
+        self.preview = QLabel(NO_RENDER)
         self.preview.setObjectName("queuePreview")
         self.preview.setFixedSize(PREVIEW_SIDE, PREVIEW_SIDE)
         self.preview.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.preview.setWordWrap(True)
         self.preview.setStyleSheet("QLabel#queuePreview { border: 1px solid #3a3c40; color: #8a8d93; }")
         self.state_label = QLabel()
 
@@ -163,12 +172,34 @@ class QueuePanel(QWidget):
         return base
 
     def job_started(self, job: JobSnapshot) -> None:
-        self._timings[job.id] = _Timing(time.perf_counter())
+        self._timings[job.id] = _Timing()
+        self._phases[job.id] = STARTING
+        self._show_preview_text(STARTING)
+
+    def job_phase(self, job_id: int, phase: str) -> None:
+        """What the job does before its first step (e.g. loading the model): on its bar and the preview."""
+        self._phases[job_id] = phase
+        timing = self._timings.get(job_id)
+        if timing is None or timing.first is None:
+            self._show_preview_text(phase)
+            self._show_progress(job_id, 0, 0)
 
     def job_progress(self, job_id: int, step: int, total: int) -> None:
-        timing = self._timings.setdefault(job_id, _Timing(time.perf_counter()))
-        timing.step, timing.total = step, total
+        timing = self._timings.setdefault(job_id, _Timing())
+        timing.report(step, total)
+        if self.preview.pixmap().isNull():
+            self._show_preview_text(f"step {step} of {total}")
         self._show_progress(job_id, step, total)
+
+    def job_ended(self, job_id: int) -> None:
+        """The job stopped (done, failed, cancelled, put back): its preview goes."""
+        self._timings.pop(job_id, None)
+        self._phases.pop(job_id, None)
+        self._show_preview_text(NO_RENDER)
+
+    def _show_preview_text(self, text: str) -> None:
+        self.preview.clear()
+        self.preview.setText(text)
 
     def mark_cancelling(self, job_id: int) -> None:
         """The user cancelled the job: say so at once, before the render stops and the project says it."""
@@ -197,7 +228,7 @@ class QueuePanel(QWidget):
             bar.setFormat(CANCELLING)
             return
         if total <= 0:  # no step done yet
-            bar.setFormat(STARTING)
+            bar.setFormat(self._phases.get(job_id, STARTING))
             return
         timing = self._timings.get(job_id)
         eta = timing.eta() if timing is not None else None

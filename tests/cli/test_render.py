@@ -50,6 +50,8 @@ def test_render_all_scenes_stores_each_render_with_its_request(
     assert main.main(["render", str(path), "--all"]) == 0
     out, err = capsys.readouterr()
     assert "summary: 2 done" in out and "[2/2] job 2: done" in err
+    assert "[1/2] job 1: loading the model…" in err  # before its first step; job 2 finds it loaded
+    assert "job 2: loading" not in err
     # The bar counts the 3 steps each scene asked for (PLMS's extra first evaluation is no step): 1/3 .. 3/3.
     assert sorted(set(re.findall(r"\b(\d+)/(\d+) steps", err))) == [("1", "3"), ("2", "3"), ("3", "3")]
     with Project.open(path) as project, project.read() as session:

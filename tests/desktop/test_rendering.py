@@ -3,21 +3,27 @@ and closing mid-render."""
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
+from PIL import Image
 from PySide6.QtCore import Qt, QThread
+from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import QProgressBar
 from pytestqt.qtbot import QtBot
 
 from desktop.main_window import MainWindow
 from engine.request import InstanceKind, InstanceSpec
 from projects.database import Project
-from projects.models import JobStatus
+from projects.models import JobStatus, Render
 from projects.queue import list_jobs
 from projects.scenes import SceneLayout, add_scene
 from rendering.demo_model import DEMO_MODEL_ENV
@@ -63,6 +69,54 @@ def test_render_reports_progress_and_lands_in_the_history(qtbot: QtBot, tmp_path
     qtbot.waitUntil(lambda: not window.canvas._background.pixmap().isNull(), timeout=10_000)
     qtbot.waitUntil(lambda: window.scene_list.model.scenes[0].state.value == "rendered", timeout=10_000)
     window.close()
+
+
+def test_the_queue_says_the_model_is_loading_then_shows_the_picture_forming_and_clears_it(
+    qtbot: QtBot, tmp_path: Path, demo_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import engine.providers
+
+    real_provider = engine.providers.settings_provider
+    loaded = threading.Event()
+
+    def slow_disk(*args: Any, **kwargs: Any) -> Any:  # the model's files take a while to read
+        provide = real_provider(*args, **kwargs)
+        return lambda model_id: (loaded.wait(60), provide(model_id))[1]
+
+    monkeypatch.setattr(engine.providers, "settings_provider", slow_disk)
+    path = project(tmp_path / "p.instproj", steps=(6,))
+    window = window_on(qtbot, path, tmp_path / "home", demo_model)
+    thread, panel = window.queue.render_thread, window.queue_panel
+    assert thread is not None
+    shown: list[QPixmap] = []
+    previews: list[QImage] = []
+    thread.jobPreview.connect(lambda _job, image: (previews.append(image), shown.append(panel.preview.pixmap())))
+    window.commands.render.trigger()
+
+    def bar_text() -> str:
+        row = panel.tree.topLevelItem(0)
+        bar = None if row is None else panel.tree.itemWidget(row, 3)
+        return bar.format() if isinstance(bar, QProgressBar) else ""
+
+    # Before the first step: what it is doing, on the job's bar and where the preview will be (not "0%").
+    qtbot.waitUntil(lambda: bar_text() == "loading the model…", timeout=30_000)
+    assert panel.preview.text() == "loading the model…"
+    with qtbot.waitSignal(thread.jobEnded, timeout=60_000) as ended:
+        loaded.set()
+    assert ended.args[0].outcome is Outcome.DONE
+    # The previews are the picture forming (the demo VAE decodes the latents), at the image's size, not 16x16.
+    assert previews and all(image.width() >= 64 and image.height() >= 64 for image in previews)
+    assert all(pixmap.width() >= 64 for pixmap in shown)
+    # Once it ends, the preview goes.
+    qtbot.waitUntil(lambda: panel.preview.pixmap().isNull(), timeout=10_000)
+    assert panel.preview.text() == "no render running"
+    window.close()
+    with Project.open(path) as opened, opened.read() as session:
+        (render,) = session.query(Render).all()
+        final = np.asarray(Image.open(io.BytesIO(render.png)).convert("RGB"))
+    last = previews[-1].convertToFormat(QImage.Format.Format_RGB888)
+    pixels = np.frombuffer(last.constBits(), np.uint8).reshape(last.height(), last.bytesPerLine())
+    assert np.array_equal(pixels[:, : 3 * last.width()].reshape(last.height(), last.width(), 3), final)
 
 
 def test_cancelling_a_pending_job_leaves_the_running_one_alone(qtbot: QtBot, tmp_path: Path, demo_model: Path) -> None:

@@ -220,7 +220,22 @@ def test_progress_counts_the_steps_the_user_set_with_previews_at_the_chosen_rate
     pipe(request(BOX, steps=6, scheduler=scheduler), callback=callback, preview_every=3)
     assert [r[:2] for r in reports] == [(i, 6) for i in range(1, 7)]
     assert [r[2] for r in reports] == [False, False, True, False, False, True]
-    assert previews[0].shape == (8, 8, 3) and previews[0].dtype == np.uint8
+    assert previews[0].shape == (64, 64, 3) and previews[0].dtype == np.uint8  # the image's size
+
+
+def test_a_small_vae_decodes_the_previews_a_large_one_is_approximated_smoothly(
+    pipe: InstanceDiffusionPipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    previews: list[np.ndarray] = []
+    out = pipe(request(BOX, steps=4), callback=lambda _d, _t, p: previews.append(p), preview_every=2)
+    assert pipe.preview_decodes  # the tiny VAE: decoding it costs little
+    assert np.array_equal(previews[-1], out.image)  # the last preview is the picture itself, not the latents
+
+    monkeypatch.setattr(pipe, "preview_decodes", False)  # as with SD1.5's VAE: seconds per decode on a CPU
+    approximated = pipe.preview(out.latents)
+    assert approximated.shape == out.image.shape  # scaled up from the 8x8 latents...
+    changes = np.abs(np.diff(approximated.astype(int), axis=1)).max(axis=2) > 0
+    assert changes.mean() > 0.5, "...smoothly: blocks of 8 pixels would change at 7 columns of 63"
 
 
 def test_each_text_is_encoded_once(pipe: InstanceDiffusionPipeline, monkeypatch: pytest.MonkeyPatch) -> None:
