@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     from engine.runner import LoadedModel
 
 
+UNCLEAN_EXIT_PAUSE = "Paused: the app did not close cleanly last time. Check the queue, then resume."
+
+
 class QueueControl(QObject):
     renderFinished = Signal(int)  # the scene id of a job that just finished with a render
     message = Signal(str, int)  # text, milliseconds to show it
@@ -68,7 +71,7 @@ class QueueControl(QObject):
         self.render_thread = thread
         thread.start()
         if paused:
-            self.panel.set_paused(True, "paused after an unclean exit: resume the queue when ready")
+            self.panel.set_paused(True, UNCLEAN_EXIT_PAUSE)
         store.refresh_jobs()
 
     def stop(self) -> None:

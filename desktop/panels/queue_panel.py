@@ -14,6 +14,8 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QProgressBar,
+    QPushButton,
+    QSizePolicy,
     QToolButton,
     QTreeWidget,
     QTreeWidgetItem,
@@ -29,6 +31,7 @@ COLUMNS = ("Job", "Scene", "State", "Progress", "Details")
 CANCELLING = "cancelling…"
 STARTING = "starting…"
 NO_RENDER = "no render running"
+PAUSED_BY_USER = "Paused: the running job finishes, then the queue waits."
 PREVIEW_SIDE = 120
 
 
@@ -84,6 +87,16 @@ class QueuePanel(QWidget):
         self.preview.setWordWrap(True)
         self.preview.setStyleSheet("QLabel#queuePreview { border: 1px solid #3a3c40; color: #8a8d93; }")
         self.state_label = QLabel()
+        # While the queue is paused: why, and the way out beside it, on the buttons' row (the dock is short).
+        self.pause_note = QLabel()
+        self.pause_note.setObjectName("queuePauseNote")
+        self.pause_note.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)  # clipped, not wider
+        self.resume_button = QPushButton("Resume")
+        self.resume_button.setObjectName("queueResume")
+        self.resume_button.setToolTip("Resume the queue: render the waiting jobs")
+        self.resume_button.clicked.connect(self._resume)
+        self.pause_note.hide()
+        self.resume_button.hide()
 
         self.pause_button = self._button("pause", "Pause the queue (the running job finishes)")
         self.pause_button.setCheckable(True)
@@ -112,7 +125,10 @@ class QueuePanel(QWidget):
             self.clear_button,
         ):
             buttons.addWidget(button)
-        buttons.addWidget(self.state_label, 1)
+        buttons.addWidget(self.state_label)
+        buttons.addWidget(self.pause_note, 1)
+        buttons.addWidget(self.resume_button)
+        buttons.addStretch(0)
         left = QVBoxLayout()
         left.addLayout(buttons)
         left.addWidget(self.tree, 1)
@@ -134,12 +150,15 @@ class QueuePanel(QWidget):
 
     def set_jobs(self, jobs: list[JobSnapshot]) -> None:
         selected = self.selected_job()
+        known = {job.id for job in self.jobs}
+        added = [job.id for job in jobs if job.id not in known] if self.jobs else []
         self.jobs = jobs
         running = {job.id for job in jobs if job.status is JobStatus.RUNNING}
         self._cancelling &= running
         self._cancelling |= {job.id for job in jobs if job.cancel_requested and job.id in running}
         self.tree.clear()
         self._bars.clear()
+        newest: QTreeWidgetItem | None = None
         for job in jobs:
             item = QTreeWidgetItem(
                 [
@@ -160,6 +179,10 @@ class QueuePanel(QWidget):
                 self._show_progress(job.id, job.progress_step, job.progress_total)
             if job.id == selected:
                 self.tree.setCurrentItem(item)
+            if added and job.id == max(added):  # the newest job just queued: into view, wherever it sits
+                newest = item
+        if newest is not None:
+            self.tree.scrollToItem(newest, QAbstractItemView.ScrollHint.EnsureVisible)
         pending = sum(1 for job in jobs if job.status is JobStatus.PENDING)
         self.state_label.setText(f"{len(running)} rendering · {pending} waiting")
         self._update_buttons()
@@ -253,8 +276,11 @@ class QueuePanel(QWidget):
         self.pause_button.setIcon(icon("resume" if paused else "pause"))
         self.pause_button.setToolTip("Resume the queue" if paused else "Pause the queue (the running job finishes)")
         self.pause_button.blockSignals(False)
-        if reason:
-            self.state_label.setText(reason)
+        if paused:
+            self.pause_note.setText(reason or PAUSED_BY_USER)
+            self.pause_note.setToolTip(reason or PAUSED_BY_USER)
+        self.pause_note.setVisible(paused)
+        self.resume_button.setVisible(paused)
 
     # --- actions ---------------------------------------------------------------------------
 
@@ -269,6 +295,9 @@ class QueuePanel(QWidget):
         job_id = self.selected_job()
         if job_id is not None and callable(action):
             action(job_id)
+
+    def _resume(self) -> None:
+        self.pause_button.setChecked(False)  # as if the pause button was clicked: resumes the queue
 
     def _pause_toggled(self, paused: bool) -> None:
         self.set_paused(paused)

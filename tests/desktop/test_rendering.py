@@ -24,8 +24,8 @@ from desktop.main_window import MainWindow
 from engine.request import InstanceKind, InstanceSpec
 from projects.database import Project
 from projects.models import JobStatus, Render
-from projects.queue import list_jobs
-from projects.scenes import SceneLayout, add_scene
+from projects.queue import claim_next, list_jobs
+from projects.scenes import SceneLayout, add_scene, find_scene, queue_scene
 from rendering.demo_model import DEMO_MODEL_ENV
 from rendering.outcomes import JobResult, Outcome
 from tests.conftest import REPO_ROOT
@@ -117,6 +117,40 @@ def test_the_queue_says_the_model_is_loading_then_shows_the_picture_forming_and_
     last = previews[-1].convertToFormat(QImage.Format.Format_RGB888)
     pixels = np.frombuffer(last.constBits(), np.uint8).reshape(last.height(), last.bytesPerLine())
     assert np.array_equal(pixels[:, : 3 * last.width()].reshape(last.height(), last.width(), 3), final)
+
+
+def test_after_a_crash_the_queue_says_why_it_is_paused_and_a_new_job_comes_into_view(
+    qtbot: QtBot, tmp_path: Path, demo_model: Path
+) -> None:
+    path = project(tmp_path / "p.instproj", steps=(2,))
+    with Project.open(path) as opened, opened.write() as session:
+        scene = find_scene(session, "s0")
+        for _ in range(40):
+            queue_scene(session, scene)
+        claim_next(session)  # ...and the app dies while rendering it
+    window = window_on(qtbot, path, tmp_path / "home", demo_model)
+    thread, panel = window.queue.render_thread, window.queue_panel
+    assert thread is not None
+    qtbot.waitUntil(lambda: len(panel.jobs) == 40, timeout=10_000)
+    # Why it is paused, with the way out beside it; the job list's own refreshes do not wipe it.
+    assert panel.pause_note.isVisible() and "did not close cleanly" in panel.pause_note.text()
+    assert panel.resume_button.isVisible()
+    note, resume = panel.pause_note.geometry(), panel.resume_button.geometry()
+    assert note.right() < resume.left() and note.top() < resume.center().y() < note.bottom()
+
+    window.commands.render.trigger()  # a new job, queued behind forty
+    qtbot.waitUntil(lambda: len(panel.jobs) == 41, timeout=10_000)
+    newest = panel.tree.topLevelItem(panel.tree.topLevelItemCount() - 1)
+    assert newest is not None and int(newest.text(0)) == max(job.id for job in panel.jobs)
+    row, view = panel.tree.visualItemRect(newest), panel.tree.viewport().rect()
+    assert view.top() <= row.top() and row.bottom() <= view.bottom(), "the new job is in view"
+    assert panel.pause_note.isVisible()
+
+    with qtbot.waitSignal(thread.jobStarted, timeout=60_000):
+        qtbot.mouseClick(panel.resume_button, Qt.MouseButton.LeftButton)
+    assert not panel.pause_note.isVisible() and not panel.resume_button.isVisible()
+    assert not panel.pause_button.isChecked()
+    window.close()
 
 
 def test_cancelling_a_pending_job_leaves_the_running_one_alone(qtbot: QtBot, tmp_path: Path, demo_model: Path) -> None:
