@@ -62,6 +62,8 @@ class WindowActions:
         self.close_project = self._action("Close project", w.close_project, QKeySequence.StandardKey.Close)
         self.model_files = self._action("Model files…", w.open_model_settings, None, "settings")
         self.quit = self._action("Quit", w.close, QKeySequence.StandardKey.Quit)
+        if self.quit.shortcut().isEmpty():  # platforms without a standard Quit key (Windows) get Ctrl+Q
+            self.quit.setShortcut(QKeySequence("Ctrl+Q"))
         self.shortcuts = self._action("Keyboard shortcuts", w.show_shortcuts, QKeySequence.StandardKey.HelpContents)
 
         self.tools: dict[Tool, QAction] = {}

@@ -289,3 +289,7 @@ def test_a_first_run_hint_until_the_first_instance_is_drawn(qtbot: QtBot, window
     window.commands.new_scene.trigger()  # an empty scene shows it again
     qtbot.waitUntil(lambda: window.editor is not None and not window.editor.scene.instances, timeout=10_000)
     assert hint.isVisible()
+
+
+def test_quit_has_a_key_on_every_platform(window: MainWindow) -> None:
+    assert not window.commands.quit.shortcut().isEmpty()
