@@ -38,3 +38,11 @@ def test_the_sample_covers_every_kind_and_an_iterative_sequence(tmp_path: Path) 
     assert kinds == set(InstanceKind)
     rounds = [layout for layout in layouts if layout[0].startswith("iterative")]
     assert len(rounds) == 4 and len({seed for *_rest, seed in rounds}) == 1
+
+
+def test_the_sample_is_at_the_current_schema(tmp_path: Path) -> None:
+    """Opening it needs no upgrade (an upgrade would leave a backup beside every user's copy)."""
+    copy = tmp_path / SAMPLE.name
+    shutil.copy(SAMPLE, copy)
+    with Project.open(copy) as project:
+        assert project.report.migrated_from is None
