@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 # Before any Qt import: tests never need a screen.
@@ -38,6 +40,22 @@ def untrained_demo_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
     save_demo(build_demo_components(DemoModelConfig(), folder / "tok"), DemoModelConfig(), folder / "model")
     return folder / "model"
+
+
+@pytest.fixture(autouse=True)
+def qt_garbage_collected_on_the_gui_thread(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After a Qt test, delete what it left (deferred deletes, reference cycles) here, on the GUI thread.
+
+    Left to Python's cyclic GC, a Qt object in a cycle (a window and its controllers) would be destroyed on
+    whichever thread allocates next — a project store's or a render thread — and Qt crashes there."""
+    yield
+    if "qtbot" not in request.fixturenames:
+        return
+    from PySide6.QtCore import QCoreApplication, QEvent
+
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    QCoreApplication.processEvents()
+    gc.collect()
 
 
 def pytest_sessionfinish() -> None:
