@@ -347,7 +347,9 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(text, timeout)
 
     def show_shortcuts(self) -> None:
-        ShortcutsDialog(self.findChildren(QAction), self).exec()
+        dialog = ShortcutsDialog(self.findChildren(QAction), self)
+        dialog.exec()
+        dialog.deleteLater()
 
     def open_model_settings(self) -> None:
         from desktop.model_dialog import ModelSettingsDialog
