@@ -49,7 +49,7 @@ def qt_garbage_collected_on_the_gui_thread(request: pytest.FixtureRequest) -> It
     Left to Python's cyclic GC, a Qt object in a cycle (a window and its controllers) would be destroyed on
     whichever thread allocates next — a project store's or a render thread — and Qt crashes there."""
     yield
-    if "qtbot" not in request.fixturenames:
+    if not {"qtbot", "qapp"} & set(request.fixturenames):
         return
     from PySide6.QtCore import QCoreApplication, QEvent
 
