@@ -75,6 +75,7 @@ class ProjectSession(QObject):
         store.jobsQueued.connect(self._jobs_queued)
         store.historyLoaded.connect(self._history_loaded)
         store.imported.connect(self._imported)
+        store.importFailed.connect(lambda message: w.show_message(f"Not imported: {message}", 15000))
         store.queueRefused.connect(self._queue_refused)
         store.failed.connect(lambda message: w.show_message(f"Not saved: {message}", 10000))
         store.saved.connect(lambda _id: w.show_message("Saved", 1500))

@@ -105,6 +105,7 @@ class ProjectStore(QObject):
     jobsQueued = Signal(int)  # how many jobs were just added
     historyLoaded = Signal(int, object)  # scene id, list[HistoryEntry] newest first
     imported = Signal(int, object)  # scenes added, list[str] warnings
+    importFailed = Signal(str)  # why the files were not imported (nothing was added)
     saved = Signal(int)  # scene id
     queueRefused = Signal(int, object)  # scene id, list[str]: why it cannot be rendered, in words; nothing queued
     failed = Signal(str)  # a write or read that did not happen, in words
@@ -169,7 +170,12 @@ class ProjectStore(QObject):
         is reported by name and nothing is added)."""
 
         def run() -> None:
-            read = [(path, item) for path in paths for item in read_any(path)]
+            try:
+                read = [(path, item) for path in paths for item in read_any(path)]
+            except (ProjectError, RequestValidationError, OSError) as exc:  # nothing was added
+                log.warning("import: %s", exc)
+                self.importFailed.emit(str(exc))
+                return
             added: list[int] = []
             with self._require().write() as session:
                 for _path, item in read:

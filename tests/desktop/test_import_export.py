@@ -62,10 +62,14 @@ def test_a_bad_file_imports_nothing_and_says_which(qtbot: QtBot, window: MainWin
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"hello": "world"}))
     before = window.scene_list.model.rowCount()
-    with qtbot.waitSignal(window.store.failed, timeout=10_000) as failed:  # type: ignore[union-attr]
-        window.import_files([good, bad])
-    assert "bad.json" in failed.args[0]
-    assert window.scene_list.model.rowCount() == before
+    failures: list[str] = []
+    window.store.failed.connect(failures.append)  # type: ignore[union-attr]
+    with qtbot.waitSignal(window.store.importFailed, timeout=10_000) as refused:  # type: ignore[union-attr]
+        drop(window, [good, bad])
+    assert "bad.json" in refused.args[0]
+    message = window.statusBar().currentMessage()
+    assert message.startswith("Not imported: ") and "bad.json" in message  # not "Not saved"
+    assert window.scene_list.model.rowCount() == before and failures == []
 
 
 def test_the_export_dialog_writes_a_coco_dataset_and_reports_a_folder_in_the_way(qtbot: QtBot, tmp_path: Path) -> None:
