@@ -86,6 +86,7 @@ class MainWindow(QMainWindow):
         self.warnings = CanvasOverlay(self.canvas, object_name="preflightWarnings")
         self.warnings.setStyleSheet(
             "QLabel#preflightWarnings { background: #4a3b12; color: #ffd98a; padding: 6px 10px; border-radius: 4px; }"
+            'QLabel#preflightWarnings[info="true"] { background: rgba(30, 60, 90, 220); color: #e8f1ff; }'
         )
         self.hint = FirstRunHint(self.canvas, settings)
         self.history = HistoryStrip()
@@ -199,8 +200,12 @@ class MainWindow(QMainWindow):
         if editor is not None:  # the scene's model (the demo model has warnings of its own)
             model_id = editor.scene.settings.effective(defaults).model_id if defaults is not None else None
             warnings = preflight(editor.scene, self._count_tokens, model_id)
-        shown = "<br>".join(f"⚠ {html.escape(w.message)}" for w in warnings[:SHOWN_WARNINGS])
+        warnings = sorted(warnings, key=lambda w: w.info)  # what is wrong first, then what is good to know
+        shown = "<br>".join(f"{'ℹ' if w.info else '⚠'} {html.escape(w.message)}" for w in warnings[:SHOWN_WARNINGS])
         more = f"<br>… and {len(warnings) - SHOWN_WARNINGS} more" if len(warnings) > SHOWN_WARNINGS else ""
+        self.warnings.setProperty("info", all(w.info for w in warnings))
+        self.warnings.style().unpolish(self.warnings)
+        self.warnings.style().polish(self.warnings)
         self.warnings.show_text(shown + more if warnings else "")
 
     def _tokens_ready(self, counter: TokenCounter) -> None:

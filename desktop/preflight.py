@@ -26,6 +26,7 @@ TokenCounter = Callable[[str], int]
 class Warning:
     message: str
     uid: int | None = None  # the instance it is about, if any
+    info: bool = False  # something to know (the size the demo model renders at), not something wrong
 
 
 def preflight(
@@ -67,4 +68,6 @@ def demo_model_warnings(scene: SceneData) -> list[Warning]:
     """What the demo model will not do as the scene asks: the size it renders at, captions it cannot read."""
     captions = [inst.spec.caption for inst in scene.instances]
     findings = limits.check(scene.caption, captions, scene.width, scene.height)
-    return [Warning(f.message, None if f.instance is None else scene.instances[f.instance].uid) for f in findings]
+    return [
+        Warning(f.message, None if f.instance is None else scene.instances[f.instance].uid, f.info) for f in findings
+    ]

@@ -91,6 +91,7 @@ def instance_label(slot: int, caption: str) -> str:
 class Finding:
     message: str
     instance: int | None = None  # the index of the instance caption it is about; None: the scene
+    info: bool = False  # something to know (the size it renders at), not something wrong
 
 
 def check(prompt: str, captions: Sequence[str], width: int, height: int) -> list[Finding]:
@@ -106,7 +107,8 @@ def check(prompt: str, captions: Sequence[str], width: int, height: int) -> list
         findings.append(
             Finding(
                 f"the demo model renders at its own scale: this {width}x{height} canvas becomes a "
-                f"{size[0]}x{size[1]} image (shown scaled to the canvas)"
+                f"{size[0]}x{size[1]} image (shown scaled to the canvas)",
+                info=True,
             )
         )
     unknown: list[Finding] = []

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pytestqt.qtbot import QtBot
 
+from desktop.preflight import preflight
 from engine.request import InstanceKind, InstanceSpec
 from projects.database import Project
 from projects.official_json import read_official_json
@@ -25,12 +26,18 @@ def test_an_official_demo_scene_with_the_demo_model_is_flagged(qtbot: QtBot, tmp
         banner = window.warnings
         qtbot.waitUntil(banner.isVisible, timeout=5_000)
         text = banner.text()
-        assert "this 512x512 canvas becomes a 64x64 image" in text
+        editor = window.editor
+        assert editor is not None
+        # What is wrong comes first; the size it renders at is a note after them ("… and N more").
+        notes = [w for w in preflight(editor.scene, None, "demo") if w.info]
+        assert [n.message for n in notes] == [
+            "the demo model renders at its own scale: this 512x512 canvas becomes a 64x64 image "
+            "(shown scaled to the canvas)"
+        ]
+        assert "more" in text.split("<br>")[-1]
         assert "the demo model draws only coloured shapes: a red, green, blue, yellow, purple or orange circle" in text
         assert "the caption: the demo model does not know" in text
         assert "“maltipoo”, “dog”, “gray” (it knows “grey”) and 8 more words" in text
-        editor = window.editor
-        assert editor is not None
         editor.set_fields("Model", settings=SceneSettings(model_id="sd15"))  # another model: no such warning
         qtbot.waitUntil(lambda: "demo model" not in banner.text(), timeout=5_000)
     finally:

@@ -293,3 +293,16 @@ def test_a_first_run_hint_until_the_first_instance_is_drawn(qtbot: QtBot, window
 
 def test_quit_has_a_key_on_every_platform(window: MainWindow) -> None:
     assert not window.commands.quit.shortcut().isEmpty()
+
+
+def test_what_is_only_good_to_know_comes_after_what_is_wrong(qtbot: QtBot, window: MainWindow) -> None:
+    banner = window.warnings
+    # The demo model on a 512x512 canvas with a caption it knows: only the note of the size it renders at.
+    window.editor.set_fields("Caption", caption="a red circle")
+    uid = window.editor.scene.instances[0].uid
+    window.editor.set_caption(uid, "a blue square")
+    qtbot.waitUntil(lambda: banner.isVisible() and "64x64" in banner.text(), timeout=5_000)
+    assert banner.text().startswith("ℹ") and "⚠" not in banner.text() and banner.property("info") is True
+    window.editor.set_caption(uid, "")  # now something is wrong: it comes first
+    qtbot.waitUntil(lambda: banner.text().startswith("⚠"), timeout=5_000)
+    assert "no caption" in banner.text().split("<br>")[0] and banner.property("info") is False
