@@ -19,7 +19,8 @@ def scene_warnings(name: str, request: RenderRequest) -> list[str]:
         return []
     captions = [inst.caption for inst in request.instances]
     findings = limits.check(request.prompt, captions, request.width, request.height)
-    return [f"warning: scene {name!r}: {finding.message}" for finding in findings]
+    findings = sorted(findings, key=lambda finding: finding.info)  # what is wrong first, then notes
+    return [f"{'note' if f.info else 'warning'}: scene {name!r}: {f.message}" for f in findings]
 
 
 def print_warnings(lines: list[str], stream: TextIO | None = None) -> None:

@@ -35,16 +35,16 @@ def test_what_the_demo_model_cannot_do_is_said_before_it_renders(
     assert main.main(["render", str(path), "--all"]) == 0  # warnings never fail the render
     out, err = capsys.readouterr()
     assert "summary: 2 done" in out
-    warnings = [line for line in err.splitlines() if line.startswith("warning:")]
+    warnings = [line for line in err.splitlines() if line.startswith(("warning:", "note:"))]
     assert warnings == [
-        "warning: scene 'cat': the demo model renders at its own scale: this 512x512 canvas becomes a 64x64 image "
-        "(shown scaled to the canvas)",
         "warning: scene 'cat': the demo model draws only coloured shapes: a red, green, blue, yellow, purple or "
         "orange circle, square, triangle or star, on a grey, white, beige or light blue background",
         "warning: scene 'cat': the caption: the demo model does not know “gray” (it knows “grey”), “british”, "
         "“shorthair”",
         "warning: scene 'cat': instance 1 (a gray British Shorthair): the demo model does not know “gray” "
         "(it knows “grey”), “british”, “shorthair”",
+        "note: scene 'cat': the demo model renders at its own scale: this 512x512 canvas becomes a 64x64 image "
+        "(shown scaled to the canvas)",
     ]
     assert err.index("warning:") < err.index("[1/2]")  # said before the first render starts
 
