@@ -72,7 +72,8 @@ def test_a_bad_file_imports_nothing_and_says_which(qtbot: QtBot, window: MainWin
     assert window.scene_list.model.rowCount() == before and failures == []
 
 
-def test_the_export_dialog_writes_a_coco_dataset_and_reports_a_folder_in_the_way(qtbot: QtBot, tmp_path: Path) -> None:
+def export_dialog_on(qtbot: QtBot, tmp_path: Path, fmt: str, out: Path) -> tuple[MainWindow, ExportDialog]:
+    """A window on a project with two rendered scenes, and its export dialog set to write both as `fmt` to `out`."""
     path = rendered_project(tmp_path / "p.instproj")
     (tmp_path / "home").mkdir()
     window = open_window(qtbot, path, tmp_path / "home")
@@ -80,8 +81,13 @@ def test_the_export_dialog_writes_a_coco_dataset_and_reports_a_folder_in_the_way
     ids = [s.scene_id for s in window.scene_list.model.scenes]
     dialog = ExportDialog(window.store, ids, [], window)
     qtbot.addWidget(dialog)
-    dialog.format.setCurrentIndex(dialog.format.findData("coco"))
-    dialog.out.setText(str(tmp_path / "coco"))
+    dialog.format.setCurrentIndex(dialog.format.findData(fmt))
+    dialog.out.setText(str(out))
+    return window, dialog
+
+
+def test_the_export_dialog_writes_a_coco_dataset_and_reports_a_folder_in_the_way(qtbot: QtBot, tmp_path: Path) -> None:
+    window, dialog = export_dialog_on(qtbot, tmp_path, "coco", tmp_path / "coco")
     dialog.export_button.click()
     assert dialog.wait()
     qtbot.waitUntil(lambda: dialog.report is not None, timeout=10_000)
@@ -119,15 +125,7 @@ def held_export(monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.Event]:
 
 
 def exporting_dialog(qtbot: QtBot, tmp_path: Path, out: Path) -> tuple[MainWindow, ExportDialog]:
-    path = rendered_project(tmp_path / "p.instproj")
-    (tmp_path / "home").mkdir()
-    window = open_window(qtbot, path, tmp_path / "home")
-    assert window.store is not None
-    ids = [s.scene_id for s in window.scene_list.model.scenes]
-    dialog = ExportDialog(window.store, ids, [], window)
-    qtbot.addWidget(dialog)
-    dialog.format.setCurrentIndex(dialog.format.findData("yolo"))
-    dialog.out.setText(str(out))
+    window, dialog = export_dialog_on(qtbot, tmp_path, "yolo", out)
     dialog.export_button.click()
     assert dialog.is_exporting() and active_tasks(window)
     return window, dialog

@@ -3,13 +3,11 @@ that is open; every check reads the project file itself."""
 
 from __future__ import annotations
 
-import io
 import json
 import sqlite3
 from pathlib import Path
 
 import pytest
-from PIL import Image
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QApplication, QMessageBox
 from pytestqt.qtbot import QtBot
@@ -18,10 +16,8 @@ from desktop.canvas.tools import Tool
 from desktop.help import ShortcutsDialog
 from desktop.main_window import MainWindow
 from desktop.theme import apply_theme
-from projects.database import Project
-from projects.queue import RenderOutput, claim_next, finish
 from projects.scene_settings import SceneSettings
-from projects.scenes import list_scenes, queue_scene
+from tests.cli.test_export_import import rendered_project
 from tests.desktop.conftest import drag, make_project, open_window
 
 
@@ -113,21 +109,6 @@ def test_layout_is_kept_in_normalised_coordinates_when_the_size_changes(qtbot: Q
     assert stored(window)[0][2]["box"] == pytest.approx([0.1, 0.1, 0.3, 0.3])
     item = window.canvas.item_for(scene.instances[0].uid)
     assert item is not None and item.bounds_rect.width() == pytest.approx(0.2 * 768)
-
-
-def rendered_project(path: Path) -> Path:
-    """Two scenes, each with one stored render (a solid 64x64 PNG), as if the queue had rendered them."""
-    make_project(path)
-    buffer = io.BytesIO()
-    Image.new("RGB", (64, 64), (200, 40, 40)).save(buffer, format="PNG")
-    output = RenderOutput(buffer.getvalue(), buffer.getvalue(), {}, {})
-    with Project.open(path) as project, project.write() as session:
-        for scene in list_scenes(session):
-            queue_scene(session, scene)
-            job = claim_next(session)
-            assert job is not None
-            finish(session, job.id, output)
-    return path
 
 
 def test_a_rendered_scene_shows_its_image_the_first_time_it_is_opened(qtbot: QtBot, tmp_path: Path) -> None:
