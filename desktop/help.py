@@ -92,7 +92,7 @@ class FirstRunHint(QObject):
 
     def update(self) -> None:
         editor = self._editor
-        if editor is not None and editor.scene.instances and editor.undo_stack.count():
+        if not self.done and editor is not None and editor.scene.instances and editor.undo_stack.count():
             self.settings.setValue(HINT_DONE_KEY, True)  # the user has drawn something: they know
         empty = editor is not None and not editor.scene.instances
         self.overlay.show_text(FIRST_RUN_HINT if editor is not None and (empty or not self.done) else "")

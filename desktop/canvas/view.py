@@ -306,8 +306,7 @@ class CanvasView(QGraphicsView):
         self._update_handles()
 
     def _cancel_drawing(self) -> None:
-        if hasattr(self, "_tools"):
-            self.active_tool.cancel()
+        self.active_tool.cancel()
 
     def _update_cursor(self) -> None:
         if self._panning:

@@ -103,9 +103,3 @@ class SceneFieldsCommand(QUndoCommand):
             return False
         self.after = other.after
         return True
-
-
-def fields_command(document: SceneDocument, text: str, *, typing: bool = False, **after: Any) -> SceneFieldsCommand:
-    scene = document.scene
-    before = {name: getattr(scene, name) for name in after}
-    return SceneFieldsCommand(document, before, after, text, typing=typing)

@@ -72,9 +72,6 @@ class Workbench(QObject):
             self.close_scene(scene_id)
         self._set_current(None)
 
-    def deselect(self) -> None:
-        self._set_current(None)
-
     def _set_current(self, editor: SceneEditor | None) -> None:
         if editor is self._current:
             return
