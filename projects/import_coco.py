@@ -41,24 +41,26 @@ from engine.request import (
     MaskRLE,
 )
 from projects.errors import LayoutFormatError
+from projects.import_geometry import (
+    GeometryError,
+    coco_rle,
+    flat_pairs,
+    normalise_points,
+    polygon_area,
+    rle_area,
+    thin,
+    union_of_polygons,
+)
 from projects.official_json import ImportedLayout
 from projects.safe_input import (
     MAX_JSON_BYTES,
-    GeometryError,
     clean_text,
-    coco_rle,
     file_stem,
     fit_canvas,
-    flat_pairs,
     image_side,
-    normalise_points,
     number,
-    polygon_area,
     read_json,
-    rle_area,
     sanitise_name,
-    thin,
-    union_of_polygons,
 )
 from projects.scenes import SceneLayout
 

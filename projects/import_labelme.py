@@ -22,19 +22,21 @@ from typing import Any, Final
 from engine.request import MAX_INSTANCES, MAX_POLYGON_POINTS, MAX_SCRIBBLE_POINTS, InstanceKind, InstanceSpec
 from projects.errors import LayoutFormatError
 from projects.import_coco import caption_from_template, fit_caption
-from projects.official_json import ImportedLayout
-from projects.safe_input import (
+from projects.import_geometry import (
     GeometryError,
-    clean_text,
     edge_tolerance,
-    fit_canvas,
-    image_side,
     normalise_points,
     pixel_pairs,
     polygon_area,
+    thin,
+)
+from projects.official_json import ImportedLayout
+from projects.safe_input import (
+    clean_text,
+    fit_canvas,
+    image_side,
     read_json,
     sanitise_name,
-    thin,
 )
 from projects.scenes import SceneLayout
 

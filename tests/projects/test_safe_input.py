@@ -6,19 +6,16 @@ import pytest
 from pycocotools import mask as coco_mask
 
 from projects.errors import LayoutFormatError
+from projects.import_geometry import GeometryError, coco_rle, normalise_points, thin
 from projects.safe_input import (
     MAX_JSON_BYTES,
     MAX_NAME_BYTES,
-    GeometryError,
     check_depth,
-    coco_rle,
     file_stem,
     fit_canvas,
-    normalise_points,
     parse_json,
     read_json,
     sanitise_name,
-    thin,
 )
 
 
