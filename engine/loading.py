@@ -73,6 +73,7 @@ from engine.sd15_source import (
 from engine.weights_io import (
     CorruptWeightsError,
     WeightFileMissingError,
+    check_torch_archive,
     load_torch_checkpoint,
     read_safetensors,
     sha256_file,
@@ -260,6 +261,9 @@ def _load_adapter_into(unet: UNet2DConditionModel, adapter: Path) -> str:
 
 
 def _pretrained_kwargs(file: Path) -> dict[str, Any]:
+    if file.suffix.lower() != ".safetensors":
+        # diffusers and transformers torch.load a .bin themselves: refuse a zip bomb before they inflate it.
+        check_torch_archive(file)
     kwargs: dict[str, Any] = {"local_files_only": True, "use_safetensors": file.suffix == ".safetensors"}
     if ".fp16." in file.name:
         kwargs["variant"] = "fp16"

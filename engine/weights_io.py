@@ -36,6 +36,7 @@ __all__ = [
     "WeightFileError",
     "WeightFileMissingError",
     "check_finite",
+    "check_torch_archive",
     "load_torch_checkpoint",
     "read_safetensors",
     "read_safetensors_metadata",
@@ -47,6 +48,15 @@ _ZIP_MAGIC: Final = b"PK\x03\x04"
 _MAX_DETAIL: Final = 200
 # Elements per slice when scanning a tensor for NaN/inf, so the temporary boolean mask stays at 16 MiB.
 _FINITE_CHUNK: Final = 1 << 24
+# Bounds on what a zip-format torch checkpoint's directory may claim, checked before torch reads a byte of it
+# (a 2 MB file can hold a `data.pkl` that inflates to 2 GiB, and torch inflates an entry whole). torch stores
+# every entry uncompressed, so a compressed entry is already unusual; a real one shrinks a few times, not
+# the ~1000 times of deflated zeros. The pickle is only the index of the tensors (a few MB for SD1.5 with
+# EMA), and no model this app runs comes near _MAX_ARCHIVE_BYTES.
+_MAX_INFLATION: Final = 20
+_SMALL_ENTRY: Final = 1 << 20  # entries this small may shrink any amount: a bomb needs size
+_MAX_PICKLE_BYTES: Final = 256 << 20
+_MAX_ARCHIVE_BYTES: Final = 64 << 30
 
 # torch's restricted unpickler reports a refused global in one of two forms:
 #   "Unsupported global: GLOBAL builtins.exec was not an allowed global by default. ..."
@@ -215,14 +225,74 @@ def _checkpoint_detail(error: BaseException, path: Path) -> str:
     return _short(str(error) or type(error).__name__)
 
 
+def _size(count: int) -> str:
+    """A byte count in words: "2.0 GiB"."""
+    value = float(count)
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def _archive_entries(file: Path) -> list[zipfile.ZipInfo]:
+    """The zip directory of `file` (read by the standard library, which inflates nothing to list it)."""
+    try:
+        with zipfile.ZipFile(file) as archive:
+            return archive.infolist()
+    except (zipfile.BadZipFile, ValueError, EOFError, NotImplementedError) as error:
+        raise CorruptWeightsError(file, "not a readable checkpoint (truncated or damaged zip archive)") from error
+    except OSError as error:
+        raise CorruptWeightsError(file, f"could not read the file: {_short(error.strerror or str(error))}") from error
+
+
+def check_torch_archive(path: str | os.PathLike[str]) -> None:
+    """Refuse a zip-format torch checkpoint whose directory claims sizes no checkpoint has, before reading it.
+
+    A zip bomb (a small file whose entry inflates to gigabytes) and a directory that claims more than the file
+    holds both fail here in a few milliseconds, naming the entry, instead of after torch has inflated it.
+    Files that are not zip archives (the legacy pickle format, missing files) are left to the reader.
+    """
+    file = Path(os.fspath(path))
+    if not (file.is_file() and _starts_with(file, _ZIP_MAGIC)):
+        return
+    file_size = file.stat().st_size
+    entries = _archive_entries(file)
+    if sum(entry.compress_size for entry in entries) > file_size:
+        raise CorruptWeightsError(
+            file, "not a readable checkpoint (its zip directory claims more data than the file holds)"
+        )
+    for entry in entries:
+        name, inflated = entry.filename, entry.file_size
+        if inflated > max(entry.compress_size * _MAX_INFLATION, _SMALL_ENTRY):
+            raise CorruptWeightsError(
+                file,
+                f"refused to read: its entry {_short(name)} would inflate from {_size(entry.compress_size)} "
+                f"to {_size(inflated)}, which no checkpoint does (a zip bomb?)",
+            )
+        if name.endswith("data.pkl") and inflated > _MAX_PICKLE_BYTES:
+            raise CorruptWeightsError(
+                file,
+                f"refused to read: its index {_short(name)} is {_size(inflated)}, "
+                f"above the {_size(_MAX_PICKLE_BYTES)} any checkpoint needs",
+            )
+    total = sum(entry.file_size for entry in entries)
+    if total > _MAX_ARCHIVE_BYTES:
+        raise CorruptWeightsError(
+            file, f"refused to read: it claims {_size(total)} of data, above the {_size(_MAX_ARCHIVE_BYTES)} limit"
+        )
+
+
 def load_torch_checkpoint(path: str | os.PathLike[str], *, hint: str | None = None) -> dict[str, Any]:
     """Load a `.pth`/`.ckpt` file onto the CPU without ever running code from it.
 
     Only torch's restricted unpickler is used (`weights_only=True`): tensors, containers and plain
     values load; anything that would import or call a Python global is refused as
-    `UnsafeCheckpointError`. `hint` is appended to the message if the file does not exist.
+    `UnsafeCheckpointError`. `hint` is appended to the message if the file does not exist. A zip archive's
+    directory is checked first (`check_torch_archive`), so a zip bomb is refused before anything is inflated.
     """
     file = Path(os.fspath(path))
+    check_torch_archive(file)
     # Zip-format files are memory-mapped: a multi-GB checkpoint of which we need one part is then read
     # only where it is used. (torch cannot map the legacy format.)
     mmap = file.is_file() and _starts_with(file, _ZIP_MAGIC)
