@@ -14,13 +14,22 @@ layer imports.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final
 
 from engine.geometry import MAX_MASK_SIDE, Box, MaskRLE, Point, mask_problems
-from engine.validation import Problem, Reader, RequestValidationError, is_int, is_number, reject_constant
+from engine.validation import (
+    Problem,
+    Reader,
+    RequestValidationError,
+    brief,
+    finite_number,
+    is_int,
+    is_number,
+    reject_constant,
+    text_problem,
+)
 
 __all__ = [
     "CANVAS_MULTIPLE",
@@ -212,7 +221,9 @@ class RenderRequest:
         reader.no_unknown_keys(obj, known, "request")
         version = reader.integer(obj.get("version"), "version")
         if version is not None and version > REQUEST_VERSION:
-            reader.fail("version", f"request version {version} is newer than this app understands ({REQUEST_VERSION})")
+            reader.fail(
+                "version", f"request version {brief(version)} is newer than this app understands ({REQUEST_VERSION})"
+            )
         instances: list[InstanceSpec] = []
         raw_instances = reader.sequence(obj.get("instances", []), "instances")
         if len(raw_instances) > MAX_INSTANCES:
@@ -275,6 +286,8 @@ def instance_problems(inst: InstanceSpec, index: int | None = None) -> list[Prob
         fail("caption", "the caption is empty")
     elif len(caption) > MAX_CAPTION_CHARS:
         fail("caption", f"the caption has {len(caption)} characters; at most {MAX_CAPTION_CHARS}")
+    elif (problem := text_problem(caption)) is not None:
+        fail("caption", f"the caption {problem}")
     if not isinstance(kind, InstanceKind):
         fail("kind", f"unknown kind {kind!r}")
         return problems
@@ -338,22 +351,26 @@ def request_problems(req: RenderRequest) -> list[Problem]:
         fail("negative_prompt", "must be text")
     for name, size in (("width", req.width), ("height", req.height)):
         if not is_int(size) or not MIN_CANVAS <= size <= MAX_CANVAS or size % CANVAS_MULTIPLE:
-            fail(name, f"{size!r} is not a multiple of {CANVAS_MULTIPLE} between {MIN_CANVAS} and {MAX_CANVAS}")
+            fail(name, f"{brief(size)} is not a multiple of {CANVAS_MULTIPLE} between {MIN_CANVAS} and {MAX_CANVAS}")
     if not is_int(req.seed) or not 0 <= req.seed <= MAX_SEED:
-        fail("seed", f"{req.seed!r} is not an integer between 0 and {MAX_SEED}")
+        fail("seed", f"{brief(req.seed)} is not an integer between 0 and {MAX_SEED}")
     if not is_int(req.steps) or not 1 <= req.steps <= MAX_STEPS:
-        fail("steps", f"{req.steps!r} is not an integer between 1 and {MAX_STEPS}")
+        fail("steps", f"{brief(req.steps)} is not an integer between 1 and {MAX_STEPS}")
     for name, value, high in (
         ("guidance", req.guidance, MAX_GUIDANCE),
         ("alpha", req.alpha, 1.0),
         ("mis", req.mis, 1.0),
     ):
         if not is_number(value) or not 0.0 <= value <= high:
-            fail(name, f"{value!r} is not a number between 0 and {high:g}")
+            fail(name, f"{brief(value)} is not a number between 0 and {high:g}")
     if not isinstance(scheduler, Scheduler):
-        fail("scheduler", f"unknown scheduler {scheduler!r}; use one of {', '.join(s.value for s in Scheduler)}")
+        fail("scheduler", f"unknown scheduler {brief(scheduler)}; use one of {', '.join(s.value for s in Scheduler)}")
     if not isinstance(req.model_id, str) or not req.model_id.strip():
         fail("model_id", "the model id is empty")
+    # Text a file or a database cannot hold would fail only when the request is stored.
+    for name, text in (("prompt", prompt), ("negative_prompt", negative_prompt), ("model_id", req.model_id)):
+        if isinstance(text, str) and (problem := text_problem(text)) is not None:
+            fail(name, problem)
     if not isinstance(instances, tuple):
         fail("instances", "must be a tuple of InstanceSpec")
     elif len(instances) > MAX_INSTANCES:
@@ -372,8 +389,8 @@ def _coords_ok(values: Any, length: int, name: str, fail: Any) -> bool:
         fail(name, f"needs {length} coordinates")
         return False
     for v in values:
-        if not is_number(v) or not math.isfinite(v):
-            fail(name, f"coordinate {v!r} is not a finite number")
+        if finite_number(v) is None:
+            fail(name, f"coordinate {brief(v)} is not a finite number")
             return False
         if not 0.0 <= v <= 1.0:
             fail(name, f"coordinate {v:g} is outside the canvas (normalised coordinates are in [0, 1])")

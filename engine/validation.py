@@ -2,17 +2,36 @@
 
 Torch-free and numpy-free. `Reader` type-checks untrusted JSON-shaped data and collects every
 problem instead of raising at the first, so one error can name every field that is wrong.
+
+`finite_number` and `text_problem` are the one number check and the one text check for data from a
+file: the request readers here use them, and so do the importers (through `projects.safe_input`).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
-__all__ = ["Problem", "Reader", "RequestValidationError", "is_int", "is_number", "reject_constant"]
+__all__ = [
+    "MAX_MAGNITUDE",
+    "Problem",
+    "Reader",
+    "RequestValidationError",
+    "brief",
+    "finite_number",
+    "is_int",
+    "is_number",
+    "reject_constant",
+    "text_problem",
+]
+
+# No number in a scene, request or annotation file is anywhere near this: pixels, areas (65536² is
+# 4.3e9), seeds below 2**63 are integers checked on their own. Past it, sums and products of two such
+# numbers would still be finite, so no later arithmetic overflows either.
+MAX_MAGNITUDE: Final = 1e15
+MAX_INTEGER: Final = 2**63 - 1
 
 _E = TypeVar("_E", bound="StrEnum")
 
@@ -42,6 +61,38 @@ def is_int(value: Any) -> bool:
 
 def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def finite_number(value: object, low: float = -MAX_MAGNITUDE, high: float = MAX_MAGNITUDE) -> float | None:
+    """`value` as a float when it is a number (not a boolean) from `low` to `high`, else None.
+
+    Never raises: the range is checked before the conversion (Python compares an int of any size with
+    a float exactly), so an integer with hundreds of digits is out of range, not an OverflowError;
+    NaN is in no range."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if not low <= value <= high:
+        return None
+    return float(value)
+
+
+def text_problem(text: str) -> str | None:
+    """What keeps `text` from being stored as UTF-8, in words, or None when nothing does.
+
+    The one case: a lone UTF-16 surrogate (U+D800 to U+DFFF), which JSON can write as "\\ud800" and a
+    non-UTF-8 file name carries in Python, but which no file or database can hold as text."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return f"has U+{ord(text[exc.start]):04X} at character {exc.start + 1}, a lone surrogate that is not text"
+    return None
+
+
+def brief(value: object) -> str:
+    """`repr(value)` cut to 40 characters for a message; an integer too long to print is described."""
+    if isinstance(value, int) and abs(value) >= 10**40:
+        return f"an integer of {value.bit_length()} bits"
+    return f"{value!r:.40}"
 
 
 def reject_constant(name: str) -> Any:
@@ -86,19 +137,25 @@ class Reader:
         if not isinstance(value, str):
             self.fail(where, f"{where} must be text, got {type(value).__name__}")
             return None
+        problem = text_problem(value)
+        if problem is not None:
+            self.fail(where, f"{where} {problem}")
+            return None
         return value
 
     def integer(self, value: Any, where: str) -> int:
-        if not is_int(value):
-            self.fail(where, f"{where} must be an integer, got {value!r:.40}")
+        # No integer of a request is past SQLite's 64 bits; larger ones are refused here, by size.
+        if not is_int(value) or not -MAX_INTEGER <= value <= MAX_INTEGER:
+            self.fail(where, f"{where} must be an integer of at most 64 bits, got {brief(value)}")
             return 0
         return int(value)
 
     def number(self, value: Any, where: str) -> float:
-        if not is_number(value) or not math.isfinite(value):
-            self.fail(where, f"{where} must be a finite number, got {value!r:.40}")
+        number = finite_number(value)
+        if number is None:
+            self.fail(where, f"{where} must be a finite number of at most {MAX_MAGNITUDE:g}, got {brief(value)}")
             return 0.0
-        return float(value)
+        return number
 
     def floats(self, value: Any, where: str, length: int) -> tuple[float, ...] | None:
         items = self.sequence(value, where, length)
@@ -122,5 +179,5 @@ class Reader:
             return cls(value)
         except ValueError:
             choices = ", ".join(member.value for member in cls)
-            self.fail(where, f"{where} {value!r:.40} is not one of: {choices}")
+            self.fail(where, f"{where} {brief(value)} is not one of: {choices}")
             return None

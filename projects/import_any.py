@@ -11,22 +11,18 @@ from projects.import_labelme import parse_labelme
 from projects.import_png import scene_from_png
 from projects.official_json import ImportedLayout, parse_official_layout
 from projects.png_metadata import PNG_SIGNATURE
-from projects.safe_input import file_stem, read_json
+from projects.safe_input import read_head, read_json, scene_name_from, shown
 
 
 def read_any(path: Path) -> list[ImportedLayout]:
     """The scenes in `path`; raises LayoutFormatError naming the file when it is none of the known kinds."""
-    source = str(path)
-    try:
-        with path.open("rb") as handle:
-            head = handle.read(len(PNG_SIGNATURE))
-    except OSError as exc:
-        raise LayoutFormatError(source, f"cannot be read: {exc.strerror or exc}") from exc
-    if head == PNG_SIGNATURE:
+    source = shown(str(path))
+    # Every read goes through safe_input's bounded reader: regular files only, never a FIFO or a device.
+    if read_head(path, len(PNG_SIGNATURE)) == PNG_SIGNATURE:
         return [ImportedLayout(scene_from_png(path))]
     data = read_json(path)
     if isinstance(data, dict) and "annos" in data:
-        return [parse_official_layout(data, source, name=file_stem(path.name))]
+        return [parse_official_layout(data, source, name=scene_name_from(path, "scene"))]
     if isinstance(data, dict) and "images" in data and "annotations" in data:
         result = parse_coco(data, source)
         scenes = list(result.scenes)
@@ -35,7 +31,7 @@ def read_any(path: Path) -> list[ImportedLayout]:
             scenes[0] = ImportedLayout(first.layout, (*result.warnings, *first.warnings))
         return scenes
     if isinstance(data, dict) and "shapes" in data:
-        return [parse_labelme(data, source, name=file_stem(path.name))]
+        return [parse_labelme(data, source, name=scene_name_from(path, "labelme scene"))]
     raise LayoutFormatError(
         source, "is not an official scene, a COCO annotation file, a labelme file or an Instance Studio image"
     )

@@ -54,6 +54,7 @@ from projects.import_geometry import (
 from projects.official_json import ImportedLayout
 from projects.safe_input import (
     MAX_JSON_BYTES,
+    check_text,
     clean_text,
     file_stem,
     fit_canvas,
@@ -61,6 +62,7 @@ from projects.safe_input import (
     number,
     read_json,
     sanitise_name,
+    shown,
 )
 from projects.scenes import SceneLayout
 
@@ -181,7 +183,7 @@ def read_coco(
     captions = read_coco_captions(captions_file, max_bytes=max_bytes) if captions_file is not None else None
     return parse_coco(
         data,
-        str(path),
+        shown(str(path)),
         caption_template=caption_template,
         captions=captions,
         categories=categories,
@@ -194,15 +196,16 @@ def read_coco(
 
 def read_coco_captions(path: str | Path, *, max_bytes: int = MAX_JSON_BYTES) -> dict[Key, str]:
     """The first caption of each image id in a COCO captions file (`captions_*.json`)."""
-    source = str(path)
+    source = shown(str(path))
     data = read_json(path, max_bytes=max_bytes)
     if not isinstance(data, dict) or not isinstance(data.get("annotations"), list):
         raise LayoutFormatError(source, "not a COCO captions file: it needs an 'annotations' list")
     captions: dict[Key, str] = {}
-    for entry in data["annotations"]:
+    for index, entry in enumerate(data["annotations"]):
         if not isinstance(entry, dict):
             continue
-        image_id, caption = entry.get("image_id"), clean_text(entry.get("caption"))
+        image_id = entry.get("image_id")
+        caption = clean_text(entry.get("caption"), source, f"annotations[{index}].caption")
         if _is_key(image_id) and caption is not None:
             captions.setdefault(image_id, caption)
     if not captions and data["annotations"]:
@@ -229,6 +232,7 @@ def parse_coco(
         raise ValueError(f"max_scenes must be at least 1, got {max_scenes}")
     if not math.isfinite(min_area) or min_area < 0:
         raise ValueError(f"min_area must be a number of pixels, at least 0, got {min_area}")
+    check_text(caption_template, source, "the caption template")  # from the command line, say
     return _CocoParser(
         source, caption_template, captions, categories, min_area, max_instances, max_scenes, include_crowd
     ).parse(data)
@@ -341,7 +345,7 @@ class _CocoParser:
             where = f"categories[{index}]"
             if not isinstance(record, dict):
                 raise self.error(f"{where} must be an object")
-            category_id, name = record.get("id"), clean_text(record.get("name"))
+            category_id, name = record.get("id"), clean_text(record.get("name"), self.source, f"{where}.name")
             if not _is_key(category_id):
                 raise self.error(f"{where}.id must be a number or text")
             if name is None:

@@ -32,11 +32,13 @@ from projects.import_geometry import (
 )
 from projects.official_json import ImportedLayout
 from projects.safe_input import (
+    check_text,
     clean_text,
     fit_canvas,
     image_side,
     read_json,
-    sanitise_name,
+    scene_name_from,
+    shown,
 )
 from projects.scenes import SceneLayout
 
@@ -58,9 +60,9 @@ def read_labelme(
     """Read one labelme JSON file into a scene named after the file."""
     path = Path(path)
     data = read_json(path, max_bytes=max_bytes)
-    name = sanitise_name(path.stem, "labelme scene")
+    name = scene_name_from(path, "labelme scene")
     return parse_labelme(
-        data, str(path), name, caption=caption, caption_template=caption_template, max_instances=max_instances
+        data, shown(str(path)), name, caption=caption, caption_template=caption_template, max_instances=max_instances
     )
 
 
@@ -76,6 +78,9 @@ def parse_labelme(
     """Parsed labelme data as a scene; raises LayoutFormatError naming `source` and the field."""
     if not 1 <= max_instances <= MAX_INSTANCES:
         raise ValueError(f"max_instances must be from 1 to {MAX_INSTANCES}, got {max_instances}")
+    for where, text in (("the caption", caption), ("the caption template", caption_template)):
+        if text is not None:
+            check_text(text, source, where)  # from the command line, say
     if not isinstance(data, dict):
         raise LayoutFormatError(source, "the top level must be an object (a labelme file)")
     width, height = image_side(data.get("imageWidth")), image_side(data.get("imageHeight"))
@@ -91,7 +96,7 @@ def parse_labelme(
     kept: list[tuple[float, InstanceSpec]] = []
     for index, shape in enumerate(shapes):
         try:
-            kept.append(_shape(shape, index, width, height, warnings))
+            kept.append(_shape(shape, index, width, height, warnings, source))
         except GeometryError as exc:
             warnings.append(f"{exc}; skipped")
     if not kept:
@@ -118,12 +123,15 @@ def parse_labelme(
     return ImportedLayout(layout, tuple(warnings))
 
 
-def _shape(shape: Any, index: int, width: int, height: int, warnings: list[str]) -> tuple[float, InstanceSpec]:
-    """One shape as (area in pixels, instance); GeometryError when it cannot be used."""
+def _shape(
+    shape: Any, index: int, width: int, height: int, warnings: list[str], source: str
+) -> tuple[float, InstanceSpec]:
+    """One shape as (area in pixels, instance); GeometryError when it cannot be used, LayoutFormatError
+    (refusing the file) when its label is text no project can store."""
     where = f"shape {index + 1}"
     if not isinstance(shape, dict):
         raise GeometryError(f"{where} is not an object")
-    label = clean_text(shape.get("label"))
+    label = clean_text(shape.get("label"), source, f"{where} label")
     if label is None:
         raise GeometryError(f"{where} has no label")
     where = f"shape {index + 1} ({label[:40]!r})"

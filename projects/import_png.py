@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from projects.png_metadata import MAX_PNG_BYTES, MAX_PNG_PIXELS, request_from_png
-from projects.safe_input import file_stem, sanitise_name
+from projects.safe_input import scene_name_from
 from projects.scene_settings import SceneSettings
 from projects.scenes import SceneLayout
 
@@ -29,11 +29,7 @@ def scene_from_png(
     """
     request = request_from_png(source, max_bytes=max_bytes, max_pixels=max_pixels)
     if name is None:
-        name = (
-            "imported image"
-            if isinstance(source, bytes)
-            else sanitise_name(file_stem(Path(source).name), "imported image")
-        )
+        name = "imported image" if isinstance(source, bytes) else scene_name_from(source, "imported image")
     return SceneLayout(
         name=name,
         caption=request.prompt,

@@ -13,7 +13,6 @@ not a multiple of 8) are applied and reported as warnings.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +31,9 @@ from engine.request import (
     MaskRLE,
     RequestValidationError,
 )
+from engine.validation import MAX_MAGNITUDE, brief
 from projects.errors import LayoutFormatError
+from projects.safe_input import check_text, number, parse_json, read_json, scene_name_from, shown
 from projects.scenes import SceneLayout
 
 MAX_FILE_BYTES: Final = 32 * 1024 * 1024
@@ -50,32 +51,14 @@ class ImportedLayout:
 
 def read_official_json(path: str | Path) -> ImportedLayout:
     """Read one official scene file into a layout named after the file."""
-    path = Path(path)
-    source = str(path)
-    try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise LayoutFormatError(source, f"file is {size:,} bytes; layout files are at most {MAX_FILE_BYTES:,}")
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise LayoutFormatError(source, f"cannot be read: {exc.strerror or exc}") from exc
-    return parse_official_bytes(raw, source, name=path.stem)
+    data = read_json(path, max_bytes=MAX_FILE_BYTES)  # the importers' one bounded reader
+    return parse_official_layout(data, shown(str(path)), name=scene_name_from(path, "scene"))
 
 
 def parse_official_bytes(raw: bytes, source: str, name: str) -> ImportedLayout:
     if len(raw) > MAX_FILE_BYTES:
         raise LayoutFormatError(source, f"file is {len(raw):,} bytes; layout files are at most {MAX_FILE_BYTES:,}")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise LayoutFormatError(source, f"not UTF-8 text (byte {exc.start})") from exc
-    try:
-        data = json.loads(text, parse_constant=_reject_constant)
-    except RecursionError as exc:
-        raise LayoutFormatError(source, "JSON is nested too deeply") from exc
-    except ValueError as exc:
-        raise LayoutFormatError(source, f"not valid JSON: {exc}") from exc
-    return parse_official_layout(data, source, name)
+    return parse_official_layout(parse_json(raw, source), source, name)
 
 
 def parse_official_layout(data: Any, source: str, name: str) -> ImportedLayout:
@@ -120,21 +103,25 @@ class _LayoutParser:
     def text(self, value: Any, where: str) -> str:
         if not isinstance(value, str):
             raise self.error(f"{where} must be text, got {_type_name(value)}")
-        return value
+        return check_text(value, self.source, where)
 
     def number(self, value: Any, where: str) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise self.error(f"{where} must be a number, got {_type_name(value)}")
-        number = float(value)
-        if not math.isfinite(number):
-            raise self.error(f"{where} must be finite, got {value!r}")
-        return number
+        checked = number(value)  # the importers' one number check
+        if checked is None:
+            raise self.error(
+                f"{where} must be finite, from -{MAX_MAGNITUDE:g} to {MAX_MAGNITUDE:g}, got {brief(value)}"
+            )
+        return checked
 
     def side(self, value: Any, where: str) -> int:
-        number = self.number(value, where)
-        if number != int(number) or not 1 <= number <= MAX_SOURCE_SIDE:
-            raise self.error(f"{where} must be a whole number of pixels from 1 to {MAX_SOURCE_SIDE}, got {value!r}")
-        return int(number)
+        side = self.number(value, where)
+        if side != int(side) or not 1 <= side <= MAX_SOURCE_SIDE:
+            raise self.error(
+                f"{where} must be a whole number of pixels from 1 to {MAX_SOURCE_SIDE}, got {brief(value)}"
+            )
+        return int(side)
 
     def canvas_side(self, pixels: int, where: str) -> int:
         """The scene's canvas side: the file's, or the nearest size the renderer accepts."""
@@ -319,7 +306,3 @@ def _type_name(value: Any) -> str:
     return {dict: "an object", list: "a list", str: "text", bool: "true/false", type(None): "null"}.get(
         type(value), "a number" if isinstance(value, (int, float)) else type(value).__name__
     )
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a number JSON allows")

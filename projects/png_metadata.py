@@ -32,6 +32,7 @@ from PIL import Image, PngImagePlugin
 
 from engine.request import MAX_CANVAS, RenderRequest, RequestValidationError
 from projects.errors import LayoutFormatError
+from projects.safe_input import read_bytes, shown
 
 REQUEST_KEY: Final = "instance-studio:request"
 VERSION_KEY: Final = "instance-studio:version"
@@ -85,8 +86,8 @@ def request_from_png(
     source: str | Path | bytes, *, max_bytes: int = MAX_PNG_BYTES, max_pixels: int = MAX_PNG_PIXELS
 ) -> RenderRequest:
     """The validated request stored in one of our PNGs; LayoutFormatError for anything else."""
-    label = "image data" if isinstance(source, bytes) else str(source)
-    raw = source if isinstance(source, bytes) else _read_limited(Path(source), max_bytes)
+    label = "image data" if isinstance(source, bytes) else shown(str(source))
+    raw = source if isinstance(source, bytes) else read_bytes(source, max_bytes, kind="images")
     if len(raw) > max_bytes:
         raise LayoutFormatError(label, f"file is {len(raw):,} bytes; images are at most {max_bytes:,}")
     width, height = _png_size(raw, label)
@@ -108,18 +109,6 @@ def request_from_png(
         return RenderRequest.from_json(text)
     except RequestValidationError as exc:
         raise LayoutFormatError(label, f"its stored request is invalid: {exc}") from exc
-
-
-def _read_limited(path: Path, max_bytes: int) -> bytes:
-    source = str(path)
-    try:
-        size = path.stat().st_size
-        if size > max_bytes:
-            raise LayoutFormatError(source, f"file is {size:,} bytes; images are at most {max_bytes:,}")
-        with path.open("rb") as handle:
-            return handle.read(max_bytes + 1)
-    except OSError as exc:
-        raise LayoutFormatError(source, f"cannot be read: {exc.strerror or exc}") from exc
 
 
 def _png_size(raw: bytes, label: str) -> tuple[int, int]:

@@ -1,8 +1,13 @@
 """Reading files nobody vouches for: the limits and checks every importer shares.
 
-- `read_json` refuses files over a size limit before reading them, text that is not UTF-8 and
-  malformed JSON (naming the line and column), and data nested deeper than a limit.
-- `number` and `image_side` check one number from a file (type, finiteness, range).
+- `read_bytes` is the one reader of an import file: regular files only (a device, a FIFO or a folder
+  is refused after opening it without blocking, so `/dev/zero` or a FIFO cannot hang or fill memory),
+  at most a size limit, checked before reading and while reading.
+- `read_json` reads through it and refuses text that is not UTF-8 and malformed JSON (naming the line
+  and column), and data nested deeper than a limit.
+- `number` and `image_side` check one number from a file (type, finiteness, range), with the engine's
+  `finite_number`; `check_text` and `clean_text` check text with its `text_problem` (no lone
+  surrogate reaches the project), and `shown` makes a file name printable.
 - Geometry (points, polygons, masks against their image) is in `projects.import_geometry`.
 - `sanitise_name` turns untrusted text (an image's `file_name`, a label, a scene name) into one safe
   name: a scene name for display, or with `space="_"` a file-name component for an export.
@@ -11,13 +16,15 @@
 from __future__ import annotations
 
 import json
-import math
+import os
 import re
+import stat
 import unicodedata
 from pathlib import Path
 from typing import Any, Final
 
 from engine.request import CANVAS_MULTIPLE, MAX_CANVAS, MIN_CANVAS
+from engine.validation import finite_number, text_problem
 from projects.errors import LayoutFormatError
 
 MAX_JSON_BYTES: Final = 512 * 1024 * 1024  # COCO's instances_train2017.json is 448 MiB
@@ -36,24 +43,93 @@ _RESERVED_NAMES: Final = frozenset(
 )
 
 
+# --- reading --------------------------------------------------------------------------------------
+
+_READ_CHUNK: Final = 1024 * 1024
+# Opening a FIFO without O_NONBLOCK waits for a writer; with it, the open returns and fstat refuses it.
+_OPEN_FLAGS: Final = (
+    os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+)
+
+
+def read_bytes(path: str | Path, max_bytes: int, *, kind: str | None = None) -> bytes:
+    """The bytes of the regular file `path` (symlinks followed), at most `max_bytes` of them.
+
+    Refused with a LayoutFormatError naming the file: anything but a regular file (a device such as
+    /dev/zero, a FIFO, a folder), a file over `max_bytes` (checked before reading, and again while
+    reading, for a file that grows meanwhile; the message says "`kind` are at most ..." when given),
+    a file that cannot be opened."""
+    return _read_regular(path, max_bytes, max_bytes, kind)
+
+
+def read_head(path: str | Path, count: int) -> bytes:
+    """The first `count` bytes (fewer if the file is shorter) of the regular file `path`, with the same
+    checks as `read_bytes`: enough to tell a file's kind."""
+    return _read_regular(path, count, None, None)
+
+
+def _read_regular(path: str | Path, count: int, max_bytes: int | None, kind: str | None) -> bytes:
+    source = shown(str(path))
+    try:
+        descriptor = os.open(path, _OPEN_FLAGS)
+    except OSError as exc:
+        raise LayoutFormatError(source, f"cannot be read: {exc.strerror or exc}") from exc
+    try:
+        info = os.fstat(descriptor)  # of what was opened: no swap between a check and the open
+        if not stat.S_ISREG(info.st_mode):
+            raise LayoutFormatError(source, f"not a regular file ({_file_kind(info.st_mode)}); only files are read")
+        if max_bytes is not None and info.st_size > max_bytes:
+            raise LayoutFormatError(source, _too_big(info.st_size, max_bytes, kind))
+        chunks: list[bytes] = []
+        wanted = count if max_bytes is None else max_bytes + 1  # one byte more tells a file that grew
+        total = 0
+        while total < wanted and (chunk := os.read(descriptor, min(_READ_CHUNK, wanted - total))):
+            chunks.append(chunk)
+            total += len(chunk)
+    except OSError as exc:
+        raise LayoutFormatError(source, f"cannot be read: {exc.strerror or exc}") from exc
+    finally:
+        os.close(descriptor)
+    if max_bytes is not None and total > max_bytes:
+        raise LayoutFormatError(source, _too_big(total, max_bytes, kind))
+    return b"".join(chunks)
+
+
+def _file_kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a file"
+
+
+def shown(text: str) -> str:
+    """`text` safe to print, log and store: the bytes a non-UTF-8 file name keeps as lone surrogates
+    are written as `\\xff`, any other lone surrogate as `\\ud800`; all other text is unchanged."""
+    if text_problem(text) is None:
+        return text
+    return "".join(_escaped(character) for character in text)
+
+
+def _escaped(character: str) -> str:
+    code = ord(character)
+    if 0xDC80 <= code <= 0xDCFF:  # how Python keeps an undecodable byte of a file name
+        return f"\\x{code - 0xDC00:02x}"
+    if 0xD800 <= code <= 0xDFFF:
+        return f"\\u{code:04x}"
+    return character
+
+
 # --- JSON ---------------------------------------------------------------------------------------
 
 
 def read_json(path: str | Path, *, max_bytes: int = MAX_JSON_BYTES, max_depth: int = MAX_JSON_DEPTH) -> Any:
     """Parse a JSON file, refusing anything over `max_bytes` before reading it."""
-    path = Path(path)
-    source = str(path)
-    try:
-        size = path.stat().st_size
-        if size > max_bytes:
-            raise LayoutFormatError(source, _too_big(size, max_bytes))
-        with path.open("rb") as handle:
-            raw = handle.read(max_bytes + 1)  # a file that grows meanwhile, or a device, stops here
-    except OSError as exc:
-        raise LayoutFormatError(source, f"cannot be read: {exc.strerror or exc}") from exc
-    if len(raw) > max_bytes:
-        raise LayoutFormatError(source, _too_big(len(raw), max_bytes))
-    return parse_json(raw, source, max_depth=max_depth)
+    return parse_json(read_bytes(path, max_bytes), shown(str(path)), max_depth=max_depth)
 
 
 def parse_json(raw: bytes, source: str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
@@ -90,7 +166,9 @@ def check_depth(data: Any, source: str, max_depth: int = MAX_JSON_DEPTH) -> None
             stack.extend((item, depth + 1) for item in items if isinstance(item, (list, dict)))
 
 
-def _too_big(size: int, limit: int) -> str:
+def _too_big(size: int, limit: int, kind: str | None = None) -> str:
+    if kind is not None:
+        return f"file is {size:,} bytes; {kind} are at most {limit:,}"
     return f"file is {size:,} bytes; at most {limit:,} are read (raise the limit to import it)"
 
 
@@ -130,6 +208,14 @@ def sanitise_name(text: object, fallback: str, *, max_bytes: int = MAX_NAME_BYTE
     return name
 
 
+def scene_name_from(path: str | Path, fallback: str) -> str:
+    """A scene name from a file's name: its stem, sanitised (`fallback` when nothing is left); the
+    undecodable bytes of a non-UTF-8 name become U+FFFD."""
+    stem = file_stem(Path(path).name)
+    decodable = "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in stem)
+    return sanitise_name(decodable, fallback)
+
+
 def _invisible(character: str) -> bool:
     # C*: controls, format characters (bidi overrides), surrogates, private use, unassigned.
     category = unicodedata.category(character)
@@ -154,11 +240,20 @@ def file_stem(file_name: object) -> str:
     return last
 
 
-def clean_text(value: object) -> str | None:
-    """Text with its whitespace (newlines, tabs) collapsed to single spaces; None unless non-empty text."""
+def check_text(value: str, source: str, where: str) -> str:
+    """`value` unchanged when a project can store it; else a LayoutFormatError naming `where`."""
+    problem = text_problem(value)
+    if problem is not None:
+        raise LayoutFormatError(source, f"{where} {problem}")
+    return value
+
+
+def clean_text(value: object, source: str, where: str) -> str | None:
+    """Text with its whitespace (newlines, tabs) collapsed to single spaces; None unless non-empty text.
+    Text a project cannot store (see `check_text`) is a LayoutFormatError naming `where`."""
     if not isinstance(value, str):
         return None
-    text = " ".join(value.split())
+    text = " ".join(check_text(value, source, where).split())
     return text or None
 
 
@@ -166,11 +261,9 @@ def clean_text(value: object) -> str | None:
 
 
 def number(value: object) -> float | None:
-    """A finite JSON number as a float, else None (booleans are not numbers)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    result = float(value)
-    return result if math.isfinite(result) else None
+    """A finite JSON number of at most MAX_MAGNITUDE as a float, else None (booleans are not numbers;
+    an integer with hundreds of digits is out of range, never an OverflowError)."""
+    return finite_number(value)
 
 
 def image_side(value: object) -> int | None:

@@ -1,4 +1,5 @@
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +15,12 @@ from projects.safe_input import (
     file_stem,
     fit_canvas,
     parse_json,
+    read_bytes,
+    read_head,
     read_json,
     sanitise_name,
+    scene_name_from,
+    shown,
 )
 
 
@@ -86,8 +91,26 @@ def test_numbers_json_does_not_allow_are_refused(text: bytes) -> None:
 def test_a_missing_file_or_a_folder_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(LayoutFormatError, match="cannot be read"):
         read_json(tmp_path / "nope.json")
-    with pytest.raises(LayoutFormatError, match="cannot be read"):
+    with pytest.raises(LayoutFormatError, match=r"not a regular file \(a folder\)"):
         read_json(tmp_path)
+
+
+def test_the_bounded_reader_stops_at_its_limit_and_reads_heads(tmp_path: Path) -> None:
+    path = write(tmp_path, "ten.bin", b"0123456789")
+    assert read_bytes(path, 10) == b"0123456789"
+    assert read_head(path, 4) == b"0123" and read_head(path, 100) == b"0123456789"
+    with pytest.raises(LayoutFormatError, match=r"file is 10 bytes; images are at most 9$"):
+        read_bytes(path, 9, kind="images")
+
+
+def test_a_non_utf8_file_name_is_shown_escaped_and_named_with_a_replacement_character(tmp_path: Path) -> None:
+    name = os.fsdecode(b"caf\xe9 \xff.json")
+    assert shown(str(tmp_path / name)).endswith("caf\\xe9 \\xff.json")
+    assert shown("plain ünïcode") == "plain ünïcode" and shown("\ud800") == "\\ud800"
+    assert scene_name_from(tmp_path / name, "x") == "caf\ufffd \ufffd"
+    with pytest.raises(LayoutFormatError, match=r"caf\\xe9 \\xff\.json: cannot be read: No such file") as info:
+        read_json(tmp_path / name)
+    assert info.value.source.encode("utf-8")  # printable, loggable, storable
 
 
 # --- names -----------------------------------------------------------------------------------------
