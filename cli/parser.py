@@ -98,6 +98,11 @@ def build_parser(gui_command: Command) -> argparse.ArgumentParser:
     render.add_argument("--scenes", nargs="+", metavar="SCENE", help="queue these scenes (ids or exact names)")
     render.add_argument("--all", action="store_true", help="queue every scene")
     render.add_argument("--variations", type=int, metavar="N", help="N renders per scene, each with a new seed")
+    render.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="queue the failed jobs again (of the --scenes given, else all) instead of new renders",
+    )
     render.set_defaults(func=cmd_render)
 
     info = commands.add_parser("info", help="list scenes, instances and queue counts")

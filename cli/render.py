@@ -1,5 +1,6 @@
-"""`render`: queue the chosen scenes, then run the queue (rendering.queue_loop) with a progress bar on
-the console; Ctrl-C stops within a step and puts the running job back in the queue."""
+"""`render`: queue the chosen scenes (or, with --retry-failed, their failed jobs again), then run the queue
+(rendering.queue_loop) with a progress bar on the console; Ctrl-C stops within a step and puts the running
+job back in the queue."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-from cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, load_model_settings
+from cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, CommandError, load_model_settings
 from rendering.demo_model import demo_model_dir
 
 if TYPE_CHECKING:
@@ -25,7 +26,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     from engine.runner import Runner
     from projects.database import Project
     from projects.models import JobStatus
-    from projects.queue import status_counts
+    from projects.queue import retry_failed, status_counts
     from projects.scenes import find_scene, list_scenes, queue_scene, random_seed
     from rendering.outcomes import Outcome
     from rendering.queue_loop import QueueLoop  # imports torch
@@ -34,8 +35,16 @@ def cmd_render(args: argparse.Namespace) -> int:
         if project.report.requeued_jobs:
             print(f"{len(project.report.requeued_jobs)} job(s) interrupted last time are back in the queue")
         warnings: list[str] = []
+        if args.retry_failed and args.variations:
+            raise CommandError("--variations queues new renders; it does not go with --retry-failed")
         with project.write() as session:
             scenes = list_scenes(session) if args.all else [find_scene(session, ref) for ref in args.scenes or []]
+            if args.retry_failed:
+                # The failed jobs of the chosen scenes (of all, when none is chosen) go back to the queue as
+                # they were asked; no new render is queued.
+                retried = retry_failed(session, [scene.id for scene in scenes] if args.scenes else None)
+                print(f"{len(retried)} failed job(s) are back in the queue")
+                scenes = []
             for scene in scenes:
                 if args.variations:
                     for _ in range(args.variations):
@@ -71,7 +80,8 @@ def cmd_render(args: argparse.Namespace) -> int:
     if loop.stopping:
         print("interrupted: the running job is back in the queue; run the command again to continue")
         return EXIT_INTERRUPTED
-    return EXIT_FAILED if any(result.outcome.failed for result in results) else EXIT_OK
+    stored_all = all(not r.outcome.failed and r.outcome is not Outcome.NOT_STORED for r in results)
+    return EXIT_OK if stored_all else EXIT_FAILED
 
 
 class ConsoleProgress:

@@ -7,6 +7,15 @@ Before anything is written, the file is checked: that it is SQLite, that it is o
 damaged and not from a newer app; an older schema is backed up, then migrated. Last, jobs a crash
 left running are recovered by the queue's own rule (`projects.queue.recover_interrupted_jobs`, given a
 write session): this module uses the queue, the queue never imports this module.
+
+Every SQLite failure about the file or its disk leaves here as a ProjectError in words
+(`projects.storage_errors`): busy, read-only, disk full, damaged; never SQL text. A writer that holds
+the lock longer than `busy_timeout` makes `write` fail with ProjectBusyError (callers that must not give
+up, like storing a finished render, retry it).
+
+A project whose file or folder cannot be written opens read-only (`mode=ro`, and `immutable=1` when no
+WAL is beside it, so SQLite creates no -wal/-shm files it could not remove): reading works, `write`
+raises ProjectReadOnlyError, no lock file is made and no crashed job is recovered.
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry, QueuePool
 
@@ -33,11 +43,13 @@ from projects.errors import (
     NotAProjectError,
     ProjectExistsError,
     ProjectNotFoundError,
+    ProjectReadOnlyError,
     ProjectTooNewError,
 )
 from projects.locking import ProjectLock
 from projects.models import ProjectSettings
 from projects.queue import recover_interrupted_jobs
+from projects.storage_errors import storage_error
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +80,15 @@ class Project:
     ORM objects belong to the session that loaded them and must not cross threads.
     """
 
-    def __init__(self, path: Path, engine: Engine, lock: ProjectLock, report: OpenReport) -> None:
+    def __init__(
+        self, path: Path, engine: Engine, lock: ProjectLock | None, report: OpenReport, *, read_only: bool = False
+    ) -> None:
         self.path = path
         self.engine = engine
         self.report = report
+        self.read_only = read_only
         self._lock = lock
+        self._open = True
         self._sessions = sessionmaker(bind=engine, expire_on_commit=False)
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -89,18 +105,18 @@ class Project:
         pending = PendingFile(path)
         tmp = pending.path
         try:
-            with closing(_raw_connect(tmp)) as conn:
+            with _translated(path), closing(_raw_connect(tmp)) as conn:
                 conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
                 conn.execute("PRAGMA journal_mode = WAL")
             migration_engine = _migration_engine(tmp)
             try:
-                with migration_engine.begin() as connection:
+                with _translated(path), migration_engine.begin() as connection:
                     schema.upgrade(connection)
-                with Session(migration_engine) as session, session.begin():
+                with _translated(path), Session(migration_engine) as session, session.begin():
                     session.add(ProjectSettings(id=1, name=name or path.stem))
             finally:
                 migration_engine.dispose()
-            with closing(_raw_connect(tmp)) as conn:
+            with _translated(path), closing(_raw_connect(tmp)) as conn:
                 conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             if path.exists():
                 raise ProjectExistsError(path)
@@ -112,10 +128,34 @@ class Project:
         return cls.open(path)
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str]) -> Project:
-        """Open an existing project, after checking it and migrating it if it is older."""
+    def open(
+        cls, path: str | os.PathLike[str], *, read_only: bool | None = None, busy_timeout: float = BUSY_TIMEOUT_S
+    ) -> Project:
+        """Open an existing project, after checking it and migrating it if it is older.
+
+        `read_only`: None opens it read-only when the file or its folder cannot be written; True always.
+        `busy_timeout`: how long a write waits for another program's write lock before ProjectBusyError."""
         path = Path(path).absolute()
         _check_header(path)
+        if read_only is None:
+            read_only = not _writable(path)
+        with _translated(path):
+            if read_only:
+                return cls._open_read_only(path, busy_timeout)
+            return cls._open_writable(path, busy_timeout)
+
+    @classmethod
+    def _open_read_only(cls, path: Path, busy_timeout: float) -> Project:
+        revision = _inspect(path, read_only=True)
+        if revision != schema.head_revision():
+            raise ProjectReadOnlyError(
+                path, f"it is from an older version (schema {revision}) and must be upgraded; make it writable first"
+            )
+        engine = _make_engine(path, foreign_keys=True, busy_timeout=busy_timeout, read_only=True)
+        return cls(path, engine, None, OpenReport(), read_only=True)
+
+    @classmethod
+    def _open_writable(cls, path: Path, busy_timeout: float) -> Project:
         lock = ProjectLock.acquire(path)
         try:
             revision = _inspect(path)
@@ -133,7 +173,7 @@ class Project:
                     migration_engine.dispose()
                 migrated_from = revision
                 log.info("upgraded %s from schema %s (backup at %s)", path, revision, backup)
-            engine = _project_engine(path)
+            engine = _make_engine(path, foreign_keys=True, busy_timeout=busy_timeout)
             project = cls(path, engine, lock, OpenReport(migrated_from=migrated_from, backup=backup))
             with project.write() as session:
                 requeued, failed = recover_interrupted_jobs(session)
@@ -144,13 +184,15 @@ class Project:
             raise
 
     def close(self) -> None:
-        if self._lock.held:
+        if self._open:
+            self._open = False
             self.engine.dispose()
-            self._lock.release()
+            if self._lock is not None:
+                self._lock.release()
 
     @property
     def is_open(self) -> bool:
-        return self._lock.held
+        return self._open
 
     def __enter__(self) -> Project:
         return self
@@ -163,17 +205,25 @@ class Project:
     @contextmanager
     def read(self) -> Iterator[Session]:
         """A read-only session: a snapshot that sees nothing written after it began."""
-        with self._sessions() as session:
+        with _translated(self.path), self._sessions() as session:
             try:
                 yield session
             finally:
                 session.rollback()
 
     @contextmanager
-    def write(self) -> Iterator[Session]:
-        """A short write transaction (BEGIN IMMEDIATE), committed on success, rolled back on error."""
-        with self._sessions() as session:
-            session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
+    def write(self, *, wait: float | None = None) -> Iterator[Session]:
+        """A short write transaction (BEGIN IMMEDIATE), committed on success, rolled back on error.
+
+        It waits up to `wait` seconds (default: the project's busy timeout) for another program's write
+        lock, then raises ProjectBusyError; a read-only project raises ProjectReadOnlyError at once."""
+        if self.read_only:
+            raise ProjectReadOnlyError(self.path)
+        options: dict[str, Any] = {"sqlite_begin": "IMMEDIATE"}
+        if wait is not None:
+            options["busy_timeout"] = wait
+        with _translated(self.path), self._sessions() as session:
+            session.connection(execution_options=options)
             try:
                 yield session
                 session.commit()
@@ -199,20 +249,53 @@ def _check_header(path: Path) -> None:
         raise NotAProjectError(path, "not an SQLite database")
 
 
-def _raw_connect(path: Path, *, must_exist: bool = False) -> sqlite3.Connection:
-    target = f"{path.as_uri()}?mode=rw" if must_exist else path.as_uri()
-    conn = sqlite3.connect(target, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+def _writable(path: Path) -> bool:
+    """Whether we may write the file and make files beside it (the WAL, the shared memory, the lock)."""
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK | os.X_OK)
+
+
+def _raw_connect(
+    path: Path, *, must_exist: bool = False, read_only: bool = False, timeout: float = BUSY_TIMEOUT_S
+) -> sqlite3.Connection:
+    if read_only:
+        target = f"{path.as_uri()}?mode=ro"
+        # Immutable: no locks and no -wal/-shm files, which SQLite could create but not remove. Safe, since
+        # nobody can write a file we cannot write; unless a WAL with content is beside it: then read that too.
+        if _size(Path(f"{path}-wal")) == 0:
+            target += "&immutable=1"
+    else:
+        target = f"{path.as_uri()}?mode=rw" if must_exist else path.as_uri()
+    conn = sqlite3.connect(target, uri=True, timeout=timeout, isolation_level=None, check_same_thread=False)
     # A hostile file must not run SQL functions from its schema (triggers, views) on open.
     conn.execute("PRAGMA trusted_schema = OFF")
+    if read_only:
+        conn.execute("PRAGMA query_only = ON")
     return conn
 
 
-def _inspect(path: Path) -> str:
-    """Return the file's schema revision, or raise if it is not a healthy project we can open."""
+def _size(path: Path) -> int:
     try:
-        conn = _raw_connect(path, must_exist=True)
-    except sqlite3.Error as exc:
-        raise CorruptProjectError(path, str(exc)) from exc
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+@contextmanager
+def _translated(path: Path, *, unknown_is_damage: bool = False) -> Iterator[None]:
+    """Raise SQLite's errors about the file or its disk as the ProjectError they mean (never SQL text)."""
+    try:
+        yield
+    except (sqlite3.Error, DBAPIError) as exc:
+        error = storage_error(path, exc, unknown_is_damage=unknown_is_damage)
+        if error is None:
+            raise
+        raise error from exc
+
+
+def _inspect(path: Path, *, read_only: bool = False) -> str:
+    """Return the file's schema revision, or raise if it is not a healthy project we can open."""
+    with _translated(path, unknown_is_damage=True):
+        conn = _raw_connect(path, must_exist=True, read_only=read_only)
     try:
         (app_id,) = conn.execute("PRAGMA application_id").fetchone()
         if app_id != APPLICATION_ID:
@@ -225,7 +308,7 @@ def _inspect(path: Path) -> str:
         except sqlite3.Error as exc:
             raise CorruptProjectError(path, "it has no schema version") from exc
     except sqlite3.DatabaseError as exc:
-        raise CorruptProjectError(path, str(exc)) from exc
+        raise storage_error(path, exc, unknown_is_damage=True) or CorruptProjectError(path, str(exc)) from exc
     finally:
         conn.close()
     if row is None:
@@ -257,10 +340,12 @@ def _backup(path: Path, revision: str) -> Path:
 # --- engines ----------------------------------------------------------------------------------
 
 
-def _make_engine(path: Path, *, foreign_keys: bool) -> Engine:
+def _make_engine(
+    path: Path, *, foreign_keys: bool, busy_timeout: float = BUSY_TIMEOUT_S, read_only: bool = False
+) -> Engine:
     engine = create_engine(
         "sqlite://",
-        creator=lambda: _raw_connect(path, must_exist=True),
+        creator=lambda: _raw_connect(path, must_exist=True, read_only=read_only, timeout=busy_timeout),
         poolclass=QueuePool,
         pool_size=4,
         max_overflow=4,
@@ -269,22 +354,22 @@ def _make_engine(path: Path, *, foreign_keys: bool) -> Engine:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode = WAL")
-        cursor.execute("PRAGMA synchronous = FULL")
+        if not read_only:  # a read-only file keeps the journal mode it has
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = FULL")
         cursor.execute(f"PRAGMA foreign_keys = {'ON' if foreign_keys else 'OFF'}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
         # pysqlite's own transaction handling is off (isolation_level=None); we say BEGIN ourselves.
-        mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
-        connection.exec_driver_sql(f"BEGIN {mode}")
+        options = connection.get_execution_options()
+        # How long this transaction waits for another writer; set on every BEGIN, as pooled connections are shared.
+        wait_ms = int(1000 * options.get("busy_timeout", busy_timeout))
+        connection.exec_driver_sql(f"PRAGMA busy_timeout = {wait_ms}")
+        connection.exec_driver_sql(f"BEGIN {options.get('sqlite_begin', 'DEFERRED')}")
 
     return engine
-
-
-def _project_engine(path: Path) -> Engine:
-    return _make_engine(path, foreign_keys=True)
 
 
 def _migration_engine(path: Path) -> Engine:

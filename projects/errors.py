@@ -45,6 +45,42 @@ class ProjectLockedError(ProjectError):
         self.path = path
 
 
+class ProjectBusyError(ProjectError):
+    """Another program held the file's write lock for longer than we wait (a backup tool, an sqlite3 shell)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(
+            f"{path}: the project file is busy (another program is writing to it); try again when it is done"
+        )
+        self.path = path
+
+
+class ProjectReadOnlyError(ProjectError):
+    """A write to a project opened read-only (the file or its folder cannot be written)."""
+
+    def __init__(self, path: Path, detail: str = "it can be viewed and exported, not changed") -> None:
+        super().__init__(f"{path}: the project file is read-only: {detail}")
+        self.path = path
+
+
+class DiskFullError(ProjectError):
+    """No room to write: the disk is full, or a file size limit (ulimit -f) was reached. SQLite rolled back."""
+
+    def __init__(self, path: Path, reason: str = "the disk is full") -> None:
+        super().__init__(
+            f"{path}: {reason}; nothing was written and the project is as it was: free some space and try again"
+        )
+        self.path = path
+
+
+class ProjectIOError(ProjectError):
+    """The operating system failed a read or write of the file (not damage: SQLite rolled back)."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"{path}: the project file could not be read or written ({reason}); it was left as it was")
+        self.path = path
+
+
 class QueueError(ProjectError):
     """An impossible queue transition, e.g. finishing a job that is not running."""
 

@@ -202,6 +202,19 @@ def retry(session: Session, job_id: int) -> JobSnapshot:
     return enqueue(session, RenderRequest.from_json(job.request_json), job.scene_id, job.priority)
 
 
+def retry_failed(session: Session, scene_ids: Sequence[int] | None = None) -> list[JobSnapshot]:
+    """Retry every failed job (of these scenes, or all), in queue order, and drop the failed ones: their
+    retries take their place, so retrying again never queues the same render twice. Returns the new jobs."""
+    query = select(RenderJob).where(RenderJob.status == JobStatus.FAILED.value).order_by(*_claim_order())
+    if scene_ids is not None:
+        query = query.where(RenderJob.scene_id.in_(scene_ids))
+    retried = []
+    for job in session.scalars(query).all():
+        retried.append(retry(session, job.id))
+        session.delete(job)
+    return retried
+
+
 def reorder(session: Session, job_ids: Sequence[int]) -> None:
     """Give the listed pending jobs this relative order, reusing the positions they hold."""
     if len(set(job_ids)) != len(job_ids):

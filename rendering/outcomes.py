@@ -15,6 +15,7 @@ class Outcome(StrEnum):
     CANCELLED = "cancelled"
     REQUEUED = "requeued"  # stopped cleanly: back to pending
     OUT_OF_MEMORY = "out of memory"  # failed, and the queue should pause
+    NOT_STORED = "not stored"  # rendered, but the project file could not take it (busy, disk full): back to pending
 
     @property
     def failed(self) -> bool:

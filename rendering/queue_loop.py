@@ -9,6 +9,11 @@ or a cancel request stored in the project, read with each progress write) marks 
 effect at the engine's next check (before every UNet call and between its blocks). An owner that cannot
 wait for that (one uninterruptible call, a model still loading) `abandon`s the loop: from then on it
 writes nothing, and the owner puts the job back itself.
+
+A finished render is not given up lightly: while another program holds the project's write lock, storing
+it is retried with backoff for up to `store_patience_s`. If the file stays busy, or the disk is full, the
+job goes back to pending (outcome NOT_STORED, its error says why) and the loop stops: every job behind it
+would meet the same wall. Progress writes never wait for the lock: a busy file only skips one.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -27,15 +32,20 @@ from sqlalchemy.orm import Session
 from engine.runner import OutOfMemoryRenderError, RenderError, Runner
 from engine.sampler import RenderCancelled
 from projects.database import Project
-from projects.errors import ProjectError
+from projects.errors import DiskFullError, ProjectBusyError, ProjectError, ProjectIOError, QueueError
 from projects.models import JobStatus
-from projects.queue import JobSnapshot, cancel, claim_next, fail, finish, report_progress, requeue
+from projects.queue import JobSnapshot, RenderOutput, cancel, claim_next, fail, finish, report_progress, requeue
 from rendering.outcomes import JobPhase, JobResult, Outcome
 from rendering.output import render_output
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 PROGRESS_WRITE_INTERVAL_S = 0.5
+PROGRESS_WAIT_S = 0.05  # a progress write waits this long for another program's lock, then is skipped
+STORE_PATIENCE_S = 300.0  # how long a finished render keeps trying to reach a busy project file
+MAX_BACKOFF_S = 5.0
 
 
 class JobListener(Protocol):
@@ -50,11 +60,20 @@ class JobListener(Protocol):
 
 
 class QueueLoop:
-    def __init__(self, project: Project, runner: Runner, listener: JobListener, *, preview_every: int = 0) -> None:
+    def __init__(
+        self,
+        project: Project,
+        runner: Runner,
+        listener: JobListener,
+        *,
+        preview_every: int = 0,
+        store_patience_s: float = STORE_PATIENCE_S,
+    ) -> None:
         self.project = project
         self.runner = runner
         self.listener = listener
         self.preview_every = preview_every
+        self.store_patience_s = store_patience_s
         self._stop = threading.Event()
         self._cancel_lock = threading.Lock()
         self._cancelled: set[int] = set()
@@ -97,13 +116,14 @@ class QueueLoop:
             if result is None:
                 break
             results.append(result)
-            if result.outcome is Outcome.OUT_OF_MEMORY:
-                break  # every job behind it would fail the same way: let the user decide
+            if result.outcome in (Outcome.OUT_OF_MEMORY, Outcome.NOT_STORED):
+                break  # every job behind it would end the same way: let the user decide
         return results
 
     def run_one(self) -> JobResult | None:
-        """Claim and render the next pending job; None when the queue is empty (or stopping)."""
-        if self.stopping:
+        """Claim and render the next pending job; None when the queue is empty (or stopping, or the project
+        is read-only: nothing can be claimed or stored)."""
+        if self.stopping or self.project.read_only:
             return None
         with self._write() as session:
             job = None if session is None else claim_next(session)
@@ -132,7 +152,7 @@ class QueueLoop:
             if now - last_write[0] >= PROGRESS_WRITE_INTERVAL_S or step == total:
                 last_write[0] = now
                 try:
-                    with self._write() as session:
+                    with self._write(wait=PROGRESS_WAIT_S) as session:
                         # A cancel stored by another process (or by the window, through the store) lands here.
                         if session is not None and report_progress(session, job.id, step, total):
                             with self._cancel_lock:
@@ -177,15 +197,56 @@ class QueueLoop:
             log.exception("job %s failed unexpectedly", job.id)
             return self._failed(job, f"unexpected error: {exc}", Outcome.FAILED, elapsed())
         output = render_output(rendered)
+        try:
+            return self._patiently(lambda: self._store(job, output, rendered.notes, elapsed))
+        except (ProjectBusyError, DiskFullError, ProjectIOError) as exc:
+            return self._not_stored(job, exc, elapsed())
+
+    def _store(
+        self, job: JobSnapshot, output: RenderOutput, notes: tuple[str, ...], elapsed: Callable[[], float]
+    ) -> JobResult:
+        """One attempt at storing a finished render (the image, the thumbnail, the job done) in one write."""
         with self._ending() as session:
             if session is None:  # abandoned: the owner put the job back, and the image is not kept
                 return JobResult(job, Outcome.REQUEUED, elapsed())
             try:
                 render_id = finish(session, job.id, output)
-            except ProjectError as exc:  # the scene was deleted meanwhile
+            except QueueError as exc:  # the scene was deleted meanwhile
                 fail(session, job.id, str(exc))
                 return JobResult(job, Outcome.FAILED, elapsed(), error=str(exc))
-        return JobResult(job, Outcome.DONE, elapsed(), render_id=render_id, notes=rendered.notes)
+        return JobResult(job, Outcome.DONE, elapsed(), render_id=render_id, notes=notes)
+
+    def _not_stored(self, job: JobSnapshot, problem: ProjectError, seconds: float) -> JobResult:
+        """The project file would not take the render: put the job back to pending (as patiently), say why."""
+        try:
+            self._patiently(lambda: self._requeue(job))
+            where = "the job is back in the queue"
+        except ProjectError as exc:
+            log.warning("job %s could not be put back: %s", job.id, exc)
+            where = "the job goes back to the queue when the project is next opened"
+        log.warning("render of job %s not stored: %s", job.id, problem)
+        return JobResult(job, Outcome.NOT_STORED, seconds, error=f"the render was not stored ({problem}); {where}")
+
+    def _requeue(self, job: JobSnapshot) -> None:
+        with self._ending() as session:
+            if session is not None:
+                requeue(session, job.id)
+
+    def _patiently(self, attempt: Callable[[], T]) -> T:
+        """Run `attempt` (a write), again while another program holds the project's write lock, with a
+        growing pause between tries, for up to `store_patience_s`; then ProjectBusyError goes up."""
+        deadline = time.monotonic() + self.store_patience_s
+        pause = 0.1
+        while True:
+            try:
+                return attempt()
+            except ProjectBusyError as exc:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise
+                log.info("%s; trying again in %.1f s", exc, min(pause, left))
+                time.sleep(min(pause, left))  # the last try comes at the deadline
+                pause = min(2 * pause, MAX_BACKOFF_S)
 
     def _failed(self, job: JobSnapshot, message: str, outcome: Outcome, seconds: float) -> JobResult:
         with self._ending() as session:
@@ -195,13 +256,14 @@ class QueueLoop:
         return JobResult(job, outcome, seconds, error=message)
 
     @contextmanager
-    def _write(self) -> Iterator[Session | None]:
-        """A write transaction, or None once the loop is abandoned (the project is no longer its to write)."""
+    def _write(self, wait: float | None = None) -> Iterator[Session | None]:
+        """A write transaction, or None once the loop is abandoned (the project is no longer its to write).
+        `wait`: how long to wait for another program's write lock (default: the project's busy timeout)."""
         with self._write_lock:
             if self._abandoned:
                 yield None
                 return
-            with self.project.write() as session:
+            with self.project.write(wait=wait) as session:
                 yield session
 
     @contextmanager

@@ -4,7 +4,7 @@ thread; other long-lived callers (a live preview, a farm driver) can do the same
 The runner (models load on first use and stay) and the queue loop are made on the serving thread, so
 torch loads there, never on the thread that constructs the worker. It takes the next job whenever it is
 woken and not paused, polls for jobs queued by another process, and pauses itself when a job runs out
-of memory. `stop` ends `serve` at the engine's next cancel check; the running job goes back to pending.
+of memory, or when the project file cannot be written (busy, full disk: the job stays pending). `stop` ends `serve` at the engine's next cancel check; the running job goes back to pending.
 `abandon` is for an owner that cannot wait for that: the worker writes nothing more and hands back the job.
 """
 
@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from projects.database import Project
+from projects.errors import ProjectError
 from rendering.outcomes import Outcome
 
 if TYPE_CHECKING:  # torch: loaded by `serve`, on the serving thread
@@ -105,6 +106,10 @@ class QueueWorker:
                 continue
             try:
                 result = loop.run_one()
+            except ProjectError as exc:  # the file cannot be written now (busy, disk full): wait for the user
+                log.warning("the render loop paused: %s", exc)
+                self.set_paused(True, f"paused: {exc}")
+                continue
             except Exception:  # a database error must not end the engine; the job stays as it was
                 log.exception("the render loop failed")
                 result = None
@@ -113,4 +118,6 @@ class QueueWorker:
                 self._wake.clear()
             elif result.outcome is Outcome.OUT_OF_MEMORY:
                 self.set_paused(True, OUT_OF_MEMORY_PAUSE)
+            elif result.outcome is Outcome.NOT_STORED:
+                self.set_paused(True, f"paused: {result.error}")
         self._loop = None

@@ -19,8 +19,8 @@ from engine.request import InstanceKind, InstanceSpec, RenderRequest
 from projects.database import Project
 from projects.models import JobStatus
 from projects.png_metadata import REQUEST_KEY
-from projects.queue import list_jobs
-from projects.scenes import SceneLayout, add_scene
+from projects.queue import claim_next, fail, list_jobs
+from projects.scenes import SceneLayout, add_scene, find_scene, queue_scene
 from tests.conftest import REPO_ROOT
 
 
@@ -105,3 +105,47 @@ def test_ctrl_c_puts_the_running_job_back_and_says_so(demo_model: Path, tmp_path
     with Project.open(path) as project, project.read() as session:
         (job,) = list_jobs(session)
     assert job.status is JobStatus.PENDING and job.attempts == 0
+
+
+def failed_twice_interrupted(path: Path) -> None:
+    """Queue scene s0, and let the app die twice while rendering it: the next open marks it failed."""
+    with Project.open(path) as project, project.write() as session:
+        queue_scene(session, find_scene(session, "s0"))
+    for _ in range(2):
+        with Project.open(path) as project, project.write() as session:
+            assert claim_next(session) is not None  # ...and the app dies here
+
+
+def test_retry_failed_queues_the_failed_jobs_again_of_the_chosen_scenes_or_all(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # No model: every render fails at once, in words (the retry is what is tested, not the picture).
+    monkeypatch.setenv("INSTANCE_STUDIO_DEMO_MODEL", str(tmp_path / "no-model"))
+    path = shapes_project(tmp_path / "p.instproj", scenes=2, steps=2)
+    failed_twice_interrupted(path)
+    with Project.open(path) as project, project.write() as session:
+        (interrupted,) = list_jobs(session)
+        assert interrupted.status is JobStatus.FAILED and "interrupted 2 times" in (interrupted.error or "")
+        s1 = find_scene(session, "s1")
+        queue_scene(session, s1)
+        job = claim_next(session)
+        assert job is not None and job.scene_id == s1.id
+        fail(session, job.id, "NaN output")
+    # Only s1's failed job: s0's stays failed.
+    assert main.main(["render", str(path), "--retry-failed", "--scenes", "s1"]) == 1
+    out = capsys.readouterr().out
+    assert "1 failed job(s) are back in the queue" in out and "summary: 1 failed" in out
+    with Project.open(path) as project, project.read() as session:
+        jobs = {job.id: job for job in list_jobs(session)}
+    assert interrupted.id in jobs and job.id not in jobs and len(jobs) == 2, "the retry took the failed job's place"
+    # Then every failed job: s0's (failed after two interruptions) renders again too.
+    assert main.main(["render", str(path), "--retry-failed"]) == 1
+    out = capsys.readouterr().out
+    assert "2 failed job(s) are back in the queue" in out and "summary: 2 failed" in out
+    with Project.open(path) as project, project.read() as session:
+        jobs = {job.id: job for job in list_jobs(session)}
+    assert len(jobs) == 2 and interrupted.id not in jobs
+    assert {job.scene_id for job in jobs.values()} == {interrupted.scene_id, s1.id}
+    assert all(job.attempts == 1 and "demo model" in (job.error or "") for job in jobs.values())
+    assert main.main(["render", str(path), "--retry-failed", "--variations", "2"]) == 1
+    assert "does not go with --retry-failed" in capsys.readouterr().err

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import io
 import json
+import sqlite3
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from PIL import Image
 
 from engine.providers import load_demo_model
-from engine.runner import Runner
+from engine.request import RenderRequest
+from engine.runner import RenderResult, Runner
 from projects.database import Project
 from projects.errors import LayoutFormatError
 from projects.models import JobStatus
@@ -117,3 +122,102 @@ def test_a_cancel_stored_in_the_project_stops_the_render(tmp_path: Path, demo_mo
             (stored,) = list_jobs(session)
     assert result is not None and result.outcome is Outcome.CANCELLED
     assert stored.id == job.id and stored.status is JobStatus.CANCELLED and max(steps) < 400
+
+
+# --- a project file another program is writing (issue 15, item 8) ---------------------------
+
+
+class WriterHoldingTheLock:
+    """Another program (a real second SQLite connection, on its own thread) holding the project's write
+    lock with BEGIN IMMEDIATE, from `start()` until `hold_s` has passed or `release()`."""
+
+    def __init__(self, path: Path, hold_s: float = 3600.0) -> None:
+        self.path, self.hold_s = path, hold_s
+        self.held, self._release = threading.Event(), threading.Event()
+        self._thread = threading.Thread(target=self._hold, daemon=True)
+
+    def _hold(self) -> None:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            self.held.set()
+            self._release.wait(self.hold_s)
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+
+    def start(self) -> None:
+        self._thread.start()
+        assert self.held.wait(5)
+
+    def release(self) -> None:
+        self._release.set()
+        self._thread.join(5)
+
+
+class RunnerThenWriter:
+    """Renders a tiny image at once (no model), and lets `writer` take the lock just before it returns:
+    the loop meets the busy file exactly when it stores the result."""
+
+    def __init__(self, writer: WriterHoldingTheLock) -> None:
+        self.writer = writer
+
+    def render(self, request: RenderRequest, **_options: object) -> RenderResult:
+        self.writer.start()
+        image = np.full((8, 8, 3), 200, dtype=np.uint8)
+        return RenderResult(image, request, {"total": 0.0}, {}, "cpu", "fp32")
+
+
+def queued_project(tmp_path: Path) -> tuple[Path, int]:
+    path = shapes_project(tmp_path / "p.instproj", scenes=1, steps=2)
+    with Project.open(path) as project, project.write() as session:
+        job = queue_scene(session, find_scene(session, "s0"))
+    return path, job.id
+
+
+def run_against(path: Path, writer: WriterHoldingTheLock, patience: float) -> tuple[JobResult, float]:
+    with Project.open(path, busy_timeout=0.1) as project:
+        loop = QueueLoop(project, RunnerThenWriter(writer), Recorder(), store_patience_s=patience)  # type: ignore[arg-type]
+        started = time.monotonic()
+        try:
+            results = loop.run_until_empty()
+        finally:
+            writer.release()
+    (result,) = results
+    return result, time.monotonic() - started
+
+
+def test_a_render_finished_while_another_program_writes_is_stored_once_it_is_done(tmp_path: Path) -> None:
+    path, job_id = queued_project(tmp_path)
+    result, seconds = run_against(path, WriterHoldingTheLock(path, hold_s=0.6), patience=10.0)
+    assert result.outcome is Outcome.DONE and result.error is None
+    assert seconds >= 0.5  # it waited for the other writer, then stored
+    with Project.open(path) as project, project.read() as session:
+        (job,) = list_jobs(session)
+        assert job.id == job_id and job.status is JobStatus.DONE
+
+
+def test_a_file_busy_for_longer_keeps_the_job_pending_and_says_why(tmp_path: Path) -> None:
+    # Busy past the loop's patience (1 s), free again before putting the job back has given up.
+    path, job_id = queued_project(tmp_path)
+    result, seconds = run_against(path, WriterHoldingTheLock(path, hold_s=1.6), patience=1.0)
+    assert result.outcome is Outcome.NOT_STORED and result.error is not None
+    assert "the project file is busy (another program is writing to it)" in result.error
+    assert "the job is back in the queue" in result.error
+    assert "SQL" not in result.error and "sqlite" not in result.error.lower()
+    assert seconds < 5
+    with Project.open(path) as project, project.read() as session:
+        (job,) = list_jobs(session)
+    assert job.id == job_id and job.status is JobStatus.PENDING and job.attempts == 0  # put back: no attempt spent
+
+
+def test_a_file_that_stays_busy_ends_the_loop_and_the_job_is_recovered_at_the_next_open(tmp_path: Path) -> None:
+    path, job_id = queued_project(tmp_path)
+    with Project.open(path) as project, project.write() as session:
+        queue_scene(session, find_scene(session, "s0"))  # a second job: the loop must not go on to it
+    result, _ = run_against(path, WriterHoldingTheLock(path), patience=0.3)
+    assert result.outcome is Outcome.NOT_STORED and result.error is not None
+    assert "busy" in result.error and "when the project is next opened" in result.error
+    with Project.open(path) as project, project.read() as session:
+        jobs = list_jobs(session)
+    assert [(job.id, job.status) for job in jobs] == [(job_id, JobStatus.PENDING), (job_id + 1, JobStatus.PENDING)]
