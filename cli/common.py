@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import codecs
+import io
 import logging
 import logging.handlers
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
+
+from engine.validation import escape_character
 
 if TYPE_CHECKING:
     from engine.model_settings import ModelSettings
@@ -18,6 +22,28 @@ EXIT_INTERRUPTED = 130
 
 class CommandError(Exception):
     """A failure to report as one line and exit code 1."""
+
+
+# File names may hold bytes that are not UTF-8, which Python keeps as lone surrogates; printed or
+# logged, they would raise (a "--- Logging error ---" traceback). This error handler writes them as
+# `\xff` instead, and anything else a stream cannot encode as a backslash escape.
+ESCAPE_ERRORS: Final = "instance-studio-escape"
+
+
+def _escape(error: UnicodeError) -> tuple[str, int]:
+    if not isinstance(error, UnicodeEncodeError):
+        raise error
+    return "".join(map(escape_character, error.object[error.start : error.end])), error.end
+
+
+codecs.register_error(ESCAPE_ERRORS, _escape)
+
+
+def escape_unprintable_output() -> None:
+    """Make stdout and stderr write what they cannot encode as escapes instead of raising."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors=ESCAPE_ERRORS)
 
 
 def data_dir() -> Path:
@@ -58,7 +84,9 @@ def configure_logging(verbose: bool) -> Path:
         if getattr(handler, "_instance_studio", False):
             root.removeHandler(handler)
             handler.close()
-    file_handler = logging.handlers.RotatingFileHandler(log_file, maxBytes=2_000_000, backupCount=3, encoding="utf-8")
+    file_handler = logging.handlers.RotatingFileHandler(
+        log_file, maxBytes=2_000_000, backupCount=3, encoding="utf-8", errors=ESCAPE_ERRORS
+    )
     file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handlers: list[logging.Handler] = [file_handler]
     if verbose:

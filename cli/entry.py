@@ -10,7 +10,14 @@ import os
 import sys
 from collections.abc import Sequence
 
-from cli.common import EXIT_FAILED, EXIT_INTERRUPTED, CommandError, configure_logging, data_dir
+from cli.common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    CommandError,
+    configure_logging,
+    data_dir,
+    escape_unprintable_output,
+)
 from cli.parser import Command, build_parser
 
 log = logging.getLogger("instance_studio")
@@ -18,6 +25,7 @@ log = logging.getLogger("instance_studio")
 
 def run(argv: Sequence[str] | None, gui_command: Command) -> int:
     """Run the command `argv` names (the GUI, through `gui_command`, when it names none)."""
+    escape_unprintable_output()  # before anything prints a file name
     parser = build_parser(gui_command)
     args = parser.parse_args(argv)
     if args.command is None:

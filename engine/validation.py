@@ -20,6 +20,7 @@ __all__ = [
     "Reader",
     "RequestValidationError",
     "brief",
+    "escape_character",
     "finite_number",
     "is_int",
     "is_number",
@@ -86,6 +87,17 @@ def text_problem(text: str) -> str | None:
     except UnicodeEncodeError as exc:
         return f"has U+{ord(text[exc.start]):04X} at character {exc.start + 1}, a lone surrogate that is not text"
     return None
+
+
+def escape_character(character: str) -> str:
+    """One character as a backslash escape, for text no stream or file may refuse: `\\xff` for the byte
+    a non-UTF-8 file name keeps as a lone surrogate (U+DC80 to U+DCFF), else as `backslashreplace`."""
+    code = ord(character)
+    if 0xDC80 <= code <= 0xDCFF:
+        return f"\\x{code - 0xDC00:02x}"
+    if code <= 0xFF:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
 
 
 def brief(value: object) -> str:

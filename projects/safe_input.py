@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from engine.request import CANVAS_MULTIPLE, MAX_CANVAS, MIN_CANVAS
-from engine.validation import finite_number, text_problem
+from engine.validation import escape_character, finite_number, text_problem
 from projects.errors import LayoutFormatError
 
 MAX_JSON_BYTES: Final = 512 * 1024 * 1024  # COCO's instances_train2017.json is 448 MiB
@@ -112,16 +112,7 @@ def shown(text: str) -> str:
     are written as `\\xff`, any other lone surrogate as `\\ud800`; all other text is unchanged."""
     if text_problem(text) is None:
         return text
-    return "".join(_escaped(character) for character in text)
-
-
-def _escaped(character: str) -> str:
-    code = ord(character)
-    if 0xDC80 <= code <= 0xDCFF:  # how Python keeps an undecodable byte of a file name
-        return f"\\x{code - 0xDC00:02x}"
-    if 0xD800 <= code <= 0xDFFF:
-        return f"\\u{code:04x}"
-    return character
+    return "".join(escape_character(c) if 0xD800 <= ord(c) <= 0xDFFF else c for c in text)
 
 
 # --- JSON ---------------------------------------------------------------------------------------

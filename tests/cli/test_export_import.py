@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +17,10 @@ from projects.database import Project
 from projects.png_metadata import REQUEST_KEY, png_with_text
 from projects.queue import RenderOutput, claim_next, finish
 from projects.scenes import SceneLayout, add_scene, find_scene, list_scenes, queue_scene, scene_layout
+from tests.conftest import REPO_ROOT
+from tests.projects.import_samples import OFFICIAL, json_bytes
+
+OFFICIAL_SAMPLE = json_bytes(OFFICIAL)
 
 
 def rendered_project(path: Path) -> Path:
@@ -101,3 +108,36 @@ def test_export_refuses_to_overwrite_and_says_so(tmp_path: Path, capsys: pytest.
     assert main.main(["export", str(source), str(tmp_path / "full")]) == 1
     assert "error:" in capsys.readouterr().err
     assert (tmp_path / "full" / "keep.txt").read_text() == "mine"
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="file names are bytes on POSIX only")
+@pytest.mark.parametrize("verbose", [[], ["--verbose"]], ids=["quiet", "verbose"])
+def test_files_with_non_utf8_names_are_imported_and_logged_without_a_logging_error(
+    tmp_path: Path, verbose: list[str]
+) -> None:
+    """A name with byte 0xff (kept by Python as a lone surrogate) is printed, logged and stored escaped."""
+    project = tmp_path / "p.instproj"
+    assert main.main(["new", str(project)]) == 0
+    good = Path(os.fsdecode(os.fsencode(tmp_path) + b"/caf\xe9 \xff.json"))
+    bad = Path(os.fsdecode(os.fsencode(tmp_path) + b"/broken \xff.json"))
+    good.write_bytes(OFFICIAL_SAMPLE)
+    bad.write_bytes(b"{not json")
+    missing = Path(os.fsdecode(os.fsencode(tmp_path) + b"/gone \xff.instproj"))
+    home = tmp_path / "home"
+    for target, file, code in ((project, good, 0), (project, bad, 1), (missing, good, 1)):
+        proc = subprocess.run(
+            [sys.executable, str(REPO_ROOT / "main.py"), *verbose, "import-json", str(target), str(file)],
+            capture_output=True,
+            cwd=REPO_ROOT,
+            # A strict UTF-8 console, as on most desktops (the C locale would write the raw bytes back).
+            env={**os.environ, "INSTANCE_STUDIO_HOME": str(home), "PYTHONIOENCODING": "utf-8"},
+            timeout=60,
+        )
+        out, err = (stream.decode("utf-8", "backslashreplace") for stream in (proc.stdout, proc.stderr))
+        assert "Logging error" not in err and "Traceback" not in err, err
+        assert proc.returncode == code, err
+        assert "\\xff." in (out if code == 0 else err)
+    log = (home / "logs" / "instance-studio.log").read_bytes().decode("utf-8")  # valid UTF-8 throughout
+    assert "broken \\xff.json" in log and "gone \\" in log
+    with Project.open(project) as opened, opened.read() as session:
+        assert [scene.name for scene in list_scenes(session)] == ["caf\ufffd \ufffd"]
