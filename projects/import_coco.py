@@ -11,10 +11,12 @@ Choices:
   dogs and an umbrella". Images without a caption in a captions file fall back to the template.
 - Instances: the category name is the caption. `bbox` gives the box. A polygon segmentation makes a
   mask instance whose `polygon` is the outline; an object drawn as several polygons keeps its largest
-  part as the outline and all parts, rasterised together, as its mask bitmap. An RLE segmentation
-  (compressed, or uncompressed run lengths as crowd annotations use) becomes the mask bitmap.
-  Without a segmentation the instance is a box.
-- An annotation that cannot be used (malformed, outside its image, an RLE that does not match the
+  part as the outline and all parts, drawn together at the scene's canvas size, as its mask bitmap.
+  An RLE segmentation (compressed, or uncompressed run lengths as crowd annotations use) becomes the
+  mask bitmap (resampled to the canvas when larger). Without a segmentation the instance is a box.
+  Geometry reaching past the image is clipped to it, with a warning.
+- An annotation that cannot be used (malformed, wholly outside its image, a mask too detailed to
+  store (see `projects.import_geometry`), an RLE that does not match the
   image or does not decode, an unknown category) is skipped with a warning naming its id. An image
   with no instance left is not imported (a count is reported); a file with no scene at all is
   refused. Structural problems (no `images` list, an image without a valid size, duplicate ids) refuse
@@ -34,7 +36,6 @@ from typing import Any, Final, TypeGuard
 from engine.request import (
     MAX_CAPTION_CHARS,
     MAX_INSTANCES,
-    MAX_MASK_SIDE,
     MAX_POLYGON_POINTS,
     InstanceKind,
     InstanceSpec,
@@ -43,9 +44,12 @@ from engine.request import (
 from projects.errors import LayoutFormatError
 from projects.import_geometry import (
     GeometryError,
+    check_instance,
+    clip_box,
+    clip_polygon,
     coco_rle,
+    fit_mask,
     flat_pairs,
-    normalise_points,
     polygon_area,
     rle_area,
     thin,
@@ -433,8 +437,12 @@ class _CocoParser:
 def _instance(
     record: dict[str, Any], caption: str, image: _Image, label: str, notes: list[str]
 ) -> tuple[InstanceSpec, float]:
-    """One annotation as an instance and its area in pixels; GeometryError when it cannot be used."""
+    """One annotation as an instance and its area in pixels; GeometryError when it cannot be used.
+
+    Geometry is clipped to the image (what lies wholly outside is refused), and masks are made at the
+    scene's canvas size, so the work and what is stored are bounded by the scene, not by the file."""
     width, height = image.width, image.height
+    canvas_w, canvas_h, _note = fit_canvas(width, height)
     box = None
     box_area = 0.0
     bbox = record.get("bbox")
@@ -445,9 +453,9 @@ def _instance(
         x, y, w, h = (float(v or 0.0) for v in values)
         if w < 0 or h < 0:
             raise GeometryError(f"{label}: bbox has a negative width or height")
-        (x0, y0), (x1, y1) = normalise_points([(x, y), (x + w, y + h)], width, height, f"{label} bbox")
-        if x1 > x0 and y1 > y0:
-            box, box_area = (x0, y0, x1, y1), w * h
+        box = clip_box((x, y, x + w, y + h), width, height, f"{label} bbox", notes)
+        if box is not None:
+            box_area = (box[2] - box[0]) * width * (box[3] - box[1]) * height
 
     polygon: tuple[tuple[float, float], ...] | None = None
     mask: MaskRLE | None = None
@@ -459,23 +467,21 @@ def _instance(
         parts = [part for part in parts if len(part) >= 3 and polygon_area(part) > 0]
         if not parts:
             raise GeometryError(f"{where}: no polygon has an area")
-        outlines = [normalise_points(part, width, height, where) for part in parts]
-        largest = max(range(len(parts)), key=lambda i: polygon_area(parts[i]))
-        polygon = outlines[largest]
+        outlines = _on_image(parts, width, height, where, notes)
+        areas = [polygon_area([(x * width, y * height) for x, y in outline]) for outline in outlines]
+        polygon = outlines[max(range(len(outlines)), key=areas.__getitem__)]
         if len(polygon) > MAX_POLYGON_POINTS:
             notes.append(f"{where}: {len(polygon)} points; thinned to {MAX_POLYGON_POINTS}")
             polygon = thin(polygon, MAX_POLYGON_POINTS)
-        area = sum(polygon_area(part) for part in parts)
-        if len(parts) > 1:
-            if max(width, height) <= MAX_MASK_SIDE:
-                mask = union_of_polygons(parts, width, height)
-            else:
-                notes.append(f"{where}: {len(parts)} polygons on an image too large for a mask; kept the largest")
+        area = sum(areas)
+        if len(outlines) > 1:
+            mask = union_of_polygons(outlines, canvas_w, canvas_h, where, notes)
     elif isinstance(segmentation, dict):
         mask = coco_rle(segmentation, width, height, where)
         area = rle_area(mask)
         if area == 0:
             raise GeometryError(f"{where}: the mask is empty")
+        mask = fit_mask(mask, canvas_w, canvas_h, where)
     elif segmentation is not None and segmentation != []:
         raise GeometryError(f"{where} must be a list of polygons or an RLE object")
 
@@ -486,10 +492,27 @@ def _instance(
     else:
         raise GeometryError(f"{label}: no location (a bbox with an area, or a segmentation)")
     spec = InstanceSpec(caption[:MAX_CAPTION_CHARS], kind, box=box, polygon=polygon, mask=mask)
-    problems = spec.problems()
-    if problems:
-        raise GeometryError(f"{label}: {'; '.join(p.message for p in problems)}")
+    check_instance(spec, label)
     return spec, area
+
+
+def _on_image(
+    parts: list[list[tuple[float, float]]], width: int, height: int, where: str, notes: list[str]
+) -> list[tuple[tuple[float, float], ...]]:
+    """The polygons of one segmentation clipped to the image; parts wholly outside are dropped, and
+    the annotation is refused when none is left."""
+    outlines: list[tuple[tuple[float, float], ...]] = []
+    dropped: list[str] = []
+    for part in parts:
+        try:
+            outlines.append(clip_polygon(part, width, height, where, dropped))
+        except GeometryError as exc:
+            dropped.append(str(exc))
+    if not outlines:
+        raise GeometryError(f"{where} lies outside the {width}x{height} image")
+    if dropped:
+        notes.append(f"{where} reaches outside the {width}x{height} image; clipped to it")
+    return outlines
 
 
 def _annotation_label(record: dict[str, Any], position: int) -> str:

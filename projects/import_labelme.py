@@ -3,12 +3,13 @@
 Shapes become instances captioned with their label: `rectangle` → box; `point` → point; `line` and
 `linestrip` → scribble; `polygon` (also a shape without `shape_type`) → mask instance with the
 polygon as its outline and its bounds as its box; `circle` (centre and a point on the rim) → a
-32-point polygon, clipped to the image. `mask` shapes (labelme 5.3+) are skipped with a warning, and
-`group_id` and `flags` are ignored. `imageData` is never decoded and `imagePath` is never opened:
-the size comes from `imageWidth` and `imageHeight`.
+32-point polygon. Shapes reaching past the image are clipped to it, with a warning. `mask` shapes
+(labelme 5.3+) are skipped with a warning, and `group_id` and `flags` are ignored. `imageData` is
+never decoded and `imagePath` is never opened: the size comes from `imageWidth` and `imageHeight`.
 
-A shape that cannot be used (malformed, outside the image) is skipped with a warning naming it; a file
-with no usable shape is refused. At most `max_instances` shapes: the largest are kept, with a warning.
+A shape that cannot be used (malformed, wholly outside the image) is skipped with a warning naming
+it; a file with no usable shape is refused. At most `max_instances` shapes: the largest are kept,
+with a warning.
 The scene caption is `caption` when given, else the template with `{labels}` replaced by the labels
 counted in plain English ("a photo of two cats and a dog").
 """
@@ -24,8 +25,12 @@ from projects.errors import LayoutFormatError
 from projects.import_coco import caption_from_template, fit_caption
 from projects.import_geometry import (
     GeometryError,
+    check_instance,
+    clip_box,
+    clip_point,
+    clip_polygon,
+    clip_polyline,
     edge_tolerance,
-    normalise_points,
     pixel_pairs,
     polygon_area,
     thin,
@@ -145,30 +150,29 @@ def _shape(
 
     if shape_type == "rectangle":
         count(2, 2)
-        (ax, ay), (bx, by) = normalise_points(points, width, height, where)
-        box = (min(ax, bx), min(ay, by), max(ax, bx), max(ay, by))
-        if not (box[2] > box[0] and box[3] > box[1]):
+        (ax, ay), (bx, by) = points
+        box = clip_box((ax, ay, bx, by), width, height, where, warnings)
+        if box is None:
             raise GeometryError(f"{where}: the rectangle has no area")
         spec = InstanceSpec(label, InstanceKind.BOX, box=box)
         area = (box[2] - box[0]) * width * (box[3] - box[1]) * height
     elif shape_type == "point":
         count(1, 1)
-        (point,) = normalise_points(points, width, height, where)
-        spec, area = InstanceSpec(label, InstanceKind.POINT, point=point), 0.0
+        spec, area = InstanceSpec(label, InstanceKind.POINT, point=clip_point(*points[0], width, height, where)), 0.0
     elif shape_type in ("line", "linestrip"):
         count(2)
-        scribble = normalise_points(points, width, height, where)
+        scribble = clip_polyline(points, width, height, where, warnings)
         if len(scribble) > MAX_SCRIBBLE_POINTS:
             warnings.append(f"{where}: {len(scribble)} points; thinned to {MAX_SCRIBBLE_POINTS}")
             scribble = thin(scribble, MAX_SCRIBBLE_POINTS)
         spec, area = InstanceSpec(label, InstanceKind.SCRIBBLE, scribble=scribble), 0.0
     elif shape_type == "polygon":
         count(3)
-        spec, area = _polygon(label, normalise_points(points, width, height, where), width, height, where, warnings)
+        outline = clip_polygon(points, width, height, where, warnings)
+        spec, area = _polygon(label, outline, width, height, where, warnings)
     elif shape_type == "circle":
         count(2, 2)
         (cx, cy), (rx, ry) = points
-        normalise_points([(cx, cy)], width, height, f"{where} centre")
         radius = math.hypot(rx - cx, ry - cy)
         if radius > 2 * (max(width, height) + edge_tolerance(max(width, height))):
             raise GeometryError(f"{where}: the circle's radius {radius:g} is far larger than the image")
@@ -179,15 +183,12 @@ def _shape(
             )
             for i in range(CIRCLE_POINTS)
         ]
-        clipped = tuple((min(1.0, max(0.0, x / width)), min(1.0, max(0.0, y / height))) for x, y in rim)
-        spec, area = _polygon(label, clipped, width, height, where, warnings)
+        spec, area = _polygon(label, clip_polygon(rim, width, height, where, warnings), width, height, where, warnings)
     elif shape_type == "mask":
         raise GeometryError(f"{where}: labelme mask shapes are not imported (draw a polygon instead)")
     else:
         raise GeometryError(f"{where}: unknown shape_type {shape_type!r:.40}")
-    problems = spec.problems()
-    if problems:
-        raise GeometryError(f"{where}: {'; '.join(p.message for p in problems)}")
+    check_instance(spec, where)
     return area, spec
 
 

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from engine.request import instance_label
+from projects.errors import LayoutFormatError
+from projects.import_geometry import GeometryError, check_instance
 from projects.png_metadata import MAX_PNG_BYTES, MAX_PNG_PIXELS, request_from_png
 from projects.safe_input import scene_name_from
 from projects.scene_settings import SceneSettings
@@ -25,9 +28,17 @@ def scene_from_png(
     instances, and the sampler settings (steps, guidance, alpha, mis, scheduler) as overrides.
 
     Named `name`, else after the file (`"imported image"` for bytes). Raises LayoutFormatError for
-    files that are too large, not PNG, claim too many pixels or carry no (valid) request.
+    files that are too large, not PNG, claim too many pixels or carry no (valid) request. The
+    request's geometry gets the same full check as every import (a mask must decode), and a failure
+    refuses the file: a render is repeated whole or not at all.
     """
     request = request_from_png(source, max_bytes=max_bytes, max_pixels=max_pixels)
+    for index, spec in enumerate(request.instances):
+        try:
+            check_instance(spec, instance_label(index, spec.caption))
+        except GeometryError as exc:
+            label = "image data" if isinstance(source, bytes) else str(source)
+            raise LayoutFormatError(label, f"its stored request is invalid: {exc}") from exc
     if name is None:
         name = "imported image" if isinstance(source, bytes) else scene_name_from(source, "imported image")
     return SceneLayout(

@@ -6,8 +6,10 @@ each anno has `caption`, and a location: `bbox` as pixel [x, y, w, h], `mask` as
 pairs), which official readers ignore, so polygons survive a round trip.
 
 Reading trusts nothing: every malformed input becomes one `LayoutFormatError` naming the file and
-the problem. Fixes that keep the file's intent (a box reaching past the canvas, a canvas that is
-not a multiple of 8) are applied and reported as warnings.
+the problem. Fixes that keep the file's intent (a box reaching past the canvas, clipped to it; a
+canvas that is not a multiple of 8) are applied and reported as warnings. An instance with no part
+on the canvas is skipped with a warning naming it (the file is refused only when none is left);
+geometry goes through the checks every importer shares (`projects.import_geometry`).
 """
 
 from __future__ import annotations
@@ -25,22 +27,32 @@ from engine.request import (
     CANVAS_MULTIPLE,
     MAX_CANVAS,
     MAX_INSTANCES,
+    MAX_POLYGON_POINTS,
+    MAX_SCRIBBLE_POINTS,
     MIN_CANVAS,
     InstanceKind,
     InstanceSpec,
     MaskRLE,
-    RequestValidationError,
 )
 from engine.validation import MAX_MAGNITUDE, brief
 from projects.errors import LayoutFormatError
+from projects.import_geometry import (
+    GeometryError,
+    check_instance,
+    checked_rle,
+    clip_box,
+    clip_point,
+    clip_polygon,
+    clip_polyline,
+    fit_mask,
+    thin,
+)
 from projects.safe_input import check_text, number, parse_json, read_json, scene_name_from, shown
 from projects.scenes import SceneLayout
 
 MAX_FILE_BYTES: Final = 32 * 1024 * 1024
 MAX_SOURCE_SIDE: Final = 16384
 MAX_POINTS: Final = 4096
-# Coordinates this far past the canvas are float noise, clipped without a warning.
-CLIP_TOLERANCE: Final = 1e-6
 
 
 @dataclass(frozen=True)
@@ -88,13 +100,17 @@ class _LayoutParser:
             raise self.error(f"'annos' must be a list, got {_type_name(annos)}")
         if len(annos) > MAX_INSTANCES:
             raise self.error(f"{len(annos)} instances; InstanceDiffusion takes at most {MAX_INSTANCES}")
-        instances = tuple(self.instance(anno, index, width, height) for index, anno in enumerate(annos))
+        canvas = (self.canvas_side(width, "width"), self.canvas_side(height, "height"))
+        instances: list[InstanceSpec] = []
+        for index, anno in enumerate(annos):
+            try:
+                instances.append(self.instance(anno, index, width, height, canvas))
+            except GeometryError as exc:  # wholly off the canvas: skipped, naming it
+                self.warnings.append(f"{exc}; skipped")
+        if annos and not instances:
+            raise self.error(f"no instance could be imported ({self.warnings[-1]})")
         layout = SceneLayout(
-            name=name or "scene",
-            caption=caption,
-            width=self.canvas_side(width, "width"),
-            height=self.canvas_side(height, "height"),
-            instances=instances,
+            name=name or "scene", caption=caption, width=canvas[0], height=canvas[1], instances=tuple(instances)
         )
         return ImportedLayout(layout, tuple(self.warnings))
 
@@ -149,13 +165,6 @@ class _LayoutParser:
             raise self.error(f"{where} has an odd number of coordinates")
         return list(zip(flat[0::2], flat[1::2], strict=True))
 
-    def normalise(self, x: float, y: float, width: int, height: int, where: str) -> tuple[float, float]:
-        nx, ny = x / width, y / height
-        cx, cy = min(1.0, max(0.0, nx)), min(1.0, max(0.0, ny))
-        if abs(cx - nx) > CLIP_TOLERANCE or abs(cy - ny) > CLIP_TOLERANCE:
-            self.warnings.append(f"{where} reaches outside the {width}x{height} canvas; clipped to its edge")
-        return cx, cy
-
     def mask(self, value: Any, where: str) -> MaskRLE:
         if not isinstance(value, dict) or "size" not in value or "counts" not in value:
             raise self.error(f"{where} must be a COCO RLE object with 'size' and 'counts'")
@@ -176,16 +185,15 @@ class _LayoutParser:
         if not isinstance(counts, str):
             raise self.error(f"{where}.counts must be an RLE string or a list of run lengths")
         try:
-            rle = MaskRLE(height=mask_h, width=mask_w, counts=counts)
-            rle.decode()
-        except RequestValidationError as exc:
-            texts = "; ".join(p.message.removeprefix("mask: ") for p in exc.problems)
-            raise self.error(f"{where}: {texts}") from exc
-        return rle
+            return checked_rle(mask_h, mask_w, counts, where)  # short enough, and decodes
+        except GeometryError as exc:
+            raise self.error(str(exc)) from exc
 
     # --- one instance ------------------------------------------------------------------------
 
-    def instance(self, anno: Any, index: int, width: int, height: int) -> InstanceSpec:
+    def instance(self, anno: Any, index: int, width: int, height: int, canvas: tuple[int, int]) -> InstanceSpec:
+        """One anno as an instance: LayoutFormatError (refusing the file) when it is malformed,
+        GeometryError (skipping it) when it has no part on the canvas; what reaches past it is clipped."""
         where = f"instance {index + 1}"
         if not isinstance(anno, dict):
             raise self.error(f"{where} must be an object, got {_type_name(anno)}")
@@ -202,31 +210,34 @@ class _LayoutParser:
             x, y, w, h = self.numbers(anno["bbox"], f"{where} bbox", 4)
             if w < 0 or h < 0:
                 raise self.error(f"{where} bbox has a negative width or height")
-            x0, y0 = self.normalise(x, y, width, height, f"{where} bbox")
-            x1, y1 = self.normalise(x + w, y + h, width, height, f"{where} bbox")
-            if x1 > x0 and y1 > y0:
-                box = (x0, y0, x1, y1)
-            else:
-                degenerate_centre = ((x0 + x1) / 2, (y0 + y1) / 2)
+            box = clip_box((x, y, x + w, y + h), width, height, f"{where} bbox", self.warnings)
+            if box is None:
+                degenerate_centre = clip_point(x + w / 2, y + h / 2, width, height, f"{where} bbox")
 
         point = None
         if _present(anno.get("point")):
             px, py = self.numbers(anno["point"], f"{where} point", 2)
-            point = self.normalise(px, py, width, height, f"{where} point")
+            point = clip_point(px, py, width, height, f"{where} point")
 
         scribble = polygon = None
         if _present(anno.get("scribble")):
             pts = self.pixel_points(anno["scribble"], f"{where} scribble")
             if len(pts) < 2:
                 raise self.error(f"{where} scribble needs at least 2 points")
-            scribble = tuple(self.normalise(px, py, width, height, f"{where} scribble") for px, py in pts)
+            scribble = self.thinned(
+                clip_polyline(pts, width, height, f"{where} scribble", self.warnings), MAX_SCRIBBLE_POINTS, where
+            )
         if _present(anno.get("polygon")):
             pts = self.pixel_points(anno["polygon"], f"{where} polygon")
             if len(pts) < 3:
                 raise self.error(f"{where} polygon needs at least 3 points")
-            polygon = tuple(self.normalise(px, py, width, height, f"{where} polygon") for px, py in pts)
+            polygon = self.thinned(
+                clip_polygon(pts, width, height, f"{where} polygon", self.warnings), MAX_POLYGON_POINTS, where
+            )
 
-        mask = self.mask(anno["mask"], f"{where} mask") if _present(anno.get("mask")) else None
+        mask = None
+        if _present(anno.get("mask")):
+            mask = fit_mask(self.mask(anno["mask"], f"{where} mask"), *canvas, f"{where} mask")
 
         if mask is not None or polygon is not None:
             kind = InstanceKind.MASK
@@ -242,7 +253,17 @@ class _LayoutParser:
             self.warnings.append(f"{where} bbox has no area; imported as a point at its position")
         else:
             raise self.error(f"{where} has no location (bbox, mask, point or scribble)")
-        return InstanceSpec(caption, kind, box=box, point=point, scribble=scribble, polygon=polygon, mask=mask)
+        spec = InstanceSpec(caption, kind, box=box, point=point, scribble=scribble, polygon=polygon, mask=mask)
+        check_instance(spec, where)  # the check every importer ends with
+        return spec
+
+    def thinned(
+        self, points: tuple[tuple[float, float], ...], maximum: int, where: str
+    ) -> tuple[tuple[float, float], ...]:
+        if len(points) <= maximum:
+            return points
+        self.warnings.append(f"{where}: {len(points)} points; thinned to {maximum}")
+        return thin(points, maximum)
 
 
 # --- writing ----------------------------------------------------------------------------------

@@ -248,13 +248,14 @@ def test_invalid_annotations_are_skipped_with_warnings_naming_them(tmp_path: Pat
     path = write_json(tmp_path / "instances_hostile.json", data)
     result = read_coco(path)
     (only,) = result.scenes
-    assert [i.caption for i in only.layout.instances] == ["cat"]
+    assert [i.caption for i in only.layout.instances] == ["cat", "dog"]  # annotation 3, clipped to the image
+    assert sorted(only.layout.instances[1].polygon or ()) == [(0.0, 0.0), (0.0, 1.0), (1.0, 0.0), (1.0, 1.0)]
     warnings = "\n".join(only.warnings)
     assert "annotation 2 ('dog') segmentation: RLE size 100x100 does not match the 480x640 image; skipped" in warnings
-    assert "annotation 3 ('dog') segmentation: point (50000, 0) lies outside the 640x480 image; skipped" in warnings
+    assert "annotation 3 ('dog') segmentation reaches outside the 640x480 image; clipped to it" in warnings
     assert "annotation 4 ('dog') segmentation: the RLE does not decode" in warnings
     assert "annotation 5: unknown category 99; skipped" in warnings
-    assert "annotation 6 ('dog') bbox: point (5000, 5000) lies outside" in warnings
+    assert "annotation 6 ('dog') bbox lies outside the 640x480 image; skipped" in warnings
     assert "annotation 7 ('dog'): bbox must be [x, y, width, height]" in warnings
     assert "1 annotations refer to no image in the file (annotation 8); skipped" in result.warnings
     assert "1 entries of 'annotations' are not objects; skipped" in result.warnings
@@ -262,7 +263,7 @@ def test_invalid_annotations_are_skipped_with_warnings_naming_them(tmp_path: Pat
 
 def test_a_file_with_nothing_usable_is_refused(tmp_path: Path) -> None:
     data = coco_instances()
-    data["annotations"] = [annotation(3, 1, 18, [0, 0, 10, 10], segmentation=[[0, 0, 50000, 0, 50000, 9, 0, 9]])]
+    data["annotations"] = [annotation(3, 1, 18, [1000, 0, 10, 9], segmentation=[[1000, 0, 50000, 0, 50000, 9, 1000, 9]])]
     path = write_json(tmp_path / "instances_bad.json", data)
     with pytest.raises(LayoutFormatError) as info:
         read_coco(path)

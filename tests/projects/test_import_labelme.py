@@ -38,7 +38,8 @@ EVERY_KIND = [
     shape("blob", None, [[10, 200], [60, 200], [60, 280]]),  # no shape_type: labelme's polygon
     shape("fog", "mask", [[0, 0], [10, 10]], mask="iVBORw0KGgo="),
     shape("ghost", "cuboid", [[1, 1], [2, 2]]),
-    shape("far", "rectangle", [[10, 10], [4000, 20]]),
+    shape("far", "rectangle", [[10, 10], [4000, 20]]),  # reaches past the right edge: clipped
+    shape("gone", "rectangle", [[500, 10], [4000, 20]]),  # wholly outside: refused
     shape("", "point", [[5, 5]]),
     shape("bad", "point", [["x", 5]]),
     shape("short", "polygon", [[1, 1], [2, 2]]),
@@ -56,29 +57,33 @@ def test_every_shape_kind(tmp_path: Path) -> None:
     layout = imported.layout
     assert (layout.name, layout.width, layout.height) == ("street 01", 400, 304)  # a multiple of 8
     captions = [i.caption for i in layout.instances]
-    assert captions == ["cat", "star", "road", "river", "kite", "sun", "blob"]
-    assert layout.caption == "a photo of a cat, a star, a road, a river, a kite, a sun and a blob"
-    cat, star, road, river, kite, sun, blob = layout.instances
+    assert captions == ["cat", "star", "road", "river", "kite", "sun", "blob", "far"]
+    assert layout.caption == "a photo of a cat, a star, a road, a river, a kite, a sun, a blob and a far"
+    cat, star, road, river, kite, sun, blob, far = layout.instances
     assert cat.kind is InstanceKind.BOX and cat.box == (0.25, 50 / H, 0.75, 200 / H)
     assert star.kind is InstanceKind.POINT and star.point == (0.1, 0.1)
     assert road.kind is InstanceKind.SCRIBBLE and road.scribble == ((0.0, 0.5), (1.0, 0.5))
     assert river.kind is InstanceKind.SCRIBBLE and river.scribble is not None and len(river.scribble) == 4
     assert kite.kind is InstanceKind.MASK and kite.polygon == ((0.5, 0.1), (0.65, 0.3), (0.5, 0.5), (0.35, 0.3))
     assert kite.box == (0.35, 0.1, 0.65, 0.5)
-    assert sun.kind is InstanceKind.MASK and sun.polygon is not None and len(sun.polygon) == CIRCLE_POINTS
-    assert sun.polygon[0] == pytest.approx((390 / W, 30 / H))
-    assert min(y for _, y in sun.polygon) == 0.0  # clipped at the top edge
+    # The circle's 32-point outline, cut at the top edge: the points above it give way to two on it.
+    assert sun.kind is InstanceKind.MASK and sun.polygon is not None
+    assert (390 / W, 30 / H) in [pytest.approx(p) for p in sun.polygon]
+    assert min(y for _, y in sun.polygon) == 0.0 and len(sun.polygon) < CIRCLE_POINTS
     assert sun.box == pytest.approx((310 / W, 0.0, 390 / W, 70 / H))
     assert blob.kind is InstanceKind.MASK and blob.polygon == ((10 / W, 200 / H), (60 / W, 200 / H), (60 / W, 280 / H))
+    assert far.kind is InstanceKind.BOX and far.box == (10 / W, 10 / H, 1.0, 20 / H)
     assert all(spec.problems() == [] for spec in layout.instances)
 
     assert imported.warnings == (
+        "shape 6 ('sun') reaches outside the 400x300 image; clipped to it",
         "shape 8 ('fog'): labelme mask shapes are not imported (draw a polygon instead); skipped",
         "shape 9 ('ghost'): unknown shape_type 'cuboid'; skipped",
-        "shape 10 ('far'): point (4000, 20) lies outside the 400x300 image; skipped",
-        "shape 11 has no label; skipped",
-        "shape 12 ('bad') points has a coordinate that is not a finite number; skipped",
-        "shape 13 ('short'): a polygon needs at least 3 points, got 2; skipped",
+        "shape 10 ('far') reaches outside the 400x300 image; clipped to it",
+        "shape 11 ('gone') lies outside the 400x300 image; skipped",
+        "shape 12 has no label; skipped",
+        "shape 13 ('bad') points has a coordinate that is not a finite number; skipped",
+        "shape 14 ('short'): a polygon needs at least 3 points, got 2; skipped",
     )
 
 
