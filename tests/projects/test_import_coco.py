@@ -263,7 +263,9 @@ def test_invalid_annotations_are_skipped_with_warnings_naming_them(tmp_path: Pat
 
 def test_a_file_with_nothing_usable_is_refused(tmp_path: Path) -> None:
     data = coco_instances()
-    data["annotations"] = [annotation(3, 1, 18, [1000, 0, 10, 9], segmentation=[[1000, 0, 50000, 0, 50000, 9, 1000, 9]])]
+    data["annotations"] = [
+        annotation(3, 1, 18, [1000, 0, 10, 9], segmentation=[[1000, 0, 50000, 0, 50000, 9, 1000, 9]])
+    ]
     path = write_json(tmp_path / "instances_bad.json", data)
     with pytest.raises(LayoutFormatError) as info:
         read_coco(path)
