@@ -55,6 +55,14 @@ from engine.checkpoint import (
     manifest_path,
 )
 from engine.devices import select_device, select_dtype
+from engine.model_config_check import (
+    SD_TEXT_CONFIG,
+    SD_UNET_CONFIG,
+    SD_VAE_CONFIG,
+    Section,
+    check_config,
+    read_checked_config,
+)
 from engine.model_settings import ModelSettings, ModelSettingsError
 from engine.models.builder import InstanceUNetConfig, build_instance_unet, position_net_of, scaleu_of
 from engine.models.fusers import fusers
@@ -154,12 +162,19 @@ def _read_json(path: Path, hint: str) -> dict[str, Any]:
     return data
 
 
+_CONFIG_RULES: Final[dict[Any, Section]] = {UNet2DConditionModel: SD_UNET_CONFIG, AutoencoderKL: SD_VAE_CONFIG}
+
+
 def read_model_config(path: str | os.PathLike[str], model: Callable[..., Any]) -> dict[str, Any]:
     """A diffusers config.json as keyword arguments of `model`: metadata (`_class_name`...) and unknown keys dropped.
 
     Configs saved by other diffusers versions carry keys this one does not take; they describe defaults.
+    The UNet's and the VAE's are checked against sane bounds first (`engine.model_config_check`).
     """
     data = _read_json(Path(path), CONFIGS_HINT)
+    rules = _CONFIG_RULES.get(model)
+    if rules is not None:
+        check_config(data, rules, path)
     accepted = set(inspect.signature(model).parameters)
     return {k: v for k, v in data.items() if not k.startswith("_") and k in accepted}
 
@@ -284,6 +299,7 @@ def _check_loading_info(info: Mapping[str, Any], file: Path, ignore: Iterable[st
 
 
 def _vae_from_folder(folder: Path, file: Path) -> AutoencoderKL:
+    read_checked_config(folder / "vae" / "config.json", SD_VAE_CONFIG, hint=SD15_HINT)
     try:
         vae, info = AutoencoderKL.from_pretrained(
             folder / "vae",
@@ -301,6 +317,7 @@ def _vae_from_folder(folder: Path, file: Path) -> AutoencoderKL:
 
 
 def _text_encoder_from_folder(folder: Path, file: Path) -> CLIPTextModel:
+    read_checked_config(folder / "text_encoder" / "config.json", SD_TEXT_CONFIG, hint=SD15_HINT)
     try:
         # output_loading_info makes it return (model, info); the stubs know only the model.
         text_encoder, info = cast(
@@ -367,6 +384,7 @@ def _from_single_file(
     with torch.device("meta"):
         vae = AutoencoderKL(**vae_kwargs)
     load_weights(vae, vae_state, file)
+    read_checked_config(configs / "text_encoder" / "config.json", SD_TEXT_CONFIG, hint=CONFIGS_HINT)
     try:
         text_config = CLIPTextConfig.from_pretrained(configs / "text_encoder", local_files_only=True)
     except _LOAD_ERRORS as exc:

@@ -20,6 +20,7 @@ from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 from engine.checkpoint import load_weights
 from engine.demo.training import DEMO_VAE
 from engine.demo.vocabulary import MAX_LENGTH, write_tokenizer
+from engine.model_config_check import DEMO_CONFIG, read_checked_config
 from engine.models.builder import InstanceUNetConfig, build_instance_unet
 from engine.models.fusers import FuserConfig
 from engine.models.unifusion import UniFusionConfig
@@ -112,8 +113,12 @@ def save_demo(components: DemoComponents, config: DemoModelConfig, folder: Path)
 
 
 def load_demo(folder: Path) -> tuple[DemoComponents, DemoModelConfig]:
-    """Load a saved demo model offline; every weight file is shape-checked against its config."""
-    raw = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    """Load a saved demo model offline; every weight file is shape-checked against its config.
+
+    The config is checked first (types and bounds of every field, `engine.model_config_check`): a bad one
+    is a ModelConfigError naming the field, before anything is built from it.
+    """
+    raw = read_checked_config(folder / "config.json", DEMO_CONFIG)
     factors = raw.pop("preview_factors", None)
     data = {key: _tuples(value) for key, value in raw.items()}
     position = dict(data["position_net"])
