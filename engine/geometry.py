@@ -94,7 +94,7 @@ class MaskRLE:
     def from_dict(cls, data: Any, where: str = "mask") -> MaskRLE:
         reader = Reader(where)
         obj = reader.mapping(data, where)
-        size = reader.sequence(obj.get("size"), f"{where}.size", length=2)
+        size = reader.sequence(obj.get("size"), f"{where}.size", length=2) or (0, 0)  # () when it is wrong
         height, width = (reader.integer(v, f"{where}.size") for v in size)
         counts = reader.string(obj.get("counts"), f"{where}.counts")
         reader.raise_if_any()

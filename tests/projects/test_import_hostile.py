@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from engine.request import RenderRequest, RequestValidationError
+from engine.request import MaskRLE, RenderRequest, RequestValidationError
 from engine.validation import finite_number, text_problem
 from projects.database import Project
 from projects.errors import LayoutFormatError
@@ -225,3 +225,10 @@ def test_devices_fifos_and_folders_are_refused_by_every_reader_without_reading_t
     results = json.loads(proc.stdout)
     wrong = {case: outcome for case, outcome in results.items() if "not a regular file" not in outcome}
     assert not wrong
+
+
+@pytest.mark.parametrize("size", [0, None, "4x4", [4], [4, 4, 4], {}])
+def test_a_mask_whose_size_is_not_two_numbers_is_a_validation_error(size: object) -> None:
+    """Found by the fuzz test: a stored request whose mask size was 0 raised a bare ValueError."""
+    with pytest.raises(RequestValidationError, match=r"mask\.size"):
+        MaskRLE.from_dict({"size": size, "counts": "088"})
