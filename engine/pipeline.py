@@ -25,6 +25,7 @@ from diffusers.models.autoencoders.autoencoder_kl import AutoencoderKL
 from diffusers.models.unets.unet_2d_condition import UNet2DConditionModel
 from transformers import CLIPTextModel, CLIPTokenizer
 
+from engine.chain_cache import ChainCache, chain_key, shared_digest
 from engine.grounding import instance_tensors, null_grounding, slot_grounding
 from engine.models.builder import position_net_of
 from engine.models.fusers import fuser_config_of
@@ -65,6 +66,7 @@ class PipelineOutput:
     latents: torch.Tensor
     timings: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # fallbacks taken, e.g. "vae decoded in fp32"
+    reused: tuple[int, ...] = ()  # instances (0-based) whose chains came from the chain cache
 
 
 def grounding_config(instances: Sequence[InstanceSpec]) -> str:
@@ -105,6 +107,10 @@ class InstanceDiffusionPipeline:
         self.preview_decodes = vae_parameters(vae) <= PREVIEW_DECODE_MAX_PARAMETERS  # see `preview`
         self._prompt_cache = TextCache()
         self._pooled_cache = TextCache()
+        # Instance chains kept between renders; `identity` names the weights (the runner sets it from the
+        # model's hashes) so that a key never matches across models.
+        self.chain_cache = ChainCache()
+        self.identity = ""
 
     @property
     def device(self) -> torch.device:
@@ -219,6 +225,7 @@ class InstanceDiffusionPipeline:
         preview_every: int = 0,
         should_cancel: Callable[[], bool] | None = None,
         max_batch: int | None = None,
+        reuse_chains: bool = False,
     ) -> PipelineOutput:
         """Render `request`. Raises `RenderCancelled` when `should_cancel` turns true (no image is made): it is
         checked before every UNet call and between the blocks inside one, and before and during the decode.
@@ -227,6 +234,9 @@ class InstanceDiffusionPipeline:
             callback: called after every step with (done, steps, preview): done runs 1..request.steps.
             preview_every: build a preview every this many steps (0: never).
             max_batch: at most this many rows per UNet call (lower it to save memory).
+            reuse_chains: take unchanged instance chains from `chain_cache` and keep new ones there. The
+                result equals a render without it to float rounding (a reused chain was computed in another
+                UNet batch), so it is off by default: two plain calls give bit-identical images.
         """
         timings: dict[str, float] = {}
         start = time.perf_counter()
@@ -260,9 +270,23 @@ class InstanceDiffusionPipeline:
         settings = SamplerSettings(request.steps, request.guidance, request.alpha, request.mis)
         sample_start = time.perf_counter()
         full = Chain(context, full_tokens if request.instances else None, full_regions)
+        keys = self._chain_keys(request, settings, noise, uncond, null_tokens, chains) if reuse_chains else []
+        known = [self.chain_cache.get(key) for key in keys]
         latents = sample(
-            self.unet, make_scheduler(request.scheduler), noise, full, chains, uncond, null_tokens, settings, hooks
+            self.unet,
+            make_scheduler(request.scheduler),
+            noise,
+            full,
+            chains,
+            uncond,
+            null_tokens,
+            settings,
+            hooks,
+            known=known,
         )
+        for key, cached, merged in zip(keys, known, hooks.merged[1:], strict=False):
+            if cached is None:
+                self.chain_cache.put(key, merged)
         timings["sample"] = time.perf_counter() - sample_start
         if not torch.isfinite(latents).all():
             raise NonFiniteOutputError("the sampler produced NaN or inf latents")
@@ -275,7 +299,24 @@ class InstanceDiffusionPipeline:
             pixels = self.decode(latents, notes)
         timings["decode"] = time.perf_counter() - decode_start
         timings["total"] = time.perf_counter() - start
-        return PipelineOutput(image=to_uint8(pixels), latents=latents, timings=timings, notes=notes)
+        reused = tuple(index for index, cached in enumerate(known) if cached is not None)
+        return PipelineOutput(image=to_uint8(pixels), latents=latents, timings=timings, notes=notes, reused=reused)
+
+    def _chain_keys(
+        self,
+        request: RenderRequest,
+        settings: SamplerSettings,
+        noise: torch.Tensor,
+        uncond: torch.Tensor,
+        null_tokens: torch.Tensor,
+        chains: Sequence[Chain],
+    ) -> list[str]:
+        """Each instance chain's cache key; none when this render never merges chains (nothing to reuse)."""
+        if not chains or not 0 < settings.mis_steps < settings.steps:
+            return []
+        plain = (settings, request.scheduler.value, self.identity, str(self.device), str(self.dtype))
+        shared = shared_digest((noise, uncond, null_tokens), plain)
+        return [chain_key(shared, chain.context, chain.tokens, chain.regions) for chain in chains]
 
     def decode(self, latents: torch.Tensor, notes: list[str] | None = None) -> torch.Tensor:
         """Latents to pixels in [0, 1], (1, 3, H, W) float32. A non-finite decode is retried once in fp32."""

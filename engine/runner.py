@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import json
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -92,6 +93,7 @@ class RenderResult:
     device: str
     dtype: str
     notes: tuple[str, ...] = ()  # cheaper settings or fallbacks that were used
+    reused_instances: tuple[int, ...] = ()  # instances (0-based) whose chains came from the chain cache
 
     @property
     def size(self) -> tuple[int, int]:
@@ -144,6 +146,8 @@ class Runner:
             self._model = self._provider(model_id)
         except WeightFileError as exc:
             raise ModelFilesError(str(exc)) from exc
+        # Chains cached for one set of weights never match another's (the cache also dies with the pipeline).
+        self._model.pipeline.identity = json.dumps([model_id, self._model.hashes], sort_keys=True)
         self._model_id = model_id
         return self._model
 
@@ -183,6 +187,7 @@ class Runner:
                         preview_every=preview_every,
                         should_cancel=should_cancel,
                         max_batch=attempt.max_batch,
+                        reuse_chains=True,
                     )
             except RenderCancelled:
                 raise
@@ -209,6 +214,7 @@ class Runner:
                 device=str(pipeline.device),
                 dtype=str(pipeline.dtype).removeprefix("torch."),
                 notes=tuple(notes),
+                reused_instances=output.reused,
             )
         raise OutOfMemoryRenderError(
             f"out of memory even after trying: {', '.join(tried)}; render a smaller canvas, fewer instances, "

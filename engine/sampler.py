@@ -93,16 +93,24 @@ def sample(
     null_tokens: torch.Tensor,
     settings: SamplerSettings,
     hooks: SamplerHooks | None = None,
+    known: Sequence[torch.Tensor | None] = (),
 ) -> torch.Tensor:
-    """Denoise `noise` (1, C, h, w) and return the final latents of chain 0."""
+    """Denoise `noise` (1, C, h, w) and return the final latents of chain 0.
+
+    `known[k]`, where given, is instance chain k's latents at the merge point from an earlier render of
+    the same chain (see `engine.chain_cache`): that chain is not run, and its latents join the merge.
+    """
     hooks = hooks or SamplerHooks()
     scheduler.set_timesteps(settings.steps, device=noise.device)
     timesteps = scheduler.timesteps
     iterations = len(timesteps)
     mis_steps = settings.mis_steps if instance_chains else 0
     chains = [full, *instance_chains] if mis_steps > 0 else [full]
-    schedulers = [copy.deepcopy(scheduler) for _ in chains]
-    latents = [noise * schedulers[0].init_noise_sigma for _ in chains]
+    given = [None, *known, *[None] * (len(instance_chains) - len(known))] if mis_steps > 0 else [None]
+    # Chains still to run, by index into `chains`; the known ones wait for the merge.
+    running = [index for index, latent in enumerate(given) if latent is None]
+    schedulers = {c: copy.deepcopy(scheduler) for c in running}
+    latents = dict.fromkeys(running, noise * schedulers[0].init_noise_sigma)
     use_cfg = settings.guidance != 1.0
     has_grounding = full.tokens is not None
     # Unconditional rows: no instance anywhere, so only the caption-free tokens are visible.
@@ -112,15 +120,16 @@ def sample(
         step = sampler_step(iteration, iterations, settings.steps)
         if len(chains) > 1 and step >= mis_steps:
             # Multi-instance sampler: average every chain, continue with chain 0's own history.
-            hooks.merged.extend(latents)
-            latents = [torch.stack(latents).mean(0)]
-            chains, schedulers = chains[:1], schedulers[:1]
+            merging = [latents[c] if given[c] is None else _known(given[c], latents[0]) for c in range(len(chains))]
+            hooks.merged.extend(merging)
+            latents = {0: torch.stack(merging).mean(0)}
+            chains, schedulers, running = chains[:1], {0: schedulers[0]}, [0]
         # No instances: plain Stable Diffusion (the fusers would only see null tokens).
         grounded = has_grounding and step < settings.grounded_steps
 
         rows_chain: list[int] = []
         rows_cond: list[bool] = []
-        for index in range(len(chains)):
+        for index in running:
             if use_cfg:
                 rows_chain.append(index)
                 rows_cond.append(False)
@@ -143,7 +152,7 @@ def sample(
                 UNetCall(iteration, step, int(t), grounded, tuple(rows_chain), tuple(rows_cond), inputs, output)
             )
 
-        for index in range(len(chains)):
+        for index in running:
             rows = [r for r, c in enumerate(rows_chain) if c == index]
             if use_cfg:
                 uncond, cond = output[rows[0] : rows[0] + 1], output[rows[1] : rows[1] + 1]
@@ -215,6 +224,12 @@ def _cancel_points(model: torch.nn.Module) -> list[torch.nn.Module]:
         for name in ("resnets", "attentions"):
             points.extend(m for m in getattr(block, name, None) or () if isinstance(m, torch.nn.Module))
     return points
+
+
+def _known(latents: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
+    if latents is None or latents.shape != like.shape:
+        raise ValueError("a known chain's latents must have the shape of this render's latents")
+    return latents.to(like.device, like.dtype)
 
 
 def _tokens_of(chain: Chain) -> torch.Tensor:

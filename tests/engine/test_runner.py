@@ -25,7 +25,8 @@ POINT = InstanceSpec("a blue star", InstanceKind.POINT, point=(0.75, 0.3))
 def request(**overrides: object) -> RenderRequest:
     base: dict[str, object] = {"prompt": "shapes", "width": 64, "height": 64, "seed": 3, "steps": 4, "mis": 0.5}
     base["model_id"] = "tiny"
-    return RenderRequest(instances=(BOX, POINT), **{**base, **overrides})  # type: ignore[arg-type]
+    base["instances"] = (BOX, POINT)
+    return RenderRequest(**{**base, **overrides})  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -41,6 +42,7 @@ def runner(pipe: InstanceDiffusionPipeline, loads: list[str]) -> Runner:
             raise WeightFileMissingError("/models/sd15", "put the Stable Diffusion 1.5 folder there")
         return LoadedModel(pipe, {"unet": "ab" * 32})
 
+    pipe.chain_cache.clear()  # the module's pipeline is shared: each test starts without cached chains
     return Runner(provider)
 
 
@@ -74,6 +76,14 @@ def test_the_model_stays_loaded_between_jobs(runner: Runner, loads: list[str]) -
     assert runner.loaded_model_id == "tiny"
 
 
+def test_a_re_render_after_an_edit_says_which_instance_chains_it_reused(runner: Runner) -> None:
+    assert runner.render(request()).reused_instances == ()
+    moved = InstanceSpec("a blue star", InstanceKind.POINT, point=(0.25, 0.7))
+    result = runner.render(request(instances=(BOX, moved)))
+    assert result.reused_instances == (0,)
+    assert '"ab' in runner.model("tiny").pipeline.identity  # the model's hashes are part of every chain's key
+
+
 def test_missing_model_files_are_a_typed_error_and_the_next_job_still_renders(runner: Runner) -> None:
     with pytest.raises(ModelFilesError, match=r"/models/sd15: file not found .* put the Stable Diffusion 1\.5 folder"):
         runner.render(request(model_id="missing"))
@@ -82,6 +92,7 @@ def test_missing_model_files_are_a_typed_error_and_the_next_job_still_renders(ru
 
 def test_out_of_memory_falls_back_to_smaller_unet_calls(runner: Runner, oom_when: dict[str, int]) -> None:
     expected = runner.render(request()).image
+    runner.model("tiny").pipeline.chain_cache.clear()  # else both instance chains are reused: 2 rows
     oom_when["rows"] = 4  # the full batch has 3 chains x 2 rows = 6
     result = runner.render(request())
     assert result.notes[0] == "out of memory at first; rendered with one chain per UNet call"
