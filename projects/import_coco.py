@@ -41,6 +41,7 @@ from engine.request import (
     InstanceSpec,
     MaskRLE,
 )
+from engine.validation import brief
 from projects.errors import LayoutFormatError
 from projects.import_geometry import (
     GeometryError,
@@ -355,7 +356,7 @@ class _CocoParser:
             if name is None:
                 raise self.error(f"{where}.name must be non-empty text")
             if category_id in names:
-                raise self.error(f"{where}.id {category_id!r} is used by two categories")
+                raise self.error(f"{where}.id {brief(category_id)} is used by two categories")
             names[category_id] = name
         if self.wanted is not None:
             present = {name.casefold() for name in names.values()}
@@ -373,10 +374,10 @@ class _CocoParser:
             if not _is_key(image_id):
                 raise self.error(f"{where}.id must be a number or text")
             if image_id in images:
-                raise self.error(f"{where}.id {image_id!r} is used by two images")
+                raise self.error(f"{where}.id {brief(image_id)} is used by two images")
             width, height = image_side(record.get("width")), image_side(record.get("height"))
             if width is None or height is None:
-                raise self.error(f"{where} (id {image_id!r}) needs a 'width' and 'height' in whole pixels")
+                raise self.error(f"{where} (id {brief(image_id)}) needs a 'width' and 'height' in whole pixels")
             name = sanitise_name(file_stem(record.get("file_name")), f"image {image_id}")
             images[image_id] = _Image(image_id, width, height, name)
         return images

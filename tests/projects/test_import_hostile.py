@@ -21,6 +21,7 @@ from engine.validation import finite_number, text_problem
 from projects.database import Project
 from projects.errors import LayoutFormatError
 from projects.import_any import read_any
+from projects.import_coco import parse_coco
 from projects.import_labelme import parse_labelme
 from projects.safe_input import number
 from projects.scenes import list_scenes
@@ -232,3 +233,17 @@ def test_a_mask_whose_size_is_not_two_numbers_is_a_validation_error(size: object
     """Found by the fuzz test: a stored request whose mask size was 0 raised a bare ValueError."""
     with pytest.raises(RequestValidationError, match=r"mask\.size"):
         MaskRLE.from_dict({"size": size, "counts": "088"})
+
+
+@pytest.mark.parametrize("key", ["x" * 100_000, 10**1000], ids=["long text", "huge integer"])
+def test_messages_quote_only_a_little_of_a_hostile_value(key: object) -> None:
+    image = {"id": key, "width": 4, "height": 4}
+    category = {"id": key, "name": "cat"}
+    for data in (
+        {"images": [image, image], "annotations": [], "categories": []},
+        {"images": [{"id": key}], "annotations": [], "categories": []},
+        {"images": [], "annotations": [], "categories": [category, category]},
+    ):
+        with pytest.raises(LayoutFormatError) as info:
+            parse_coco(data, "c.json")
+        assert len(str(info.value)) < 200
