@@ -365,6 +365,8 @@ class ProjectStore(QObject):
             notes.append(f"{len(report.requeued_jobs)} interrupted render(s) are back in the queue")
         if report.failed_jobs:
             notes.append(f"{len(report.failed_jobs)} render(s) failed after being interrupted twice")
+        if project.read_only:  # the file or its folder cannot be written: edits are refused with this reason
+            notes.append(f"{path.name} is read-only: you can view and export it, but changes are not saved")
         with project.read() as session:
             defaults = project_defaults(session)
             summaries = scene_summaries(session)

@@ -66,10 +66,8 @@ class ProjectReadOnlyError(ProjectError):
 class DiskFullError(ProjectError):
     """No room to write: the disk is full, or a file size limit (ulimit -f) was reached. SQLite rolled back."""
 
-    def __init__(self, path: Path, reason: str = "the disk is full") -> None:
-        super().__init__(
-            f"{path}: {reason}; nothing was written and the project is as it was: free some space and try again"
-        )
+    def __init__(self, path: Path, reason: str = "the disk is full", remedy: str = "free some space") -> None:
+        super().__init__(f"{path}: {reason}; nothing was written and the project is as it was: {remedy} and try again")
         self.path = path
 
 

@@ -53,11 +53,11 @@ def storage_error(path: Path, exc: BaseException, *, unknown_is_damage: bool = F
         return ProjectBusyError(path)
     if primary == SQLITE_READONLY:
         return ProjectReadOnlyError(path, "it cannot be changed (the file or its folder is not writable)")
-    if primary == SQLITE_FULL:
-        return DiskFullError(path, out_of_space(path) or "the disk is full")
-    if primary == SQLITE_IOERR:
+    if primary in (SQLITE_FULL, SQLITE_IOERR):
         full = out_of_space(path)
-        return DiskFullError(path, full) if full else ProjectIOError(path, "disk I/O error")
+        if full is not None:
+            return full
+        return DiskFullError(path) if primary == SQLITE_FULL else ProjectIOError(path, "disk I/O error")
     if primary == SQLITE_CANTOPEN:
         return ProjectIOError(path, "it cannot be opened")
     if primary in (SQLITE_CORRUPT, SQLITE_NOTADB) or (unknown_is_damage and isinstance(error, sqlite3.DatabaseError)):
@@ -65,18 +65,19 @@ def storage_error(path: Path, exc: BaseException, *, unknown_is_damage: bool = F
     return None
 
 
-def out_of_space(path: Path) -> str | None:
+def out_of_space(path: Path) -> DiskFullError | None:
     """Why nothing more fits beside `path` (a nearly full disk, the file size limit), or None if it does."""
     limit = _file_size_limit()
     if limit is not None:
         sizes = [_size(Path(f"{path}{suffix}")) for suffix in ("", "-wal", "-journal")]
         if max(sizes) + LOW_SPACE_BYTES >= limit:
-            return f"the file size limit ({limit} bytes, ulimit -f) was reached"
+            reason = f"no room to write: the file size limit ({limit} bytes, ulimit -f) was reached"
+            return DiskFullError(path, reason, "raise the limit")
     try:
         free = shutil.disk_usage(path.parent).free
     except OSError:
         return None
-    return "the disk is full" if free < LOW_SPACE_BYTES else None
+    return DiskFullError(path) if free < LOW_SPACE_BYTES else None
 
 
 def _file_size_limit() -> int | None:
