@@ -300,6 +300,9 @@ def load_torch_checkpoint(path: str | os.PathLike[str], *, hint: str | None = No
         checkpoint = torch.load(file, map_location="cpu", weights_only=True, mmap=mmap)
     except FileNotFoundError:
         raise WeightFileMissingError(file, hint) from None
+    except safetensors.SafetensorError as error:
+        # torch.load hands a file named *.safetensors to the safetensors reader, whose errors are its own.
+        raise _safetensors_error(error, file) from error
     except pickle.UnpicklingError as error:
         detail = _unpickler_detail(error)
         if any(marker in detail.lower() for marker in _UNSAFE_MARKERS):
@@ -318,9 +321,21 @@ def load_torch_checkpoint(path: str | os.PathLike[str], *, hint: str | None = No
 # --- safetensors ---------------------------------------------------------------------------------
 
 
+_HEADER_ERROR_PREFIX: Final = "Error while deserializing header:"
+
+
 def _safetensors_error(error: BaseException, path: Path) -> CorruptWeightsError:
-    """The typed error for a safetensors file the reader rejected."""
+    """The typed error for a safetensors file the reader rejected.
+
+    The reader checks the header (its length, the JSON, each tensor's dtype, shape and offsets against
+    the file) before touching any data; a header that lies about the data is a damaged file, said so.
+    """
     detail = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+    if detail.startswith(_HEADER_ERROR_PREFIX):
+        reason = detail.removeprefix(_HEADER_ERROR_PREFIX).strip()
+        return CorruptWeightsError(
+            path, f"not a readable safetensors file (its header does not describe its data: {_short(reason)})"
+        )
     return CorruptWeightsError(path, f"not a readable safetensors file ({_short(detail or type(error).__name__)})")
 
 

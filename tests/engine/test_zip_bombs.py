@@ -121,6 +121,9 @@ def test_real_checkpoints_and_legacy_pickles_pass_the_check(tmp_path: Path) -> N
 
 def test_a_bomb_given_as_a_diffusers_bin_is_refused_before_diffusers_reads_it(tmp_path: Path) -> None:
     (tmp_path / "vae").mkdir()
+    (tmp_path / "vae" / "config.json").write_bytes(
+        (REPO_ROOT / "resources" / "sd15" / "vae" / "config.json").read_bytes()
+    )
     bomb = zip_bomb(tmp_path / "vae" / "diffusion_pytorch_model.bin", 64)
     with pytest.raises(CorruptWeightsError, match="inflate"):
         loading._vae_from_folder(tmp_path, bomb)
