@@ -12,7 +12,7 @@ from engine.request import instance_label
 from projects.errors import LayoutFormatError
 from projects.import_geometry import GeometryError, check_instance
 from projects.png_metadata import MAX_PNG_BYTES, MAX_PNG_PIXELS, request_from_png
-from projects.safe_input import scene_name_from
+from projects.safe_input import scene_name_from, shown
 from projects.scene_settings import SceneSettings
 from projects.scenes import SceneLayout
 
@@ -37,7 +37,7 @@ def scene_from_png(
         try:
             check_instance(spec, instance_label(index, spec.caption))
         except GeometryError as exc:
-            label = "image data" if isinstance(source, bytes) else str(source)
+            label = "image data" if isinstance(source, bytes) else shown(str(source))
             raise LayoutFormatError(label, f"its stored request is invalid: {exc}") from exc
     if name is None:
         name = "imported image" if isinstance(source, bytes) else scene_name_from(source, "imported image")

@@ -247,3 +247,18 @@ def test_messages_quote_only_a_little_of_a_hostile_value(key: object) -> None:
         with pytest.raises(LayoutFormatError) as info:
             parse_coco(data, "c.json")
         assert len(str(info.value)) < 200
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="file names are bytes on POSIX only")
+@pytest.mark.parametrize("importer", IMPORTERS, ids=lambda i: i.name)
+def test_an_error_names_a_non_utf8_file_printably(importer: Importer, tmp_path: Path) -> None:
+    data = copy.deepcopy(importer.sample)
+    if importer.name == "png":
+        data["instances"][4]["mask"]["counts"] = "1"  # valid RLE text that does not decode: refused late
+    else:
+        del data[{"official": "annos", "coco": "images", "labelme": "shapes"}[importer.name]]  # needed
+    path = Path(os.fsdecode(os.fsencode(tmp_path) + b"/bad \xff" + importer.suffix.encode()))
+    path.write_bytes(importer.encode(data))
+    with pytest.raises(LayoutFormatError, match=r"bad \\xff") as info:
+        run_import(importer.command, tmp_path / "unused.instproj", path)
+    assert str(info.value).encode("utf-8")
