@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import editor, mis_batching, pipeline_overhead, placement
+from benchmarks import edit_reuse, editor, mis_batching, pipeline_overhead, placement
 
 TINY = ["--size", "tiny", "--steps", "2", "--repeats", "1"]
 
@@ -54,6 +54,24 @@ def test_placement_runs_on_a_saved_demo_model(tmp_path: Path, capsys: pytest.Cap
         assert figure.size == (8 * 196, 2 * 192 + 4)
     assert "4 instances, 2 steps" in out
     assert placement.main(["--model", str(tmp_path / "none")]) == 1
+
+
+def test_edit_reuse_runs_on_a_saved_demo_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import torch
+
+    from engine.demo.model import DemoModelConfig, build_demo_components, save_demo
+
+    torch.manual_seed(0)
+    save_demo(build_demo_components(DemoModelConfig(), tmp_path / "tok"), DemoModelConfig(), tmp_path / "model")
+    # mis 0.5: at 2 steps the default 0.36 runs no MIS step, so there would be no chain to reuse.
+    args = [*TINY, "--mis", "0.5", "--instances", "3", "--warm-ups", "0", "--model", str(tmp_path / "model")]
+    assert edit_reuse.main(args) == 0
+    out = capsys.readouterr().out
+    assert "speed-up (first render / re-render after moving one instance): demo 3 inst." in out
+    assert "tiny 3 inst." in out and "2 of 3" in out
+    assert "re-render equals a render from nothing (max |d pixel| <= 1e-05): yes" in out
+    assert "reused every unchanged chain (n - 1 of n) and no other: yes" in out
+    assert edit_reuse.main(["--model", str(tmp_path / "none")]) == 1
 
 
 def test_editor_benchmark_runs(qapp: object, capsys: pytest.CaptureFixture[str]) -> None:
