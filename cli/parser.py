@@ -103,6 +103,12 @@ def build_parser(gui_command: Command) -> argparse.ArgumentParser:
         action="store_true",
         help="queue the failed jobs again (of the --scenes given, else all) instead of new renders",
     )
+    render.add_argument(
+        "--report",
+        type=Path,
+        metavar="FILE",
+        help="write a JSON list with one object per finished job: scene, job, seconds, reused_instances, instances",
+    )
     render.set_defaults(func=cmd_render)
 
     info = commands.add_parser("info", help="list scenes, instances and queue counts")

@@ -5,8 +5,10 @@ job back in the queue."""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, CommandError, load_model_settings
@@ -57,6 +59,8 @@ def cmd_render(args: argparse.Namespace) -> int:
             pending = status_counts(session)[JobStatus.PENDING]
         if pending == 0:
             print("nothing to render: the queue is empty (give --scenes or --all)")
+            if args.report is not None:
+                write_report(args.report, [], {})
             return EXIT_OK
         progress = ConsoleProgress(pending)
         provider = settings_provider(load_model_settings(), demo_dir=demo_model_dir())
@@ -71,6 +75,10 @@ def cmd_render(args: argparse.Namespace) -> int:
             results = loop.run_until_empty()
         finally:
             signal.signal(signal.SIGINT, previous)
+        if args.report is not None:
+            with project.read() as session:
+                names = {scene.id: scene.name for scene in list_scenes(session)}
+            write_report(args.report, results, names)
     counts = {outcome: sum(1 for r in results if r.outcome is outcome) for outcome in Outcome}
     summary = ", ".join(f"{n} {outcome.value}" for outcome, n in counts.items() if n)
     print(f"\nsummary: {summary or 'nothing rendered'} in {sum(r.seconds for r in results):.1f} s")
@@ -82,6 +90,30 @@ def cmd_render(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     stored_all = all(not r.outcome.failed and r.outcome is not Outcome.NOT_STORED for r in results)
     return EXIT_OK if stored_all else EXIT_FAILED
+
+
+def write_report(path: Path, results: list[JobResult], scene_names: dict[int, str]) -> None:
+    """One JSON object per finished job: its scene's name, the job id, the render time in seconds, and how
+    many of its instances the engine reused from an earlier render (of how many)."""
+    from common.atomic_files import write_text_atomic
+    from rendering.outcomes import Outcome
+
+    report = [
+        {
+            "scene": scene_names.get(result.job.scene_id or -1),
+            "job": result.job.id,
+            "seconds": round(result.seconds, 3),
+            "reused_instances": len(result.reused_instances),
+            "instances": result.instance_count,
+        }
+        for result in results
+        if result.outcome is Outcome.DONE
+    ]
+    try:
+        write_text_atomic(path, json.dumps(report, indent=2) + "\n")
+    except OSError as exc:
+        raise CommandError(f"{path}: the report could not be written: {exc.strerror or exc}") from exc
+    print(f"report of {len(report)} finished job(s) written to {path}")
 
 
 class ConsoleProgress:

@@ -37,3 +37,15 @@ class JobResult:
     render_id: int | None = None
     error: str | None = None
     notes: tuple[str, ...] = ()
+    reused_instances: tuple[int, ...] = ()  # instances (0-based) whose chains the engine kept from a render before
+
+    @property
+    def instance_count(self) -> int:
+        return len(self.job.request.instances)
+
+    def figures(self) -> str:
+        """The render's time and reuse in words, e.g. "rendered in 2.1 s · 3 of 5 instances reused"."""
+        text = f"rendered in {self.seconds:.1f} s"
+        if self.instance_count:
+            text += f" · {len(self.reused_instances)} of {self.instance_count} instances reused"
+        return text

@@ -28,6 +28,8 @@ def render_output(result: RenderResult) -> RenderOutput:
     timings: dict[str, object] = {key: round(value, 4) for key, value in result.timings.items()}
     if result.notes:
         timings["notes"] = list(result.notes)  # e.g. the cheaper settings an out-of-memory retry used
+    # Instances (0-based) whose chains came from the engine's chain cache: a re-render after an edit.
+    timings["reused_instances"] = list(result.reused_instances)
     return RenderOutput(
         png=png,
         thumbnail=small.getvalue(),

@@ -29,7 +29,7 @@ import numpy as np
 import numpy.typing as npt
 from sqlalchemy.orm import Session
 
-from engine.runner import OutOfMemoryRenderError, RenderError, Runner
+from engine.runner import OutOfMemoryRenderError, RenderError, RenderResult, Runner
 from engine.sampler import RenderCancelled
 from projects.database import Project
 from projects.errors import DiskFullError, ProjectBusyError, ProjectError, ProjectIOError, QueueError
@@ -198,12 +198,12 @@ class QueueLoop:
             return self._failed(job, f"unexpected error: {exc}", Outcome.FAILED, elapsed())
         output = render_output(rendered)
         try:
-            return self._patiently(lambda: self._store(job, output, rendered.notes, elapsed))
+            return self._patiently(lambda: self._store(job, output, rendered, elapsed))
         except (ProjectBusyError, DiskFullError, ProjectIOError) as exc:
             return self._not_stored(job, exc, elapsed())
 
     def _store(
-        self, job: JobSnapshot, output: RenderOutput, notes: tuple[str, ...], elapsed: Callable[[], float]
+        self, job: JobSnapshot, output: RenderOutput, rendered: RenderResult, elapsed: Callable[[], float]
     ) -> JobResult:
         """One attempt at storing a finished render (the image, the thumbnail, the job done) in one write."""
         with self._ending() as session:
@@ -214,7 +214,14 @@ class QueueLoop:
             except QueueError as exc:  # the scene was deleted meanwhile
                 fail(session, job.id, str(exc))
                 return JobResult(job, Outcome.FAILED, elapsed(), error=str(exc))
-        return JobResult(job, Outcome.DONE, elapsed(), render_id=render_id, notes=notes)
+        return JobResult(
+            job,
+            Outcome.DONE,
+            elapsed(),
+            render_id=render_id,
+            notes=rendered.notes,
+            reused_instances=rendered.reused_instances,
+        )
 
     def _not_stored(self, job: JobSnapshot, problem: ProjectError, seconds: float) -> JobResult:
         """The project file would not take the render: put the job back to pending (as patiently), say why."""

@@ -67,6 +67,7 @@ class QueuePanel(QWidget):
         self.jobs: list[JobSnapshot] = []
         self.scene_names: dict[int, str] = {}
         self._timings: dict[int, _Timing] = {}
+        self._figures: dict[int, str] = {}  # finished jobs: render time and reuse, for their tooltip
         self._phases: dict[int, str] = {}  # what a running job does before its first step
         self._bars: dict[int, QProgressBar] = {}
         self._cancelling: set[int] = set()  # cancelled here, before the project says so
@@ -170,7 +171,10 @@ class QueuePanel(QWidget):
                 ]
             )
             item.setData(0, Qt.ItemDataRole.UserRole, job.id)
-            item.setToolTip(4, job.error or "")
+            figures = self._figures.get(job.id)
+            for column in range(4):
+                item.setToolTip(column, figures or "")
+            item.setToolTip(4, job.error or figures or "")
             self.tree.addTopLevelItem(item)
             if job.status is JobStatus.RUNNING:
                 bar = QProgressBar()
@@ -214,8 +218,11 @@ class QueuePanel(QWidget):
             self._show_preview_text(f"step {step} of {total}")
         self._show_progress(job_id, step, total)
 
-    def job_ended(self, job_id: int) -> None:
-        """The job stopped (done, failed, cancelled, put back): its preview goes."""
+    def job_ended(self, job_id: int, figures: str = "") -> None:
+        """The job stopped (done, failed, cancelled, put back): its preview goes. `figures` (a finished
+        render's time and reuse, in words) becomes the job's tooltip."""
+        if figures:
+            self._figures[job_id] = figures
         self._timings.pop(job_id, None)
         self._phases.pop(job_id, None)
         self._show_preview_text(NO_RENDER)

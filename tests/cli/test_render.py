@@ -149,3 +149,51 @@ def test_retry_failed_queues_the_failed_jobs_again_of_the_chosen_scenes_or_all(
     assert all(job.attempts == 1 and "demo model" in (job.error or "") for job in jobs.values())
     assert main.main(["render", str(path), "--retry-failed", "--variations", "2"]) == 1
     assert "does not go with --retry-failed" in capsys.readouterr().err
+
+
+def test_report_lists_each_finished_job_with_its_time_and_reused_instances(
+    demo_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two variants of one scene (same seed, one instance moved): the second job reuses the unmoved chain."""
+    import json
+
+    from projects.models import Render
+
+    monkeypatch.setenv("INSTANCE_STUDIO_DEMO_MODEL", str(demo_model))
+    path = tmp_path / "p.instproj"
+    circle = InstanceSpec(caption="a red circle", kind=InstanceKind.BOX, box=(0.1, 0.1, 0.5, 0.5))
+    with Project.create(path) as project, project.write() as session:
+        for name, x in (("first", 0.5), ("moved", 0.3)):
+            square = InstanceSpec(caption="a blue square", kind=InstanceKind.BOX, box=(x, 0.5, x + 0.4, 0.9))
+            layout = SceneLayout(name, "shapes", 64, 64, (circle, square), seed=5, overrides={"steps": 3})
+            add_scene(session, layout)
+    report = tmp_path / "out" / "report.json"
+    report.parent.mkdir()
+
+    assert main.main(["render", str(path), "--all", "--report", str(report)]) == 0
+
+    assert f"report of 2 finished job(s) written to {report}" in capsys.readouterr().out
+    rows = json.loads(report.read_text())
+    assert [(r["scene"], r["job"], r["reused_instances"], r["instances"]) for r in rows] == [
+        ("first", 1, 0, 2),
+        ("moved", 2, 1, 2),
+    ]
+    assert all(isinstance(r["seconds"], float) and r["seconds"] > 0 for r in rows)
+    with Project.open(path) as project, project.read() as session:
+        stored = [render.timings["reused_instances"] for render in session.query(Render).order_by(Render.id)]
+    assert stored == [[], [0]], "each render record says which instances were reused"
+
+
+def test_report_of_an_empty_queue_is_an_empty_list_and_an_unwritable_one_is_one_line(
+    demo_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    monkeypatch.setenv("INSTANCE_STUDIO_DEMO_MODEL", str(demo_model))
+    path = shapes_project(tmp_path / "p.instproj", scenes=1, steps=2)
+    report = tmp_path / "report.json"
+    assert main.main(["render", str(path), "--report", str(report)]) == 0
+    assert json.loads(report.read_text()) == []
+    assert main.main(["render", str(path), "--all", "--report", str(tmp_path / "missing" / "r.json")]) == 1
+    err = capsys.readouterr().err
+    assert "the report could not be written" in err and "Traceback" not in err

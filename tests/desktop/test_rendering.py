@@ -68,6 +68,14 @@ def test_render_reports_progress_and_lands_in_the_history(qtbot: QtBot, tmp_path
     qtbot.waitUntil(lambda: window.history.list.count() == 1, timeout=10_000)
     qtbot.waitUntil(lambda: not window.canvas._background.pixmap().isNull(), timeout=10_000)
     qtbot.waitUntil(lambda: window.scene_list.model.scenes[0].state.value == "rendered", timeout=10_000)
+
+    def job_tooltip() -> str:
+        row = window.queue_panel.tree.topLevelItem(0)
+        return "" if row is None else row.toolTip(1)
+
+    # The finished job's row says how long it took and how much the engine reused (nothing, the first time).
+    qtbot.waitUntil(lambda: job_tooltip().startswith("rendered in "), timeout=10_000)
+    assert job_tooltip().endswith(" s · 0 of 1 instances reused")
     window.close()
 
 
