@@ -131,7 +131,7 @@ class QueueControl(QObject):
             self.store.refresh_summaries()
 
     def _job_ended(self, result: JobResult) -> None:
-        self.panel.job_ended(result.job.id)
+        self.panel.job_ended(result.job.id, result.figures() if result.outcome is Outcome.DONE else "")
         if self.store is None:
             return
         self.store.refresh_jobs()
