@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QApplication,
     QDockWidget,
     QFileDialog,
+    QLabel,
     QMainWindow,
     QMessageBox,
     QStackedWidget,
@@ -35,6 +36,7 @@ from desktop.editor.workbench import Workbench
 from desktop.help import FirstRunHint, ShortcutsDialog
 from desktop.history_control import HistoryControl
 from desktop.icons import app_icon
+from desktop.live_preview import LivePreviewControl
 from desktop.panels.history import HistoryStrip
 from desktop.panels.instance_list import InstanceListPanel
 from desktop.panels.queue_panel import QueuePanel
@@ -109,6 +111,11 @@ class MainWindow(QMainWindow):
         self.queue.message.connect(self.show_message)
         self.session = ProjectSession(self)
         self.history_control = HistoryControl(self)
+        self.live = LivePreviewControl(self.canvas, self.queue, settings, lambda: self.session.defaults, self)
+        self.live_status = QLabel()
+        self.live_status.setObjectName("liveStatus")
+        self.statusBar().addPermanentWidget(self.live_status)
+        self.live.statusChanged.connect(self.live_status.setText)
         self.docks = {
             "scenes": self._dock("Scenes", self.scene_list, Qt.DockWidgetArea.LeftDockWidgetArea),
             "instances": self._dock("Instances", self.instance_list, Qt.DockWidgetArea.RightDockWidgetArea),
@@ -186,6 +193,7 @@ class MainWindow(QMainWindow):
         for view in (self.canvas, self.instance_list, self.scene_settings):
             view.set_editor(editor)
         self.hint.follow(editor)
+        self.live.follow(editor)
         self._editor_links.clear()
         if editor is not None:
             document = editor.document

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from desktop.panels.queue_panel import QueuePanel
 from desktop.render_thread import SHUTDOWN_WAIT_MS, RenderThread
 from desktop.store import ProjectStore
+from engine.request import RenderRequest
 from projects.queue import JobSnapshot, clear_finished, move, move_to_front, request_cancel, requeue, retry
 from rendering.demo_model import demo_model_dir
 from rendering.outcomes import JobResult, Outcome
@@ -30,6 +31,7 @@ UNCLEAN_EXIT_PAUSE = "Paused: the app did not close cleanly last time. Check the
 class QueueControl(QObject):
     renderFinished = Signal(int)  # the scene id of a job that just finished with a render
     message = Signal(str, int)  # text, milliseconds to show it
+    previewReady = Signal(object)  # desktop.render_thread.LivePreview, from whichever thread serves now
 
     def __init__(self, panel: QueuePanel, model_settings_path: Path, parent: QObject) -> None:
         super().__init__(parent)
@@ -68,6 +70,7 @@ class QueueControl(QObject):
         thread.jobPreview.connect(self.panel.job_preview)
         thread.jobEnded.connect(self._job_ended)
         thread.pausedChanged.connect(self.panel.set_paused)
+        thread.previewReady.connect(self.previewReady)
         self.render_thread = thread
         thread.start()
         if paused:
@@ -102,6 +105,15 @@ class QueueControl(QObject):
     def wake(self) -> None:
         if self.render_thread is not None:
             self.render_thread.wake()
+
+    def request_preview(self, token: int, request: RenderRequest) -> None:
+        """A live preview for the render thread to render when the queue is idle (none without a project)."""
+        if self.render_thread is not None:
+            self.render_thread.request_preview(token, request)
+
+    def clear_preview(self) -> None:
+        if self.render_thread is not None:
+            self.render_thread.clear_preview()
 
     def cancel_job(self, job_id: int) -> None:
         """Cancel only that job: a pending one at once (it never touches the running one); the running one

@@ -15,6 +15,7 @@ import atexit
 import logging
 import os
 import sys
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -22,8 +23,10 @@ import numpy.typing as npt
 from PySide6.QtCore import QCoreApplication, QThread, Signal
 from PySide6.QtGui import QImage
 
+from engine.request import RenderRequest
 from projects.database import Project
 from projects.queue import JobSnapshot
+from rendering.live_preview import PreviewResult
 from rendering.outcomes import JobPhase, JobResult
 from rendering.worker import QueueWorker
 
@@ -39,6 +42,19 @@ EXIT_WAIT_MS = 10_000  # how long a quitting app still waits for abandoned threa
 _abandoned: set[RenderThread] = set()  # every abandoned thread, running or ended
 
 
+@dataclass(frozen=True)
+class LivePreview:
+    """A finished live preview (`rendering.live_preview.PreviewResult`) with its image already a QImage
+    (converted on the render thread, so the GUI thread only draws it)."""
+
+    token: int
+    request: RenderRequest
+    image: QImage | None
+    seconds: float
+    reused_instances: tuple[int, ...]
+    error: str | None
+
+
 class RenderThread(QThread):
     jobStarted = Signal(object)  # JobSnapshot
     jobPhase = Signal(int, str)  # job id, what it does before its first step (rendering.outcomes.JobPhase)
@@ -46,6 +62,7 @@ class RenderThread(QThread):
     jobPreview = Signal(int, object)  # job id, QImage
     jobEnded = Signal(object)  # rendering.outcomes.JobResult
     pausedChanged = Signal(bool, str)  # paused, why (empty when the user paused or resumed)
+    previewReady = Signal(object)  # LivePreview
 
     def __init__(self, project: Project, provider: ModelProvider, *, paused: bool = False) -> None:
         super().__init__()
@@ -58,6 +75,7 @@ class RenderThread(QThread):
             paused=paused,
             preview_every=PREVIEW_EVERY,
             on_paused=self.pausedChanged.emit,
+            on_preview=self._signals.preview_ready,
         )
         self.abandoned_job: int | None = None  # set by a `shutdown` that timed out: the job to put back
 
@@ -77,6 +95,15 @@ class RenderThread(QThread):
 
     def cancel_running(self, job_id: int) -> bool:
         return self._worker.cancel_running(job_id)
+
+    def request_preview(self, token: int, request: RenderRequest) -> None:
+        """Render `request` as a live preview when the queue is idle, replacing (and cancelling) an older one;
+        `previewReady` brings it back with the same `token` (tokens must increase)."""
+        self._worker.request_preview(token, request)
+
+    def clear_preview(self) -> None:
+        """Drop the waiting preview and cancel the running one (Live was switched off, the scene changed)."""
+        self._worker.clear_preview()
 
     @property
     def running_job(self) -> int | None:
@@ -151,6 +178,14 @@ class _Signals:
     def job_ended(self, result: JobResult) -> None:
         if not self.muted:
             self.thread.jobEnded.emit(result)
+
+    def preview_ready(self, result: PreviewResult) -> None:
+        if self.muted:
+            return
+        image = to_qimage(result.image) if result.image is not None else None
+        self.thread.previewReady.emit(
+            LivePreview(result.token, result.request, image, result.seconds, result.reused_instances, result.error)
+        )
 
 
 def to_qimage(array: npt.NDArray[np.uint8]) -> QImage:

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QMenu, QSpinBox, QToolBar
 
 from desktop.canvas.tools import TOOLS, Tool
 from desktop.icons import icon
+from rendering.live_preview import MAX_PREVIEW_STEPS
 
 if TYPE_CHECKING:
     from desktop.main_window import MainWindow
@@ -91,6 +92,7 @@ class WindowActions:
         self.brush_radius.setToolTip("Brush and eraser radius ([ and ])")
         self.brush_radius.valueChanged.connect(canvas.set_brush_radius)
         canvas.brushRadiusChanged.connect(self.brush_radius.setValue)
+        self._build_live()
 
         # Enabled only while a project is open.
         self.editing = [
@@ -107,11 +109,37 @@ class WindowActions:
             self.sweep,
             self.import_files,
             self.export,
+            self.live,
             *self.tools.values(),
         ]
         self.toolbar = self._build_toolbar()
         self._build_menus()
         self.refresh_icons()
+
+    def _build_live(self) -> None:
+        """The Live switch (remembered), its preview steps per model, and Keep this."""
+        w, live = self.window, self.window.live
+        self.live = QAction("Live preview", w, checkable=True)
+        self.live.setIconText("Live")
+        self.live.setToolTip(
+            "Live preview: while on, every edit (a drag, a resize, a caption typed) renders the scene again in the "
+            "background with fewer steps and shows it under the instances. Queued renders always go first; a "
+            "preview is never saved unless you press Keep this."
+        )
+        self.live.setChecked(live.remembered())
+        self.live.toggled.connect(live.set_enabled)
+        live.set_enabled(self.live.isChecked())
+        self.live_steps = QSpinBox()
+        self.live_steps.setRange(1, MAX_PREVIEW_STEPS)
+        self.live_steps.setValue(live.steps())
+        self.live_steps.setSuffix(" steps")
+        self.live_steps.setToolTip("Steps of a live preview, for this scene's model (fewer: faster, rougher)")
+        self.live_steps.valueChanged.connect(live.set_steps)
+        live.stepsChanged.connect(self.live_steps.setValue)
+        self.keep = self._action("Keep this", w.session.render_current)
+        self.keep.setToolTip("Queue the scene as it is now as a normal render at full quality")
+        self.keep.setEnabled(False)  # while a preview is shown
+        w.canvas.previewShown.connect(self.keep.setEnabled)
 
     def _action(
         self, text: str, slot: Callable[[], object], shortcut: Shortcut = None, name: str | None = None
@@ -134,7 +162,10 @@ class WindowActions:
             tools.addAction(act)
         tools.addWidget(self.brush_radius)
         tools.addSeparator()
-        _add_all(tools, [self.undo, self.redo, None, self.zoom_out, self.zoom_in, self.fit, None, self.render])
+        _add_all(tools, [self.undo, self.redo, None, self.zoom_out, self.zoom_in, self.fit, None, self.render, None])
+        tools.addAction(self.live)
+        tools.addWidget(self.live_steps)
+        tools.addAction(self.keep)
         self.window.addToolBar(tools)
         return tools
 
@@ -172,6 +203,7 @@ class WindowActions:
         self._caption_colors_toggled(self.caption_colors.isChecked())
         view_menu.addAction(self.caption_colors)
         view_menu.addSeparator()
+        _add_all(view_menu, [self.live, self.keep, None])
         theme_group = QActionGroup(w)
         for name in ("dark", "light"):
             act = QAction(f"{name.title()} theme", w, checkable=True)

@@ -41,6 +41,8 @@ class CanvasView(QGraphicsView):
     message = Signal(str)  # something to tell the user (status bar)
     toolChanged = Signal(str)
     brushRadiusChanged = Signal(int)
+    backgroundSet = Signal()  # a render was put under the instances (it replaces a live preview)
+    previewShown = Signal(bool)  # a live preview is over the render, or no longer
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -73,6 +75,11 @@ class CanvasView(QGraphicsView):
         self._background.setZValue(-10)
         self._background.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
         self.scene().addItem(self._background)
+        # A live preview lies over the latest render (still under the instances): dropping it shows the render again.
+        self._preview = QGraphicsPixmapItem()
+        self._preview.setZValue(-9)
+        self._preview.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
+        self.scene().addItem(self._preview)
         self._handles = HandlesItem()
         self.scene().addItem(self._handles)
         self.caption_editor: CaptionEditor | None = None
@@ -131,12 +138,26 @@ class CanvasView(QGraphicsView):
         self.brushRadiusChanged.emit(self.brush_radius)
 
     def set_background(self, image: QImage | None) -> None:
-        """The latest render under the instances (scaled to the canvas), or the neutral canvas."""
-        if image is None or image.isNull():
-            self._background.setPixmap(QPixmap())
-            return
-        self._background.setPixmap(QPixmap.fromImage(image))
+        """The latest render under the instances (scaled to the canvas), or the neutral canvas; it replaces a
+        live preview."""
+        self.set_preview(None)
+        pixmap = QPixmap() if image is None or image.isNull() else QPixmap.fromImage(image)
+        self._background.setPixmap(pixmap)
         self._scale_background()
+        self.backgroundSet.emit()
+
+    def set_preview(self, image: QImage | None) -> None:
+        """A live preview over the render (scaled to the canvas), or none (the render shows again)."""
+        shown = image is not None and not image.isNull()
+        had = self.has_preview
+        self._preview.setPixmap(QPixmap.fromImage(image) if shown and image is not None else QPixmap())
+        self._scale_background()
+        if shown != had:
+            self.previewShown.emit(shown)
+
+    @property
+    def has_preview(self) -> bool:
+        return not self._preview.pixmap().isNull()
 
     def fit(self) -> None:
         w, h = self.canvas_size
@@ -239,12 +260,11 @@ class CanvasView(QGraphicsView):
             self.fit()
 
     def _scale_background(self) -> None:
-        pixmap = self._background.pixmap()
-        if not pixmap.isNull():
-            w, h = self.canvas_size
-            self._background.setTransform(
-                self._background.transform().fromScale(w / pixmap.width(), h / pixmap.height())
-            )
+        w, h = self.canvas_size
+        for item in (self._background, self._preview):
+            pixmap = item.pixmap()
+            if not pixmap.isNull():
+                item.setTransform(item.transform().fromScale(w / pixmap.width(), h / pixmap.height()))
 
     def _sync_items(self) -> None:
         instances = self._editor.scene.instances if self._editor else ()
