@@ -24,7 +24,9 @@ at mis 0.36, vs 19 of 51 for a 50-step render, so the rows ratio is 2.14 (5 inst
 against 2.09 and 1.54 at 50 steps; the speed-up follows that ratio less text encoding and VAE decode,
 which the first render pays in full. Pass `--steps 50` for the real schedule (minutes per render on a CPU).
 
-The defaults (4 steps, median of 2) keep the run to about 2 minutes on 2 idle cores.
+The defaults (4 steps, median of 2) take 200 s of CPU time, so about 2 minutes on 2 idle cores (3.7
+minutes measured on a machine busy at load average 4). The demo model's renders are short enough that
+fixed costs and other load weigh heavily on its figures: pass `--repeats 5` for steadier ones.
 
 Run:
     .venv/bin/python benchmarks/edit_reuse.py                    # demo + size small, 3 and 5 instances
