@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import edit_reuse, editor, mis_batching, pipeline_overhead, placement
+from benchmarks import edit_reuse, editor, live_drag, mis_batching, pipeline_overhead, placement
 
 TINY = ["--size", "tiny", "--steps", "2", "--repeats", "1"]
 
@@ -78,3 +78,16 @@ def test_editor_benchmark_runs(qapp: object, capsys: pytest.CaptureFixture[str])
     assert editor.main(["--scenes", "3", "--instances", "4", "--redraws", "2"]) == 0
     out = capsys.readouterr().out
     assert "open 3 scenes x 4 inst. (vs 1 empty)" in out and "redraw a 4-instance scene (vs empty)" in out
+
+
+def test_live_drag_runs(
+    qapp: object, untrained_demo_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shot = tmp_path / "live.png"
+    args = ["--seconds", "1", "--steps", "2", "--model", str(untrained_demo_model), "--screenshot", str(shot)]
+    assert live_drag.main(args) == 0  # previews arrived and the last one is of the final geometry
+    out = capsys.readouterr().out
+    assert "previews shown per second:" in out and "latency, last move -> preview of it:" in out
+    assert "GUI event loop stall" in out and "last preview matches the final geometry:  yes" in out
+    assert shot.is_file()
+    assert live_drag.main(["--model", str(tmp_path / "none")]) == 1
