@@ -108,7 +108,14 @@ def request_from_png(
     try:
         return RenderRequest.from_json(text)
     except RequestValidationError as exc:
-        raise LayoutFormatError(label, f"its stored request is invalid: {exc}") from exc
+        raise LayoutFormatError(label, f"its stored request is invalid: {_first_problems(exc)}") from exc
+
+
+def _first_problems(error: RequestValidationError, count: int = 3) -> str:
+    """The first `count` problems, and how many more: one line a user reads, not one per instance."""
+    messages = [problem.message for problem in error.problems] or [str(error)]
+    more = len(messages) - count
+    return "; ".join(messages[:count]) + (f"; and {more} more" if more > 0 else "")
 
 
 def _png_size(raw: bytes, label: str) -> tuple[int, int]:

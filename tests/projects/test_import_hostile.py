@@ -26,7 +26,7 @@ from projects.import_labelme import parse_labelme
 from projects.safe_input import number
 from projects.scenes import list_scenes
 from tests.conftest import REPO_ROOT
-from tests.projects.import_samples import IMPORTERS, Importer, project_bytes, run_import
+from tests.projects.import_samples import IMPORTERS, REQUEST, Importer, project_bytes, request_png, run_import
 
 Path_ = tuple[Any, ...]
 
@@ -262,3 +262,14 @@ def test_an_error_names_a_non_utf8_file_printably(importer: Importer, tmp_path: 
     with pytest.raises(LayoutFormatError, match=r"bad \\xff") as info:
         run_import(importer.command, tmp_path / "unused.instproj", path)
     assert str(info.value).encode("utf-8")
+
+
+def test_a_stored_request_with_many_problems_is_refused_in_one_short_line(tmp_path: Path) -> None:
+    """Found by the fuzz run: 30 broken instances made a 3,000-character message."""
+    data = copy.deepcopy(REQUEST)
+    data["instances"] = [{"caption": "a dog", "kind": "point", "point": [-10, 0.7]}] * 30
+    path = tmp_path / "many.png"
+    path.write_bytes(request_png(data))
+    with pytest.raises(LayoutFormatError, match=r"; and 27 more$") as info:
+        read_any(path)
+    assert len(str(info.value)) < 500
