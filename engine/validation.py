@@ -107,6 +107,14 @@ def brief(value: object) -> str:
     return f"{value!r:.40}"
 
 
+def _field_name(key: object) -> str:
+    """A key as a message shows it: as it is when short and printable, else quoted and cut (a file's key
+    may hold newlines, lone surrogates or a megabyte of text)."""
+    if isinstance(key, str) and key.isprintable() and len(key) <= 40:
+        return key
+    return brief(key)
+
+
 def reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not allowed")
 
@@ -132,9 +140,10 @@ class Reader:
         return value  # type: ignore[no-any-return]
 
     def no_unknown_keys(self, obj: Mapping[str, Any], known: set[str], where: str) -> None:
-        unknown = sorted(str(k) for k in obj if k not in known)
+        unknown = sorted(_field_name(k) for k in obj if k not in known)
         if unknown:
-            self.fail(where, f"{where} has unknown fields: {', '.join(unknown)}")
+            more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+            self.fail(where, f"{where} has unknown fields: {', '.join(unknown[:5])}{more}")
 
     def sequence(self, value: Any, where: str, length: int | None = None) -> Sequence[Any]:
         if not isinstance(value, (list, tuple)):

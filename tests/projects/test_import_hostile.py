@@ -273,3 +273,18 @@ def test_a_stored_request_with_many_problems_is_refused_in_one_short_line(tmp_pa
     with pytest.raises(LayoutFormatError, match=r"; and 27 more$") as info:
         read_any(path)
     assert len(str(info.value)) < 500
+
+
+@pytest.mark.parametrize("key", ["\n", "a\udfffb", "k" * 10_000])
+def test_an_unknown_key_is_named_in_one_short_printable_line(key: str, tmp_path: Path) -> None:
+    """Found by the fuzz run: a stored request with a key "\\n" made a message of two lines."""
+    data = copy.deepcopy(REQUEST)
+    data["instances"][0][key] = None
+    data.update({f"extra {n}": n for n in range(10)})
+    path = tmp_path / "keys.png"
+    path.write_bytes(request_png(data))
+    with pytest.raises(LayoutFormatError, match="unknown fields") as info:
+        read_any(path)
+    message = str(info.value)
+    assert "\n" not in message and len(message) < 500 and message.encode("utf-8")
+    assert "and 5 more" in message
