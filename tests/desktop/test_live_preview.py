@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage
 from pytestqt.qtbot import QtBot
 from sqlalchemy import func, select
@@ -21,7 +22,7 @@ from projects.database import Project
 from projects.models import Render, RenderJob
 from projects.queue import list_jobs
 from projects.scenes import SceneLayout, add_scene
-from tests.desktop.conftest import drag, open_window
+from tests.desktop.conftest import click, drag, open_window
 
 SCENE_STEPS = 6  # the scene's own steps: what Keep this renders
 PREVIEW_STEPS = 2  # what the tests set the preview to (fast on the CPU)
@@ -240,3 +241,25 @@ def test_live_and_its_steps_are_remembered(qtbot: QtBot, tmp_path: Path, untrain
         assert "Live" in second.commands.live.toolTip() and second.commands.live in second.commands.toolbar.actions()
     finally:
         second.close()
+
+
+def test_a_caption_typed_in_place_and_a_nudge_are_previewed_before_they_are_kept(
+    qtbot: QtBot, window: MainWindow
+) -> None:
+    live_on(qtbot, window)
+    canvas = window.canvas
+    qtbot.mouseDClick(canvas.viewport(), Qt.MouseButton.LeftButton, pos=canvas.map_normalised(0.2, 0.2))
+    line = canvas.caption_editor
+    assert line is not None
+    line.selectAll()
+    qtbot.keyClicks(line, "a green star")
+    preview = wait_for_preview_of_scene(qtbot, window)  # typed, not committed yet
+    assert preview.request.instances[0].caption == "a green star"
+    qtbot.keyClick(line, Qt.Key.Key_Return)
+    click(qtbot, canvas, 0.2, 0.2)  # select it
+    canvas.setFocus()
+    before = preview.request.instances[0].box
+    qtbot.keyClick(canvas, Qt.Key.Key_Right, Qt.KeyboardModifier.ShiftModifier)  # a nudge
+    nudged = wait_for_preview_of_scene(qtbot, window)
+    assert before is not None and nudged.request.instances[0].box is not None
+    assert nudged.request.instances[0].box[0] > before[0]
