@@ -26,11 +26,13 @@ which the first render pays in full. Pass `--steps 50` for the real schedule (mi
 
 The defaults (4 steps, median of 2) take 200 s of CPU time, so about 2 minutes on 2 idle cores (3.7
 minutes measured on a machine busy at load average 4). The demo model's renders are short enough that
-fixed costs and other load weigh heavily on its figures: pass `--repeats 5` for steadier ones.
+fixed costs and other load weigh heavily on its figures: on a busy machine pass `--threads 1` (torch's
+threads wait on each other whenever another process holds a core, which swung a 0.3 s demo render up to
+3 s here) and `--repeats 5` for steadier ones.
 
 Run:
     .venv/bin/python benchmarks/edit_reuse.py                    # demo + size small, 3 and 5 instances
-    .venv/bin/python benchmarks/edit_reuse.py --repeats 5 --threads 2
+    .venv/bin/python benchmarks/edit_reuse.py --repeats 5 --threads 1        # on a busy machine
     .venv/bin/python benchmarks/edit_reuse.py --steps 50 --repeats 1          # the real schedule, slow
     .venv/bin/python benchmarks/edit_reuse.py --instances 2 5 8 --model resources/demo/model
 """
