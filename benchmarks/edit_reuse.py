@@ -21,14 +21,14 @@ chains. It never asserts on speed.
 Expected: UNet rows fall from 2 x (iterations + MIS iterations x n) to 2 x (iterations + MIS iterations);
 the "UNet rows" column shows both. With 4 steps (the default), PLMS runs 5 iterations of which 2 are MIS
 at mis 0.36, vs 19 of 51 for a 50-step render, so the rows ratio is 2.14 (5 instances) and 1.57 (3) here
-against 2.09 and 1.54 at 50 steps; the speed-up follows that ratio less text encoding and VAE decode,
-which the first render pays in full. Pass `--steps 50` for the real schedule (minutes per render on a CPU).
+against 2.09 and 1.54 at 50 steps. The speed-up follows that ratio, diluted by the grounding and the VAE
+decode (both renders pay them) and raised a little by the text encoding (only the first render pays it). Pass `--steps 50` for the real schedule (minutes per render on a CPU).
 
-The defaults (4 steps, median of 2) take 200 s of CPU time, so about 2 minutes on 2 idle cores (3.7
-minutes measured on a machine busy at load average 4). The demo model's renders are short enough that
-fixed costs and other load weigh heavily on its figures: on a busy machine pass `--threads 1` (torch's
-threads wait on each other whenever another process holds a core, which swung a 0.3 s demo render up to
-3 s here) and `--repeats 5` for steadier ones.
+The defaults (4 steps, median of 2) take 90 s at one thread on a 2-core machine busy with other work (so
+at most that on 2 idle cores). The demo model's renders are short enough that fixed costs and other load
+weigh heavily on its figures. On a busy machine pass `--threads 1`: torch's threads wait on each other
+whenever another process holds a core, which made the whole run 3.5 to 5.5 minutes at 2 threads here and
+swung a 0.3 s demo render up to 3 s; `--repeats 5` steadies the figures further.
 
 Run:
     .venv/bin/python benchmarks/edit_reuse.py                    # demo + size small, 3 and 5 instances

@@ -63,9 +63,14 @@ def test_edit_reuse_runs_on_a_saved_demo_model(tmp_path: Path, capsys: pytest.Ca
 
     torch.manual_seed(0)
     save_demo(build_demo_components(DemoModelConfig(), tmp_path / "tok"), DemoModelConfig(), tmp_path / "model")
-    # mis 0.5: at 2 steps the default 0.36 runs no MIS step, so there would be no chain to reuse.
-    args = [*TINY, "--mis", "0.5", "--instances", "3", "--warm-ups", "0", "--model", str(tmp_path / "model")]
-    assert edit_reuse.main(args) == 0
+    # mis 0.5: at 2 steps the default 0.36 runs no MIS step, so there would be no chain to reuse. One thread:
+    # these renders are tiny, and several threads waiting on each other on a busy machine cost 3x here.
+    args = [*TINY, "--mis", "0.5", "--instances", "3", "--warm-ups", "0", "--threads", "1"]
+    threads = torch.get_num_threads()
+    try:
+        assert edit_reuse.main([*args, "--model", str(tmp_path / "model")]) == 0
+    finally:
+        torch.set_num_threads(threads)  # the script sets it for the whole process
     out = capsys.readouterr().out
     assert "speed-up (first render / re-render after moving one instance): demo 3 inst." in out
     assert "tiny 3 inst." in out and "2 of 3" in out
