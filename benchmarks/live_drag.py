@@ -71,6 +71,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=5.0, help="how long the mouse drags")
     parser.add_argument("--model", type=Path, default=None, help="a demo model folder (default: the bundled one)")
     parser.add_argument("--steps", type=int, default=None, help="preview steps (default: the model's default)")
+    parser.add_argument(
+        "--settle-ms",
+        type=int,
+        default=None,
+        help="still this long before an edit cancels the preview in flight (default: the app's; 0: at every move)",
+    )
     parser.add_argument("--screenshot", type=Path, default=None, help="save the window, with the last preview, here")
     args = parser.parse_args(argv)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -120,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     assert editor is not None
     if args.steps is not None:
         window.commands.live_steps.setValue(args.steps)
+    if args.settle_ms is not None:
+        live.set_settle_ms(args.settle_ms)
     figures = Figures()
 
     def current_instances() -> tuple[object, ...]:
@@ -198,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     median_latency = statistics.median(figures.latencies) if figures.latencies else float("nan")
     print(
         f"live drag: {len(CAPTIONS)}-instance 512x512 scene, model {model}, preview {quality.steps} steps "
-        f"{quality.scheduler.value}; first preview (model load) {first:.1f} s"
+        f"{quality.scheduler.value}, settle {live.settle_ms} ms; first preview (model load) {first:.1f} s"
     )
     print(f"dragged {dragged:.1f} s: {figures.moves} mouse moves, {len(figures.latencies)} holds")
     print(f"previews shown per second:                {shown_count / dragged:6.2f}   (aim >= 3)")

@@ -5,7 +5,13 @@ The controller follows the current scene editor's document (drags, resizes, vert
 caption typed in place all emit `instanceChanged` as they happen), coalesces a burst of signals into one
 request per event-loop turn, and hands it to the render thread through `QueueControl.request_preview`,
 numbered with a rising token. Only the newest token's image is shown: an older one that still arrives is
-out of date. The render thread does all engine work (`rendering.live_preview`); nothing here waits for it
+out of date.
+
+While a preview renders and the mouse keeps moving, a new request would cancel it at every move (60 a
+second) and nothing would ever be shown until the drag stops. So an edit made while a preview is in flight
+waits until that preview arrives (then the newest geometry goes at once) or until the scene has been still
+for `SETTLE_MS` (then it goes and cancels the out-of-date one): the image follows a continuous drag at the
+rate previews render, and a drag that stops costs at most `SETTLE_MS` more. The render thread does all engine work (`rendering.live_preview`); nothing here waits for it
 and nothing of a preview is written to the project. "Keep this" queues the scene as a normal render job.
 """
 
@@ -39,6 +45,7 @@ if TYPE_CHECKING:
 
 LIVE_KEY = "livePreview"  # QSettings: Live on or off
 STEPS_KEY = "livePreviewSteps"  # QSettings: JSON {model id: preview steps} the user chose
+SETTLE_MS = 60  # still this long, an edit cancels the preview in flight (a 60 Hz drag moves every ~16 ms)
 
 
 class LivePreviewControl(QObject):
@@ -63,11 +70,14 @@ class LivePreviewControl(QObject):
         self._enabled = False
         self._token = 0  # the newest request's; a preview of any other is out of date
         self._submitted = False  # a request is out for `_token` and its preview may still be shown
+        self._in_flight = False  # the render thread has `_token` and has not answered yet
         self.shown: LivePreview | None = None  # the preview on the canvas
         self.submits = 0  # requests handed to the render thread (for tests and the benchmark)
         # One request per event-loop turn, however many signals a mouse move sends.
         self._coalesce = QTimer(self, singleShot=True, interval=0)
         self._coalesce.timeout.connect(self._submit)
+        self._settle = QTimer(self, singleShot=True, interval=SETTLE_MS)
+        self._settle.timeout.connect(self._submit)
         queue.previewReady.connect(self._preview_ready)
         canvas.backgroundSet.connect(self._render_shown)
 
@@ -89,6 +99,15 @@ class LivePreviewControl(QObject):
             self._schedule()
         else:
             self._drop()
+
+    @property
+    def settle_ms(self) -> int:
+        return self._settle.interval()
+
+    def set_settle_ms(self, ms: int) -> None:
+        """How long the scene must be still before an edit cancels the preview in flight (0: at once, so a
+        continuous drag shows nothing until it stops; for comparing in the benchmark)."""
+        self._settle.setInterval(max(0, ms))
 
     @property
     def model_id(self) -> str | None:
@@ -152,7 +171,11 @@ class LivePreviewControl(QObject):
         self._schedule()
 
     def _schedule(self, *_args: object) -> None:
-        if self._enabled and self._editor is not None:
+        if not (self._enabled and self._editor is not None):
+            return
+        if self._in_flight:
+            self._settle.start()  # restarted by every move: goes once the scene is still (or the preview lands)
+        else:
             self._coalesce.start()
 
     def request(self) -> RenderRequest | None:
@@ -164,6 +187,8 @@ class LivePreviewControl(QObject):
         return at_preview_quality(full, self.quality(full.model_id))
 
     def _submit(self) -> None:
+        self._coalesce.stop()
+        self._settle.stop()
         if not self._enabled:
             return
         try:
@@ -176,14 +201,21 @@ class LivePreviewControl(QObject):
             return
         self._token += 1
         self._submitted = True
+        self._in_flight = True
         self.submits += 1
         self.queue.request_preview(self._token, request)
 
     # --- showing ------------------------------------------------------------------------------
 
     def _preview_ready(self, preview: LivePreview) -> None:
-        if not (self._enabled and self._submitted and preview.token == self._token):
-            return  # out of date: a newer edit, another scene, Live off, or a render shown since
+        if preview.token != self._token:
+            return  # out of date: a newer edit, another scene, Live off
+        self._in_flight = False
+        if self._settle.isActive():  # edits made while it rendered: their preview goes now
+            self._settle.stop()
+            self._coalesce.start()
+        if not (self._enabled and self._submitted):
+            return  # a render was shown since it was asked for
         if preview.error is not None:
             self.statusChanged.emit(f"Live preview failed: {preview.error}")
             return
@@ -202,8 +234,10 @@ class LivePreviewControl(QObject):
     def _drop(self) -> None:
         """No preview: none on the canvas, none waiting or rendering."""
         self._coalesce.stop()
+        self._settle.stop()
         self._token += 1
         self._submitted = False
+        self._in_flight = False
         self.shown = None
         self.canvas.set_preview(None)
         self.queue.clear_preview()

@@ -263,3 +263,25 @@ def test_a_caption_typed_in_place_and_a_nudge_are_previewed_before_they_are_kept
     nudged = wait_for_preview_of_scene(qtbot, window)
     assert before is not None and nudged.request.instances[0].box is not None
     assert nudged.request.instances[0].box[0] > before[0]
+
+
+def test_a_continuous_drag_shows_previews_before_it_stops(qtbot: QtBot, window: MainWindow) -> None:
+    """Moves every 16 ms, each faster than a preview: without waiting for the one in flight, every move would
+    cancel it and nothing would show until the mouse stops."""
+    live_on(qtbot, window)
+    canvas, viewport = window.canvas, window.canvas.viewport()
+    shown_while_moving: list[int] = []
+    qtbot.mousePress(viewport, Qt.MouseButton.LeftButton, pos=canvas.map_normalised(0.2, 0.2))
+    first_token = window.live.shown.token if window.live.shown else 0
+    for i in range(200):
+        x = 0.2 + 0.3 * abs(np.sin(i / 20))
+        qtbot.mouseMove(viewport, canvas.map_normalised(x, 0.2 + 0.001 * (i % 2)))
+        qtbot.wait(16)
+        shown = window.live.shown
+        if shown is not None and shown.token > first_token and shown.token not in shown_while_moving:
+            shown_while_moving.append(shown.token)
+        if len(shown_while_moving) >= 2:
+            break
+    assert len(shown_while_moving) >= 2, "the image follows the drag while it moves"
+    qtbot.mouseRelease(viewport, Qt.MouseButton.LeftButton, pos=canvas.map_normalised(0.3, 0.2))
+    wait_for_preview_of_scene(qtbot, window)  # and the last one is of where it stopped
