@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cli.common import EXIT_FAILED, EXIT_OK, CommandError, load_model_settings, model_settings_path, models_dir
 
@@ -29,6 +29,12 @@ def cmd_models_list(args: argparse.Namespace) -> int:
     print(f"settings: {model_settings_path()}")
     for what, state, _fine in _check_models(settings):
         print(f"  {what:<8} {state}")
+    for title, named in (("fine-tuned bases", settings.bases), ("LoRAs", settings.loras)):
+        if named:
+            print(f"{title}:")
+            for name, path in sorted(named.items()):
+                print(f"  {name:<16} {path}")
+    print(f"low memory: {'on' if settings.low_memory else 'off'}")
     adapters = sorted(models_dir().glob("*.adapter.safetensors")) if models_dir().is_dir() else []
     if adapters:
         print(f"converted adapters in {models_dir()}:")
@@ -50,14 +56,21 @@ def cmd_models_set(args: argparse.Namespace) -> int:
     from engine.model_settings import ModelSettingsError
 
     settings = load_model_settings()
-    changes = {
+    changes: dict[str, Any] = {
         name: getattr(args, name) for name in ("sd15", "adapter", "device", "dtype") if getattr(args, name) is not None
     }
-    if not changes:
-        raise CommandError("nothing to set: give --sd15, --adapter, --device or --dtype")
     for name in ("sd15", "adapter"):
         if name in changes:
-            changes[name] = changes[name].expanduser().absolute() if str(changes[name]) else None
+            location = Path(str(changes[name]))
+            changes[name] = location.expanduser().absolute() if str(location) else None
+    for key, option in (("bases", "base"), ("loras", "lora")):
+        items: list[str] = getattr(args, option, None) or []
+        if items:
+            changes[key] = _named_changes(dict(getattr(settings, key)), items, option)
+    if getattr(args, "low_memory", None) is not None:
+        changes["low_memory"] = args.low_memory == "on"
+    if not changes:
+        raise CommandError("nothing to set: give --sd15, --adapter, --device, --dtype, --base, --lora or --low-memory")
     try:
         settings = dataclasses.replace(settings, **changes)
         model_settings_path().parent.mkdir(parents=True, exist_ok=True)
@@ -66,6 +79,20 @@ def cmd_models_set(args: argparse.Namespace) -> int:
         raise CommandError(str(exc)) from exc
     print(f"saved {model_settings_path()}")
     return cmd_models_verify(args)
+
+
+def _named_changes(current: dict[str, Path], given: list[str], option: str) -> dict[str, Path]:
+    """Apply `--base NAME=PATH` / `--lora NAME=PATH` options; `NAME=` removes that name."""
+    for item in given:
+        name, equals, path = item.partition("=")
+        name = name.strip()
+        if not equals or not name:
+            raise CommandError(f"--{option} takes NAME=PATH (NAME= removes it), not {item!r}")
+        if path:
+            current[name] = Path(path).expanduser().absolute()
+        elif current.pop(name, None) is None:
+            raise CommandError(f"--{option} {item}: there is no {option} called {name!r}")
+    return current
 
 
 def cmd_models_convert(args: argparse.Namespace) -> int:

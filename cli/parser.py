@@ -136,5 +136,15 @@ def build_parser(gui_command: Command) -> argparse.ArgumentParser:
     setter.add_argument("--adapter", type=Path, help="a converted adapter (.safetensors) ('' unsets)")
     setter.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
     setter.add_argument("--dtype", help="auto, fp16, bf16 or fp32")
+    setter.add_argument(
+        "--base",
+        action="append",
+        metavar="NAME=PATH",
+        help="a fine-tuned SD1.5 base (folder or single file) a scene can pick by NAME; NAME= removes it",
+    )
+    setter.add_argument(
+        "--lora", action="append", metavar="NAME=PATH", help="a LoRA file scenes can apply by NAME; NAME= removes it"
+    )
+    setter.add_argument("--low-memory", choices=("on", "off"), help="offload and tile on the GPU from the start")
     setter.set_defaults(func=cmd_models_set)
     return parser

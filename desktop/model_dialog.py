@@ -9,6 +9,7 @@ dropped, and closing the dialog cancels the check. OK writes the settings file; 
 
 from __future__ import annotations
 
+import dataclasses
 import html
 from collections.abc import Callable
 from pathlib import Path
@@ -156,6 +157,7 @@ class ModelSettingsDialog(QDialog):
         self._debounce.setInterval(CHECK_DELAY_MS)
         self._debounce.timeout.connect(self._start_check)
 
+        self._initial = initial  # what the dialog has no field for (bases, LoRAs, low memory) is kept as it was
         self._build(initial)
         self._show_load_problem(load_problem)
         self._fields_changed()
@@ -289,7 +291,8 @@ class ModelSettingsDialog(QDialog):
 
     def settings(self) -> ModelSettings:
         """The settings the fields describe; ValueError (with a message for the user) when they are not valid."""
-        return ModelSettings(
+        return dataclasses.replace(
+            self._initial,
             sd15=_path_or_none(self.sd15_edit.text()),
             adapter=_path_or_none(self.adapter_edit.text()),
             device=self.device_combo.currentText().strip(),

@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
@@ -22,7 +23,10 @@ SETTINGS_VERSION: Final = 1
 DEVICE_CHOICES: Final = ("auto", "cpu", "cuda", "mps")  # plus "cuda:N"
 DTYPE_CHOICES: Final = ("auto", "fp16", "bf16", "fp32")
 _CUDA_INDEX: Final = re.compile(r"cuda:\d+")
-_FIELDS: Final = ("version", "sd15", "adapter", "device", "dtype")
+_FIELDS: Final = ("version", "sd15", "adapter", "device", "dtype", "bases", "loras", "low_memory")
+# Names of fine-tuned bases and LoRAs: what a scene's settings and a render's metadata call them.
+_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.+-]{0,63}")
+RESERVED_MODEL_IDS: Final = ("sd15", "demo")  # the built-in model ids a base may not take
 
 
 class ModelSettingsError(Exception):
@@ -46,8 +50,19 @@ class ModelSettings:
     adapter: Path | None = None
     device: str = "auto"
     dtype: str = "auto"
+    # Fine-tuned SD1.5-architecture bases by name (a folder or a single file): a scene picks one as its
+    # model id; each renders with the same adapter. LoRA files by name, applied per scene with a weight.
+    bases: Mapping[str, Path] = field(default_factory=dict)
+    loras: Mapping[str, Path] = field(default_factory=dict)
+    low_memory: bool = False  # offload and tile on an accelerator from the start, not only after running out
 
     def __post_init__(self) -> None:
+        for kind, named in (("base", self.bases), ("LoRA", self.loras)):
+            for name in named:
+                check_name(kind, name)
+        taken = sorted(set(self.bases) & set(RESERVED_MODEL_IDS))
+        if taken:
+            raise ValueError(f"a base may not be called {taken[0]!r}: that is a built-in model")
         if not valid_device(self.device):
             raise ValueError(f"device must be one of {', '.join(DEVICE_CHOICES)} or cuda:N, not {self.device!r}")
         if self.dtype not in DTYPE_CHOICES:
@@ -60,6 +75,9 @@ class ModelSettings:
             "adapter": None if self.adapter is None else str(self.adapter),
             "device": self.device,
             "dtype": self.dtype,
+            "bases": {name: str(path) for name, path in sorted(self.bases.items())},
+            "loras": {name: str(path) for name, path in sorted(self.loras.items())},
+            "low_memory": self.low_memory,
         }
 
     @classmethod
@@ -87,8 +105,20 @@ class ModelSettings:
             if not isinstance(value, str):
                 raise ModelSettingsError(path, f"{key!r} must be a string, not {value!r}")
             choices[key] = value
+        named = {key: _named_paths(data.get(key, {}), key, path) for key in ("bases", "loras")}
+        low_memory = data.get("low_memory", False)
+        if not isinstance(low_memory, bool):
+            raise ModelSettingsError(path, f"'low_memory' must be true or false, not {low_memory!r}")
         try:
-            return cls(sd15=paths["sd15"], adapter=paths["adapter"], device=choices["device"], dtype=choices["dtype"])
+            return cls(
+                sd15=paths["sd15"],
+                adapter=paths["adapter"],
+                device=choices["device"],
+                dtype=choices["dtype"],
+                bases=named["bases"],
+                loras=named["loras"],
+                low_memory=low_memory,
+            )
         except ValueError as exc:
             raise ModelSettingsError(path, str(exc)) from None
 
@@ -118,3 +148,23 @@ class ModelSettings:
         text = json.dumps(self.to_dict(), indent=2) + "\n"
         target.parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(target, text)
+
+
+def check_name(kind: str, name: object) -> str:
+    """A base's or LoRA's name: 1-64 letters, digits, spaces and `_.+-`, starting with a letter or digit."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise ValueError(
+            f"{kind} name {name!r} must be 1-64 letters, digits, spaces or _.+- (starting with a letter or digit)"
+        )
+    return name
+
+
+def _named_paths(value: object, key: str, path: str | os.PathLike[str]) -> dict[str, Path]:
+    if not isinstance(value, dict):
+        raise ModelSettingsError(path, f"{key!r} must be an object of name: path, not {value!r}")
+    named: dict[str, Path] = {}
+    for name, file in value.items():
+        if not isinstance(file, str) or not file.strip():
+            raise ModelSettingsError(path, f"{key!r}: {name!r} must be a path (a non-empty string), not {file!r}")
+        named[name] = Path(file).expanduser()
+    return named

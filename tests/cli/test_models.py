@@ -99,3 +99,53 @@ def test_a_broken_settings_file_is_a_clear_error(home: Path, capsys: pytest.Capt
     (home / "models.json").write_text("{not json")
     assert main.main(["models", "list"]) == 1
     assert "models.json" in capsys.readouterr().err
+
+
+def test_set_names_bases_and_loras_and_low_memory(
+    home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base, lora = tmp_path / "anime.safetensors", tmp_path / "ink.safetensors"
+    main.main(
+        ["models", "set", "--base", f"anime={base}", "--lora", f"ink={lora}", "--lora", "x=y", "--low-memory", "on"]
+    )
+    saved = json.loads((home / "models.json").read_text())
+    assert saved["bases"] == {"anime": str(base)} and saved["low_memory"] is True
+    assert set(saved["loras"]) == {"ink", "x"}
+    capsys.readouterr()
+    assert main.main(["models", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "fine-tuned bases:" in out and f"anime            {base}" in out and "low memory: on" in out
+    main.main(["models", "set", "--lora", "x="])  # NAME= removes it
+    assert set(json.loads((home / "models.json").read_text())["loras"]) == {"ink"}
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--base", "sd15=/m"], "a base may not be called 'sd15'"),
+        (["--base", "demo=/m"], "a base may not be called 'demo'"),
+        (["--lora", "../evil=/m"], "LoRA name '../evil' must be 1-64 letters"),
+        (["--lora", "noequals"], "--lora takes NAME=PATH"),
+        (["--base", "gone="], "there is no base called 'gone'"),
+    ],
+)
+def test_set_refuses_bad_names_in_one_line(
+    home: Path, capsys: pytest.CaptureFixture[str], option: list[str], message: str
+) -> None:
+    assert main.main(["models", "set", *option]) == 1
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (home / "models.json").exists()
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [{"bases": []}, {"bases": {"a": 3}}, {"loras": {"": "/x"}}, {"low_memory": "yes"}, {"loras": {"a/b": "/x"}}],
+)
+def test_a_settings_file_with_bad_bases_or_loras_is_a_clear_error(home: Path, bad: dict[str, object]) -> None:
+    from engine.model_settings import ModelSettings, ModelSettingsError
+
+    home.mkdir(parents=True)
+    (home / "models.json").write_text(json.dumps({"version": 1, **bad}))
+    with pytest.raises(ModelSettingsError, match=r"models\.json"):
+        ModelSettings.load(home / "models.json")

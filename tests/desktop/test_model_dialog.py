@@ -203,3 +203,16 @@ def test_closing_the_dialog_cancels_the_check_in_flight(
     assert task.wait(10)
     qtbot.wait(50)
     assert dialog.checks() == [] and task not in active_tasks()
+
+
+def test_ok_keeps_the_bases_loras_and_low_memory_it_has_no_fields_for(
+    qtbot: QtBot, settings_file: Path, sd_folder: Path, tmp_path: Path
+) -> None:
+    kept = {"bases": {"anime": tmp_path / "anime.safetensors"}, "loras": {"ink": tmp_path / "ink.safetensors"}}
+    ModelSettings(sd15=sd_folder, device="cpu", low_memory=True, **kept).save(settings_file)  # type: ignore[arg-type]
+    dialog = open_dialog(qtbot, settings_file)
+    dialog.dtype_combo.setCurrentText("fp32")
+    wait_for_checks(qtbot, dialog)
+    click(qtbot, dialog, QDialogButtonBox.StandardButton.Ok)
+    saved = ModelSettings.load(settings_file)
+    assert (saved.dtype, saved.low_memory, dict(saved.bases), dict(saved.loras)) == ("fp32", True, *kept.values())
