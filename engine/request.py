@@ -19,6 +19,7 @@ from enum import StrEnum
 from typing import Any, Final
 
 from engine.geometry import MAX_MASK_SIDE, Box, MaskRLE, Point, mask_problems
+from engine.model_settings import check_name
 from engine.validation import (
     Problem,
     Reader,
@@ -37,6 +38,8 @@ __all__ = [
     "MAX_CAPTION_CHARS",
     "MAX_GUIDANCE",
     "MAX_INSTANCES",
+    "MAX_LORAS",
+    "MAX_LORA_WEIGHT",
     "MAX_MASK_SIDE",
     "MAX_POLYGON_POINTS",
     "MAX_SCRIBBLE_POINTS",
@@ -47,6 +50,7 @@ __all__ = [
     "Box",
     "InstanceKind",
     "InstanceSpec",
+    "LoraWeight",
     "MaskRLE",
     "Point",
     "Problem",
@@ -55,6 +59,7 @@ __all__ = [
     "Scheduler",
     "instance_label",
     "instance_problems",
+    "lora_problems",
     "request_problems",
 ]
 
@@ -69,6 +74,8 @@ MAX_SEED: Final = 2**63 - 1  # fits SQLite's signed 64-bit integer
 MAX_SCRIBBLE_POINTS: Final = 1024
 MAX_POLYGON_POINTS: Final = 4096
 MAX_CAPTION_CHARS: Final = 2000
+MAX_LORAS: Final = 8
+MAX_LORA_WEIGHT: Final = 4.0  # |weight|: LoRAs are trained for about 1; far past it they only make noise
 
 
 class InstanceKind(StrEnum):
@@ -167,6 +174,29 @@ class InstanceSpec:
 
 
 @dataclass(frozen=True)
+class LoraWeight:
+    """One LoRA applied to a render: its name in the model settings and how strongly it acts (0 = not at all)."""
+
+    name: str
+    weight: float = 1.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "weight": self.weight}
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "lora") -> LoraWeight:
+        """Read one LoRA entry from JSON-shaped data; the request checks the values."""
+        reader = Reader(where)
+        obj = reader.mapping(data, where)
+        reader.no_unknown_keys(obj, {"name", "weight"}, where)
+        name = reader.string(obj.get("name"), f"{where}.name")
+        weight = reader.number(obj.get("weight"), f"{where}.weight")
+        reader.raise_if_any()
+        assert name is not None
+        return cls(name=name, weight=weight)
+
+
+@dataclass(frozen=True)
 class RenderRequest:
     """Every parameter of one render. Defaults are the official InstanceDiffusion ones."""
 
@@ -183,6 +213,8 @@ class RenderRequest:
     model_id: str = "demo"
     instances: tuple[InstanceSpec, ...] = field(default_factory=tuple)
     version: int = REQUEST_VERSION
+    # LoRAs from the model settings, applied in this order with their weights; none is the base alone.
+    loras: tuple[LoraWeight, ...] = ()
 
     def __post_init__(self) -> None:
         problems = request_problems(self)
@@ -204,6 +236,8 @@ class RenderRequest:
             "scheduler": self.scheduler.value,
             "model_id": self.model_id,
             "instances": [inst.to_dict() for inst in self.instances],
+            # Only when there are some: a request without LoRAs reads exactly as older versions wrote it.
+            **({"loras": [lora.to_dict() for lora in self.loras]} if self.loras else {}),
         }
 
     def to_json(self) -> str:
@@ -216,7 +250,7 @@ class RenderRequest:
         obj = reader.mapping(data, "request")
         known = {
             "version", "prompt", "negative_prompt", "width", "height", "seed", "steps",
-            "guidance", "alpha", "mis", "scheduler", "model_id", "instances",
+            "guidance", "alpha", "mis", "scheduler", "model_id", "instances", "loras",
         }  # fmt: skip
         reader.no_unknown_keys(obj, known, "request")
         version = reader.integer(obj.get("version"), "version")
@@ -234,6 +268,16 @@ class RenderRequest:
                     instances.append(InstanceSpec.from_dict(raw, index))
                 except RequestValidationError as exc:
                     reader.problems.extend(exc.problems)
+        loras: list[LoraWeight] = []
+        raw_loras = reader.sequence(obj.get("loras", []), "loras")
+        if len(raw_loras) > MAX_LORAS:
+            reader.fail("loras", f"{len(raw_loras)} LoRAs; at most {MAX_LORAS} are allowed")
+        else:
+            for index, raw in enumerate(raw_loras):
+                try:
+                    loras.append(LoraWeight.from_dict(raw, f"loras[{index}]"))
+                except RequestValidationError as exc:
+                    reader.problems.extend(exc.problems)
         values = {
             "prompt": reader.string(obj.get("prompt"), "prompt"),
             "negative_prompt": reader.string(obj.get("negative_prompt", ""), "negative_prompt"),
@@ -248,7 +292,7 @@ class RenderRequest:
             "model_id": reader.string(obj.get("model_id"), "model_id"),
         }
         reader.raise_if_any()
-        return cls(instances=tuple(instances), **values)  # type: ignore[arg-type]
+        return cls(instances=tuple(instances), loras=tuple(loras), **values)  # type: ignore[arg-type]
 
     @classmethod
     def from_json(cls, text: str) -> RenderRequest:
@@ -381,6 +425,40 @@ def request_problems(req: RenderRequest) -> list[Problem]:
                 problems.extend(inst.problems(index))
             else:
                 fail(f"instances[{index}]", "must be an InstanceSpec")
+    problems.extend(lora_problems(req.loras))
+    return problems
+
+
+def lora_problems(loras: object) -> list[Problem]:
+    """What is wrong with a request's LoRAs: at most `MAX_LORAS`, each named as the model settings name
+    them, once, with a finite weight within +-`MAX_LORA_WEIGHT`."""
+    if not isinstance(loras, tuple):
+        return [Problem("loras", "loras: must be a tuple of LoraWeight")]
+    if len(loras) > MAX_LORAS:
+        return [Problem("loras", f"loras: {len(loras)} LoRAs; at most {MAX_LORAS} are allowed")]
+    problems: list[Problem] = []
+    seen: set[str] = set()
+    for index, lora in enumerate(loras):
+        where = f"loras[{index}]"
+        if not isinstance(lora, LoraWeight):
+            problems.append(Problem(where, f"{where}: must be a LoraWeight"))
+            continue
+        try:
+            name = check_name("LoRA", lora.name)
+        except ValueError as exc:
+            problems.append(Problem(f"{where}.name", f"{where}: {exc}"))
+            continue
+        if name in seen:
+            problems.append(Problem(f"{where}.name", f"{where}: LoRA {name!r} is listed twice"))
+        seen.add(name)
+        if finite_number(lora.weight, -MAX_LORA_WEIGHT, MAX_LORA_WEIGHT) is None:
+            problems.append(
+                Problem(
+                    f"{where}.weight",
+                    f"{where}: LoRA {name!r}: weight {brief(lora.weight)} is not a number between "
+                    f"{-MAX_LORA_WEIGHT:g} and {MAX_LORA_WEIGHT:g}",
+                )
+            )
     return problems
 
 

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import subprocess
 import sys
@@ -5,12 +6,16 @@ import sys
 import numpy as np
 import pytest
 from hypothesis import given
+from hypothesis import strategies as st
 
 from engine.geometry import bitmap_bounding_box
 from engine.request import (
     MAX_INSTANCES,
+    MAX_LORA_WEIGHT,
+    MAX_LORAS,
     InstanceKind,
     InstanceSpec,
+    LoraWeight,
     MaskRLE,
     RenderRequest,
     RequestValidationError,
@@ -277,3 +282,82 @@ def test_names_moved_out_of_the_request_module_are_still_importable_from_it() ->
     assert engine.request.MAX_MASK_SIDE == engine.geometry.MAX_MASK_SIDE
     assert engine.request.Problem is engine.validation.Problem
     assert engine.request.RequestValidationError is engine.validation.RequestValidationError
+
+
+# --- LoRAs ------------------------------------------------------------------------------------
+
+lora_names = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9 _.+-]{0,20}", fullmatch=True)
+lora_weights = st.floats(-MAX_LORA_WEIGHT, MAX_LORA_WEIGHT)
+
+
+@given(requests(), st.lists(st.tuples(lora_names, lora_weights), max_size=MAX_LORAS, unique_by=lambda lw: lw[0]))
+def test_any_request_with_loras_round_trips_exactly(request: RenderRequest, loras: list[tuple[str, float]]) -> None:
+    with_loras = dataclasses.replace(request, loras=tuple(LoraWeight(n, w) for n, w in loras))
+    text = with_loras.to_json()
+    again = RenderRequest.from_json(text)
+    assert again == with_loras
+    assert again.to_json() == text
+
+
+def test_a_request_without_loras_serialises_as_older_versions_wrote_it() -> None:
+    # What a stored job or PNG of an earlier version holds: no "loras" key, and it must read back the same.
+    old = (
+        '{"alpha": 0.75, "guidance": 7.5, "height": 512, "instances": [], "mis": 0.36, "model_id": "demo", '
+        '"negative_prompt": "", "prompt": "a scene", "scheduler": "plms", "seed": 0, "steps": 50, '
+        '"version": 1, "width": 512}'
+    )
+    request = RenderRequest.from_json(old)
+    assert request.loras == ()
+    assert request.to_json() == old
+
+
+def test_a_request_with_loras_names_them_in_its_json() -> None:
+    request = RenderRequest(prompt="a scene", loras=(LoraWeight("ink style", 0.7), LoraWeight("detail", -1)))
+    assert json.loads(request.to_json())["loras"] == [
+        {"name": "ink style", "weight": 0.7},
+        {"name": "detail", "weight": -1},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("loras", "expected"),
+    [
+        ((LoraWeight("", 1.0),), "loras[0]: LoRA name '' must be 1-64 letters"),
+        ((LoraWeight("a/b", 1.0),), "loras[0]: LoRA name 'a/b' must be"),
+        ((LoraWeight(" lead", 1.0),), "loras[0]: LoRA name ' lead' must be"),
+        ((LoraWeight("x" * 65, 1.0),), "must be 1-64 letters"),
+        ((LoraWeight("a", 1.0), LoraWeight("a", 0.5)), "loras[1]: LoRA 'a' is listed twice"),
+        ((LoraWeight("a", float("nan")),), "loras[0]: LoRA 'a': weight nan is not a number between -4 and 4"),
+        ((LoraWeight("a", float("inf")),), "weight inf is not a number"),
+        ((LoraWeight("a", 4.5),), "weight 4.5 is not a number between -4 and 4"),
+        ((LoraWeight("a", -4.01),), "weight -4.01 is not a number"),
+        ((LoraWeight("a", True),), "weight True is not a number"),  # type: ignore[arg-type]
+        (tuple(LoraWeight(f"l{i}", 1.0) for i in range(MAX_LORAS + 1)), "loras: 9 LoRAs; at most 8"),
+        ([LoraWeight("a", 1.0)], "loras: must be a tuple of LoraWeight"),
+        (("a",), "loras[0]: must be a LoraWeight"),
+    ],
+)
+def test_bad_loras_are_refused_naming_the_entry(loras: object, expected: str) -> None:
+    messages = errors_of(loras=loras)
+    assert len(messages) == 1 and expected in messages[0], messages
+    assert "\n" not in messages[0]
+
+
+@pytest.mark.parametrize(
+    ("loras", "expected"),
+    [
+        ("x", "loras"),
+        ([{"name": "a"}], "loras[0].weight must be a finite number"),
+        ([{"name": "a", "weight": "1"}], "loras[0].weight"),
+        ([{"weight": 1}], "loras[0].name"),
+        ([{"name": "a", "weight": 1, "scale": 2}], "scale"),
+        ([["a", 1]], "loras[0]"),
+        ([{"name": "a", "weight": 1}] * 2, "listed twice"),
+        ([{"name": f"l{i}", "weight": 1} for i in range(9)], "at most 8"),
+    ],
+)
+def test_malformed_loras_in_json_are_refused(loras: object, expected: str) -> None:
+    data = json.loads(RenderRequest(prompt="a scene").to_json()) | {"loras": loras}
+    with pytest.raises(RequestValidationError) as info:
+        RenderRequest.from_json(json.dumps(data))
+    assert expected in str(info.value)
