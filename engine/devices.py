@@ -1,15 +1,17 @@
 """Which device and dtype to render on: the user's preference ("auto", "cuda:1", "bf16"...) checked against
-what this machine has, with errors that say what to choose instead.
+what this machine has, with errors that say what to choose instead; and putting loaded models there.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Final
 
 import torch
+from torch import nn
 
-__all__ = ["select_device", "select_dtype"]
+__all__ = ["place_models", "select_device", "select_dtype"]
 
 
 def _mps_available() -> bool:
@@ -74,3 +76,15 @@ def select_dtype(device: torch.device | str, preference: str = "auto") -> torch.
     if dtype == torch.bfloat16 and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise ValueError("bf16 was chosen but this GPU does not support bfloat16; use fp16 or auto")
     return dtype
+
+
+def place_models(models: Iterable[nn.Module], device: torch.device, dtype: torch.dtype) -> None:
+    """Move each model to `device` in `dtype`, for inference only (eval mode, no gradients)."""
+    for model in models:
+        if getattr(model, "_keep_in_fp32_modules", None):
+            model.to(device=device, dtype=dtype)
+        else:
+            # diffusers' own `to` warns about float32-pinned modules even when there are none.
+            nn.Module.to(model, device=device, dtype=dtype)
+        model.eval()
+        model.requires_grad_(False)

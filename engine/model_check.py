@@ -64,9 +64,9 @@ def check_model_settings(settings: ModelSettings, *, demo_dir: Path | None = Non
 
 
 def _check_sd15(path: Path | None) -> Check:
-    # Imported here, not at the top: engine.loading pulls in torch and diffusers, and callers such as the
+    # Imported here, not at the top: engine.sd15_source pulls in torch, and callers such as the
     # settings dialog should open at once and pay for that import on their worker thread.
-    from engine.loading import resolve_sd15
+    from engine.sd15_source import resolve_sd15
     from engine.weights_io import WeightFileError, WeightFileMissingError
 
     if path is None:
@@ -91,7 +91,7 @@ def _check_sd15(path: Path | None) -> Check:
 
 def _check_adapter(path: Path | None) -> Check:
     from engine.checkpoint import manifest_path
-    from engine.loading import file_sha256
+    from engine.model_hashes import file_sha256
     from engine.weights_io import WeightFileError
 
     if path is None:
@@ -145,7 +145,7 @@ def _check_adapter(path: Path | None) -> Check:
 
 
 def _check_device(settings: ModelSettings) -> Check:
-    from engine.loading import select_device, select_dtype
+    from engine.devices import select_device, select_dtype
 
     try:
         device = select_device(settings.device)

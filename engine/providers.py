@@ -10,7 +10,8 @@ from functools import partial
 from pathlib import Path
 
 from engine.demo import limits
-from engine.loading import load_components, select_device, select_dtype
+from engine.devices import select_device, select_dtype
+from engine.loading import load_components
 from engine.model_settings import ModelSettings
 from engine.models.builder import InstanceUNetConfig
 from engine.pipeline import InstanceDiffusionPipeline

@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.part == "bundle":
         return _bundle(args)
 
-    from engine.loading import select_device
+    from engine.devices import select_device
 
     try:
         device = select_device(args.device)

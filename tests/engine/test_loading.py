@@ -18,18 +18,13 @@ from typing import Any
 import pytest
 import torch
 
-import engine.loading as loading
+import engine.model_hashes
 from engine.checkpoint import CheckpointMismatchError, adapter_part, convert_official_checkpoint
-from engine.loading import (
-    LoadedModels,
-    ModelSettings,
-    ModelSettingsError,
-    UnsupportedModelFileError,
-    load_components,
-    resolve_sd15,
-)
+from engine.loading import LoadedModels, load_components
+from engine.model_settings import ModelSettings, ModelSettingsError
 from engine.models.builder import InstanceUNetConfig, scaleu_of
 from engine.models.fusers import fusers
+from engine.sd15_source import UnsupportedModelFileError, resolve_sd15
 from engine.weights_io import CorruptWeightsError, WeightFileMissingError, sha256_file, write_safetensors_atomic
 from tests.engine.tiny_sd import (
     TINY_CONFIG,
@@ -233,7 +228,7 @@ def test_repeated_loads_do_not_rehash(folder_copy: Path, monkeypatch: pytest.Mon
         hashed.append(Path(path).name)
         return sha256_file(path, chunk_size)
 
-    monkeypatch.setattr(loading, "sha256_file", counting)
+    monkeypatch.setattr(engine.model_hashes, "sha256_file", counting)
     first = load_components(folder_copy, unet_config=TINY_CONFIG)
     assert sorted(hashed) == ["diffusion_pytorch_model.safetensors"] * 2 + ["model.safetensors"]
     hashed.clear()

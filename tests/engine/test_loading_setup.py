@@ -23,32 +23,15 @@ from diffusers.models.unets.unet_2d_condition import UNet2DConditionModel
 from diffusers.schedulers.scheduling_pndm import PNDMScheduler
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-import engine.devices
-import engine.loading
-import engine.sd15_source
 from engine.devices import select_device, select_dtype
-from engine.loading import load_tokenizer, read_model_config
+from engine.model_configs import load_tokenizer, read_model_config
 from engine.models.builder import SD15_UNET, InstanceUNetConfig, build_instance_unet
 from engine.sd15_source import SD15_CONFIGS, resolve_sd15
 from tests.conftest import REPO_ROOT
 from tests.engine.tiny_sd import CACHE_COMMIT
 
 
-def test_engine_loading_still_exports_what_moved_out_of_it() -> None:
-    """resolve_sd15 & co. live in engine.sd15_source and engine.devices; callers import them from engine.loading."""
-    for module in (engine.sd15_source, engine.devices):
-        for name in module.__all__:
-            if name in engine.loading.__all__:
-                assert getattr(engine.loading, name) is getattr(module, name), name
-    moved = {
-        "SD15_CONFIGS",
-        "Sd15Source",
-        "UnsupportedModelFileError",
-        "resolve_sd15",
-        "select_device",
-        "select_dtype",
-    }
-    assert moved <= set(engine.loading.__all__)
+def test_the_bundled_configs_are_in_resources() -> None:
     assert (REPO_ROOT / "resources" / "sd15").resolve() == SD15_CONFIGS
 
 

@@ -150,13 +150,14 @@ def test_with_neither_model_set_the_demo_model_is_used(tmp_path: Path) -> None:
 
 def test_no_weights_are_loaded(sd_folder: Path, adapter: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import engine.loading
+    import engine.unet_loading
     import engine.weights_io
 
     def refuse(*_args: object, **_kwargs: object) -> None:
         raise AssertionError("the check must not read weights")
 
     monkeypatch.setattr(engine.weights_io, "read_safetensors", refuse)
-    monkeypatch.setattr(engine.loading, "read_safetensors", refuse)
+    monkeypatch.setattr(engine.unet_loading, "read_safetensors", refuse)
     monkeypatch.setattr(engine.loading, "load_components", refuse)
     checks = check_model_settings(ModelSettings(sd15=sd_folder, adapter=adapter, device="cpu"))
     assert all(c.ok for c in checks)

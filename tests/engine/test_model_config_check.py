@@ -16,8 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.demo.model import load_demo
-from engine.loading import read_model_config
 from engine.model_config_check import DEMO_CONFIG, ModelConfigError, check_config
+from engine.model_configs import read_model_config
 from engine.weights_io import WeightFileError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

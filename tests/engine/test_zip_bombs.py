@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine import loading, weights_io
+from engine import folder_loading, weights_io
 from engine.weights_io import CorruptWeightsError, check_torch_archive, load_torch_checkpoint
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -126,7 +126,7 @@ def test_a_bomb_given_as_a_diffusers_bin_is_refused_before_diffusers_reads_it(tm
     )
     bomb = zip_bomb(tmp_path / "vae" / "diffusion_pytorch_model.bin", 64)
     with pytest.raises(CorruptWeightsError, match="inflate"):
-        loading._vae_from_folder(tmp_path, bomb)
+        folder_loading.vae_from_folder(tmp_path, bomb)
 
 
 def test_a_two_gib_bomb_is_refused_within_bounded_memory_and_time(tmp_path: Path) -> None:

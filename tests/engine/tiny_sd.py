@@ -24,10 +24,11 @@ from diffusers.models.unets.unet_2d_condition import UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel
 
 from engine.checkpoint import adapter_part, load_weights
-from engine.loading import SD15_CONFIGS, load_tokenizer
+from engine.model_configs import load_tokenizer
 from engine.models.builder import InstanceUNetConfig, build_instance_unet
 from engine.models.unifusion import UniFusionConfig
 from engine.pipeline import InstanceDiffusionPipeline
+from engine.sd15_source import SD15_CONFIGS
 from tests.engine.parity import LDM_TO_DIFFUSERS_FILE
 
 TINY_UNET: Final[dict[str, Any]] = {
