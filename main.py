@@ -14,9 +14,14 @@ import os
 import sys
 from collections.abc import Sequence
 
-from cli.common import CommandError, data_dir, model_settings_path
-from cli.entry import run
-from cli.parser import build_parser as _build_parser
+from engine.offline import enforce_offline
+
+# Once, before anything imports huggingface_hub, diffusers or transformers: this app never downloads.
+enforce_offline()
+
+from cli.common import CommandError, data_dir, model_settings_path  # noqa: E402
+from cli.entry import run  # noqa: E402
+from cli.parser import build_parser as _build_parser  # noqa: E402
 
 __all__ = ["build_parser", "cmd_gui", "data_dir", "main", "model_settings_path"]
 

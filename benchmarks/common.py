@@ -6,6 +6,8 @@ cost of a render. The weights are random (with non-trivial adapter gates, so gro
 measure speed, never image quality.
 """
 
+# ruff: noqa: E402  (the offline switch comes before the libraries are imported)
+
 from __future__ import annotations
 
 import argparse
@@ -16,6 +18,10 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
+
+from engine.offline import enforce_offline
+
+enforce_offline()  # as main.py does, before diffusers and transformers are imported
 
 import torch
 from diffusers.models.autoencoders.autoencoder_kl import AutoencoderKL

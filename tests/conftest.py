@@ -15,6 +15,11 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 _HOME = Path(tempfile.mkdtemp(prefix="instance-studio-tests-"))
 os.environ["INSTANCE_STUDIO_HOME"] = str(_HOME)
 
+from engine.offline import enforce_offline  # noqa: E402
+
+# As main.py does, before huggingface_hub, diffusers or transformers are imported: tests never download.
+enforce_offline()
+
 import pytest  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402
 
