@@ -46,7 +46,9 @@ def test_a_single_file_loads_as_diffusers_loads_it(
     vae = AutoencoderKL.from_single_file(str(file), subfolder="vae", **kwargs)
     from safetensors.torch import load_file
 
-    clip = create_diffusers_clip_model_from_ldm(CLIPTextModel, load_file(file), subfolder="text_encoder", **kwargs)
+    clip = create_diffusers_clip_model_from_ldm(  # type: ignore[no-untyped-call]
+        CLIPTextModel, load_file(file), subfolder="text_encoder", **kwargs
+    )
     _assert_same(ours.unet, unet, skip=adapter_part)
     _assert_same(ours.vae, vae)
     _assert_same(ours.text_encoder, clip)
@@ -112,8 +114,8 @@ def test_vae_and_text_encoder_come_from_diffusers_single_file_loading(
     import engine.single_file
 
     calls: list[tuple[str, dict[str, Any]]] = []
-    vae_loader = AutoencoderKL.from_single_file.__func__  # type: ignore[attr-defined]
-    clip_loader = engine.single_file.create_diffusers_clip_model_from_ldm
+    vae_loader = AutoencoderKL.from_single_file.__func__
+    clip_loader = create_diffusers_clip_model_from_ldm
 
     def vae_spy(cls: type[AutoencoderKL], *args: Any, **kwargs: Any) -> Any:
         calls.append(("vae", kwargs))
@@ -121,7 +123,7 @@ def test_vae_and_text_encoder_come_from_diffusers_single_file_loading(
 
     def clip_spy(*args: Any, **kwargs: Any) -> Any:
         calls.append(("clip", kwargs))
-        return clip_loader(*args, **kwargs)
+        return clip_loader(*args, **kwargs)  # type: ignore[no-untyped-call]
 
     monkeypatch.setattr(AutoencoderKL, "from_single_file", classmethod(vae_spy))
     monkeypatch.setattr(engine.single_file, "create_diffusers_clip_model_from_ldm", clip_spy)
