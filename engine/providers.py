@@ -2,6 +2,7 @@
 
 - "sd15": the user's Stable Diffusion 1.5 and converted InstanceDiffusion adapter (engine.model_settings).
 - "demo": the small model bundled in resources/demo/model, trained on the synthetic shape world.
+- a fine-tuned base's name (`ModelSettings.bases`): that SD1.5-architecture checkpoint with the adapter.
 """
 
 from __future__ import annotations
@@ -12,14 +13,13 @@ from pathlib import Path
 from engine.demo import limits
 from engine.devices import select_device, select_dtype
 from engine.loading import load_components
+from engine.model_ids import DEMO, SD15, unknown_model_message
 from engine.model_settings import ModelSettings
 from engine.models.builder import InstanceUNetConfig
 from engine.pipeline import InstanceDiffusionPipeline
 from engine.runner import LoadedModel, ModelFilesError, ModelProvider
 from resources import resource_path
 
-SD15 = "sd15"
-DEMO = limits.MODEL_ID
 DEMO_MODEL_DIR = resource_path("demo", "model")
 
 
@@ -54,17 +54,13 @@ def load_demo_model(folder: Path = DEMO_MODEL_DIR) -> LoadedModel:
 def settings_provider(
     settings: ModelSettings, unet_config: InstanceUNetConfig | None = None, demo_dir: Path = DEMO_MODEL_DIR
 ) -> ModelProvider:
-    """A provider for "demo" and "sd15" (raising ModelFilesError that says what to do)."""
+    """A provider for "demo", "sd15" and the configured fine-tuned bases (raising ModelFilesError that says
+    what to do). A base renders with the configured adapter; its name leads the render's model hashes."""
 
     def provide(model_id: str) -> LoadedModel:
         if model_id == DEMO:
             return load_demo_model(demo_dir)
-        if model_id != SD15:
-            raise ModelFilesError(f"unknown model {model_id!r}; the models are {SD15!r} and {DEMO!r}")
-        if settings.sd15 is None:
-            raise ModelFilesError(
-                "Stable Diffusion 1.5 is not configured: Settings -> Models, or `main.py models set --sd15 PATH`"
-            )
+        base = _base_path(settings, model_id)
         if settings.adapter is None:
             raise ModelFilesError(
                 "no InstanceDiffusion adapter is configured: convert the official checkpoint with "
@@ -75,10 +71,23 @@ def settings_provider(
             dtype = select_dtype(device, settings.dtype)
         except ValueError as exc:
             raise ModelFilesError(str(exc)) from exc
-        loaded = load_components(
-            settings.sd15, unet_config=unet_config, adapter=settings.adapter, device=device, dtype=dtype
-        )
+        loaded = load_components(base, unet_config=unet_config, adapter=settings.adapter, device=device, dtype=dtype)
         pipeline = InstanceDiffusionPipeline(loaded.vae, loaded.text_encoder, loaded.tokenizer, loaded.unet)
-        return LoadedModel(pipeline, dict(loaded.hashes))
+        # Which base, then the SHA-256 of each of its files and of the adapter.
+        return LoadedModel(pipeline, {"base": model_id, **loaded.hashes})
 
     return provide
+
+
+def _base_path(settings: ModelSettings, model_id: str) -> Path:
+    """Where the SD1.5-architecture base `model_id` is: "sd15" or one of the configured fine-tuned bases."""
+    if model_id == SD15:
+        if settings.sd15 is None:
+            raise ModelFilesError(
+                "Stable Diffusion 1.5 is not configured: Settings -> Models, or `main.py models set --sd15 PATH`"
+            )
+        return settings.sd15
+    base = settings.bases.get(model_id)
+    if base is None:
+        raise ModelFilesError(unknown_model_message(model_id, settings))
+    return base
