@@ -35,7 +35,7 @@ CONVERT_HINT: Final = "convert the official checkpoint once, then choose the .sa
 class Check:
     """How one part of the model settings stands.
 
-    `part` is a short key ("sd15", "adapter", "device", "demo"); `message` says what was found, in words a
+    `part` is a short key ("sd15", "adapter", "device", "demo", "base:NAME" for a fine-tuned base); `message` says what was found, in words a
     user understands; `hint` (for problems) says what to do about it; `command` is the CLI command that does
     it, where there is one.
     """
@@ -48,6 +48,8 @@ class Check:
 
     @property
     def title(self) -> str:
+        if self.part.startswith("base:"):
+            return f"Fine-tuned base “{self.part.removeprefix('base:')}”"
         return PART_TITLES.get(self.part, self.part)
 
 
@@ -58,35 +60,42 @@ def check_model_settings(settings: ModelSettings, *, demo_dir: Path | None = Non
     Fast: no weights are loaded. Safe to call from any thread.
     """
     checks = [_check_sd15(settings.sd15), _check_adapter(settings.adapter), _check_device(settings)]
+    # Each fine-tuned base is resolved as SD1.5 is: what `settings_provider` will load for its name.
+    checks += [_check_source(f"base:{name}", path) for name, path in sorted(settings.bases.items())]
     if settings.sd15 is None and settings.adapter is None:
         checks.append(_check_demo(demo_dir))
     return checks
 
 
 def _check_sd15(path: Path | None) -> Check:
+    if path is None:
+        return Check(
+            "sd15", f"not set — choose {SD15_CHOICES}", False, command="python main.py models set --sd15 PATH"
+        )
+    return _check_source("sd15", path)
+
+
+def _check_source(part: str, path: Path) -> Check:
+    """SD1.5 or a fine-tuned base (same architecture, same layouts): its files are where loading looks."""
     # Imported here, not at the top: engine.sd15_source pulls in torch, and callers such as the
     # settings dialog should open at once and pay for that import on their worker thread.
     from engine.sd15_source import resolve_sd15
     from engine.weights_io import WeightFileError, WeightFileMissingError
 
-    if path is None:
-        return Check(
-            "sd15", f"not set — choose {SD15_CHOICES}", False, command="python main.py models set --sd15 PATH"
-        )
     given = path.expanduser()
     try:
         source = resolve_sd15(given)
     except WeightFileMissingError as exc:
         if exc.path == given:
-            return Check("sd15", f"not found: {given}", False, f"choose {SD15_CHOICES}")
+            return Check(part, f"not found: {given}", False, f"choose {SD15_CHOICES}")
         # Something inside the folder is missing: name that file; the loader's hint says what the folder needs.
-        return Check("sd15", f"{exc.path} is missing", False, exc.hint or f"choose {SD15_CHOICES}")
+        return Check(part, f"{exc.path} is missing", False, exc.hint or f"choose {SD15_CHOICES}")
     except WeightFileError as exc:
-        return Check("sd15", str(exc), False, f"choose {SD15_CHOICES}")
+        return Check(part, str(exc), False, f"choose {SD15_CHOICES}")
     except OSError as exc:  # e.g. a folder we may not list
-        return Check("sd15", f"cannot read {given}: {exc.strerror or exc}", False, "check the file permissions")
+        return Check(part, f"cannot read {given}: {exc.strerror or exc}", False, "check the file permissions")
     kind = "diffusers" if source.kind == "diffusers" else "single file"
-    return Check("sd15", f"{source.path} ({kind})", True)
+    return Check(part, f"{source.path} ({kind})", True)
 
 
 def _check_adapter(path: Path | None) -> Check:
