@@ -25,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from engine.loras import LoraError, LoraLibrary
 from engine.pipeline import InstanceDiffusionPipeline, NonFiniteOutputError, ProgressCallback
 from engine.request import RenderRequest
 from engine.sampler import RenderCancelled
@@ -75,6 +76,8 @@ class LoadedModel:
     # A model with a scale of its own (the demo model: about 64x64) renders a canvas at the size this
     # gives for (width, height); None renders the canvas's own size.
     scale: Callable[[int, int], tuple[int, int]] | None = None
+    # The LoRA files this model can apply by name, and those loaded into it (engine.loras).
+    loras: LoraLibrary = field(default_factory=LoraLibrary)
 
     def render_size(self, width: int, height: int) -> tuple[int, int]:
         """The size this model really renders a `width` x `height` canvas at."""
@@ -170,6 +173,7 @@ class Runner:
         if on_loading is not None and self._model_id != request.model_id:
             on_loading()
         model = self.model(request.model_id)
+        lora_hashes = _apply_loras(model, request)
         load_time = time.perf_counter() - load_start
         pipeline = model.pipeline
         rendered = _at_model_scale(request, model)
@@ -210,7 +214,7 @@ class Runner:
                 image=output.image,
                 request=request,
                 timings={"load": load_time, **output.timings},
-                model_hashes=dict(model.hashes),
+                model_hashes={**model.hashes, **lora_hashes},
                 device=str(pipeline.device),
                 dtype=str(pipeline.dtype).removeprefix("torch."),
                 notes=tuple(notes),
@@ -221,6 +225,14 @@ class Runner:
             "or a lower mis (fewer parallel chains)",
             tried,
         )
+
+
+def _apply_loras(model: LoadedModel, request: RenderRequest) -> dict[str, str]:
+    """Make the request's LoRAs (none: the base alone) the active ones; their file hashes, for the metadata."""
+    try:
+        return model.loras.activate(model.pipeline, request.loras)
+    except LoraError as exc:
+        raise ModelFilesError(str(exc)) from exc
 
 
 def _at_model_scale(request: RenderRequest, model: LoadedModel) -> RenderRequest:
