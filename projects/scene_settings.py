@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Final, Literal, cast
 
-from engine.request import Problem, RenderRequest, RequestValidationError, Scheduler
+from engine.request import LoraWeight, Problem, RenderRequest, RequestValidationError, Scheduler, lora_problems
 
 SeedMode = Literal["fixed", "random"]
 # "fixed": every render of the scene uses its seed (iterating keeps the image); "random": each render draws one.
@@ -26,8 +26,9 @@ SEED_MODES: Final[tuple[SeedMode, ...]] = ("fixed", "random")
 DEFAULT_SEED_MODE: Final[SeedMode] = "fixed"
 # The sampler settings a scene may override ("Use project defaults" clears exactly these).
 SAMPLER_FIELDS: Final = ("steps", "guidance", "alpha", "mis", "scheduler")
-# Every key `scenes.overrides` may hold, in the order `to_overrides` writes them.
-OVERRIDE_KEYS: Final = (*SAMPLER_FIELDS, "model_id", "seed_mode")
+# Every key `scenes.overrides` may hold, in the order `to_overrides` writes them. "loras": the LoRAs the scene
+# renders with (names from the model settings, a weight each), which the project has no default for.
+OVERRIDE_KEYS: Final = (*SAMPLER_FIELDS, "model_id", "seed_mode", "loras")
 # The settings restored from a render's request (the model and the seed mode stay the scene's).
 _REQUEST_FIELDS: Final = ("steps", "guidance", "alpha", "mis")
 
@@ -89,6 +90,7 @@ class EffectiveSettings:
     mis: float
     scheduler: Scheduler
     model_id: str
+    loras: tuple[LoraWeight, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -106,9 +108,17 @@ class SceneSettings:
     scheduler: Scheduler | None = None
     model_id: str | None = None
     seed_mode: SeedMode = DEFAULT_SEED_MODE
+    loras: tuple[LoraWeight, ...] = ()
 
     def __post_init__(self) -> None:
         problems: list[Problem] = []
+        loras: object = self.loras
+        if isinstance(loras, (list, tuple)):  # stored JSON: a list of {"name", "weight"}
+            try:
+                object.__setattr__(self, "loras", _loras(loras))
+            except RequestValidationError as exc:
+                problems.extend(exc.problems)
+        problems.extend(lora_problems(self.loras))
         scheduler: object = self.scheduler
         if scheduler is not None and not isinstance(scheduler, Scheduler):
             try:
@@ -149,6 +159,8 @@ class SceneSettings:
             if not self.overridden(key):
                 continue
             value = getattr(self, key)
+            if key == "loras":
+                value = [lora.to_dict() for lora in value]
             overrides[key] = value.value if isinstance(value, Scheduler) else value
         return overrides
 
@@ -157,6 +169,8 @@ class SceneSettings:
         _check_name(name)
         if name == "seed_mode":
             return self.seed_mode != DEFAULT_SEED_MODE
+        if name == "loras":
+            return bool(self.loras)
         return getattr(self, name) is not None
 
     @property
@@ -174,6 +188,7 @@ class SceneSettings:
             mis=self.mis if self.mis is not None else defaults.mis,
             scheduler=self.scheduler if self.scheduler is not None else defaults.scheduler_enum(),
             model_id=self.model_id if self.model_id is not None else defaults.model_id,
+            loras=self.loras,
         )
 
     def with_value(self, name: str, value: Any, defaults: ProjectDefaults) -> SceneSettings:
@@ -182,6 +197,8 @@ class SceneSettings:
         _check_name(name)
         if name == "seed_mode":
             return replace(self, seed_mode=DEFAULT_SEED_MODE if value is None else value)
+        if name == "loras":
+            return replace(self, loras=() if value is None else tuple(value))
         if name == "scheduler" and value is not None:
             value = _scheduler(value)
         if value is not None and value == getattr(defaults, name):
@@ -197,8 +214,8 @@ class SceneSettings:
         cls, request: RenderRequest, defaults: ProjectDefaults, *, keep: SceneSettings | None = None
     ) -> SceneSettings:
         """The settings that render `request` again (restoring a render's layout): the sampler settings
-        overridden where the request differs from the project's defaults; the model and the seed mode
-        kept from `keep` (the scene's current settings), not taken from the request."""
+        overridden where the request differs from the project's defaults; the model, its LoRAs and the seed
+        mode kept from `keep` (the scene's current settings), not taken from the request."""
         keep = keep if keep is not None else cls()
         differing = {
             name: getattr(request, name)
@@ -206,12 +223,28 @@ class SceneSettings:
             if getattr(request, name) != getattr(defaults, name)
         }
         scheduler = request.scheduler if request.scheduler.value != defaults.scheduler else None
-        return cls(**differing, scheduler=scheduler, model_id=keep.model_id, seed_mode=keep.seed_mode)
+        return cls(
+            **differing, scheduler=scheduler, model_id=keep.model_id, seed_mode=keep.seed_mode, loras=keep.loras
+        )
 
 
 def _check_name(name: str) -> None:
     if name not in OVERRIDE_KEYS:
         raise ValueError(f"{name!r} is not a scene setting; expected one of {', '.join(OVERRIDE_KEYS)}")
+
+
+def _loras(values: list[object] | tuple[object, ...]) -> tuple[LoraWeight, ...]:
+    """LoRAs as stored ({"name", "weight"} objects) or given (LoraWeight), as LoraWeights."""
+    loras: list[LoraWeight] = []
+    problems: list[Problem] = []
+    for index, value in enumerate(values):
+        try:
+            loras.append(value if isinstance(value, LoraWeight) else LoraWeight.from_dict(value, f"loras[{index}]"))
+        except RequestValidationError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise RequestValidationError(problems)
+    return tuple(loras)
 
 
 def _scheduler(name: object) -> Scheduler:

@@ -171,6 +171,7 @@ def scene_to_request(session: Session, scene: Scene) -> RenderRequest:
         mis=effective.mis,
         scheduler=effective.scheduler,
         model_id=effective.model_id,
+        loras=effective.loras,
         instances=tuple(instance_spec(inst) for inst in scene.instances),
     )
 

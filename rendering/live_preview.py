@@ -66,6 +66,7 @@ def scene_request(scene: SceneData, defaults: ProjectDefaults) -> RenderRequest:
         mis=effective.mis,
         scheduler=effective.scheduler,
         model_id=effective.model_id,
+        loras=effective.loras,
         instances=tuple(inst.spec for inst in scene.instances),
     )
 

@@ -8,7 +8,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy.orm import Session
 
-from engine.request import InstanceKind, InstanceSpec, Problem, RenderRequest, RequestValidationError, Scheduler
+from engine.request import (
+    InstanceKind,
+    InstanceSpec,
+    LoraWeight,
+    Problem,
+    RenderRequest,
+    RequestValidationError,
+    Scheduler,
+)
 from projects.database import Project
 from projects.models import ProjectSettings, Scene
 from projects.scene_settings import (
@@ -67,6 +75,8 @@ DEFAULTS = ProjectDefaults(
             "model_id": "x",
             "seed_mode": "random",
         },
+        {"loras": [{"name": "ink", "weight": 0.8}]},
+        {"model_id": "sd15", "loras": [{"name": "ink", "weight": 0.8}, {"name": "detail v2", "weight": -1.0}]},
     ],
 )
 def test_stored_overrides_round_trip_exactly(stored: dict[str, Any]) -> None:
@@ -91,7 +101,7 @@ def test_no_overrides_and_the_fixed_seed_mode_store_nothing() -> None:
 
 
 def test_override_keys_and_seed_modes() -> None:
-    assert OVERRIDE_KEYS == ("steps", "guidance", "alpha", "mis", "scheduler", "model_id", "seed_mode")
+    assert OVERRIDE_KEYS == ("steps", "guidance", "alpha", "mis", "scheduler", "model_id", "seed_mode", "loras")
     assert SAMPLER_FIELDS == ("steps", "guidance", "alpha", "mis", "scheduler")
     assert SEED_MODES == ("fixed", "random")
 
@@ -386,8 +396,9 @@ def scene_to_request_today(session: Session, scene: Scene) -> RenderRequest:
     )
 
 
+# "loras" is new (older versions refused it as unknown): its own tests are below.
 STORED_OVERRIDES = st.dictionaries(
-    st.sampled_from([*OVERRIDE_KEYS, "stepz"]),
+    st.sampled_from([*(key for key in OVERRIDE_KEYS if key != "loras"), "stepz"]),
     st.integers(-1, 2000) | st.floats(-1.0, 60.0) | st.sampled_from(["plms", "ddim", "euler", "", "sd15", "random"]),
     max_size=4,
 )
@@ -438,3 +449,59 @@ def test_random_seed_mode_draws_a_seed_per_render(project: Project, monkeypatch:
         assert queue_scene(session, fixed).request.seed == 5
         assert queue_scene(session, drawn).request.seed == 777
         assert queue_scene(session, drawn, seed=9).request.seed == 9
+
+
+# --- LoRAs ---------------------------------------------------------------------------------------
+
+INK = LoraWeight("ink", 0.8)
+DETAIL = LoraWeight("detail", -0.5)
+
+
+def test_a_scenes_loras_are_typed_stored_only_when_set_and_kept_by_use_project_defaults() -> None:
+    settings = SceneSettings.from_overrides({"steps": 9, "loras": [{"name": "ink", "weight": 0.8}]})
+    assert settings.loras == (INK,)
+    assert settings.overridden("loras") and not SceneSettings().overridden("loras")
+    assert "loras" not in SceneSettings().to_overrides()
+    assert settings.without_sampler_overrides().loras == (INK,)
+    assert settings.effective(DEFAULTS).loras == (INK,)
+    assert SceneSettings().effective(DEFAULTS).loras == ()
+    assert settings.with_value("loras", [INK, DETAIL], DEFAULTS).loras == (INK, DETAIL)
+    assert settings.with_value("loras", None, DEFAULTS).to_overrides() == {"steps": 9}
+    request = RenderRequest(prompt="x", loras=(DETAIL,))
+    assert SceneSettings.from_request(request, DEFAULTS, keep=settings).loras == (INK,)  # the scene's, as the model
+
+
+@pytest.mark.parametrize(
+    ("loras", "expected"),
+    [
+        (None, "loras: the scene override is empty (null)"),
+        ("ink", "loras: must be a tuple of LoraWeight"),
+        ([{"name": "ink"}], "loras[0].weight must be a finite number"),
+        ([{"name": "ink", "weight": 9}], "loras[0]: LoRA 'ink': weight 9.0 is not a number between -4 and 4"),
+        ([{"name": "a/b", "weight": 1}], "loras[0]: LoRA name 'a/b' must be"),
+        ([{"name": "ink", "weight": 1}, {"name": "ink", "weight": 2}], "loras[1]: LoRA 'ink' is listed twice"),
+        ([{"name": "ink", "weight": 1, "x": 0}], "unknown"),
+        ([7], "loras[0]"),
+    ],
+)
+def test_bad_stored_loras_are_refused_naming_the_entry(loras: object, expected: str) -> None:
+    problems = problems_of({"loras": loras})
+    assert any(expected in p.message for p in problems), problems
+
+
+def test_scene_to_request_carries_the_scenes_loras(project: Project) -> None:
+    from projects.scene_data import SceneData
+    from rendering.live_preview import scene_request
+
+    with project.write() as session:
+        scene = add_scene(session, SceneLayout("s", "a cat on a mat", 512, 512, (CAT,), seed=5))
+        scene.overrides = {"loras": [INK.to_dict(), DETAIL.to_dict()]}
+        request = scene_to_request(session, scene)
+        defaults = project_defaults(session)
+    assert request.loras == (INK, DETAIL)
+    assert RenderRequest.from_json(request.to_json()).loras == (INK, DETAIL)
+    # The live preview builds its request from the scene's data: the same LoRAs (the two are kept in step).
+    data = SceneData(
+        scene_id=1, name="s", caption="a cat on a mat", seed=5, settings=SceneSettings(loras=(INK, DETAIL))
+    )
+    assert scene_request(data, defaults).loras == (INK, DETAIL)
