@@ -176,11 +176,11 @@ def unet_rows(request: RenderRequest, skipped: int) -> int:
 def first_render(pipe: InstanceDiffusionPipeline, request: RenderRequest) -> PipelineOutput:
     pipe.chain_cache.clear()
     clear_text_caches(pipe)
-    return pipe(request, reuse_chains=True)
+    return pipe.render(request, reuse_chains=True)
 
 
 def re_render(pipe: InstanceDiffusionPipeline, request: RenderRequest) -> PipelineOutput:
-    return pipe(request, reuse_chains=True)  # chain cache and text caches as the first render left them
+    return pipe.render(request, reuse_chains=True)  # chain cache and text caches as the first render left them
 
 
 @torch.no_grad()
@@ -193,7 +193,7 @@ def run_case(model: Model, instances: int, args: argparse.Namespace) -> Result:
     edited = moved(request)
     expected = expected_reuse(request)
     result = Result(model.name, instances, unet_rows(request, 0), unet_rows(edited, expected), expected)
-    reference = pixels(model.pipe, model.pipe(edited))  # from nothing: no chain cache at all
+    reference = pixels(model.pipe, model.pipe.render(edited))  # from nothing: no chain cache at all
     for _ in range(args.repeats):
         seconds, _output = timed(partial(first_render, model.pipe, request))
         result.first.append(seconds)

@@ -115,7 +115,7 @@ def unet_work(request: RenderRequest) -> tuple[int, int, int]:
 
 def render(pipe: InstanceDiffusionPipeline, request: RenderRequest, max_batch: int | None) -> PipelineOutput:
     clear_text_caches(pipe)  # every render encodes its text, so no path profits from the other's cache
-    return pipe(request, max_batch=max_batch)
+    return pipe.render(request, max_batch=max_batch)
 
 
 def run(args: argparse.Namespace) -> list[Result]:

@@ -92,7 +92,7 @@ def render_reference(reference: StableDiffusionPipeline, request: RenderRequest,
 def render_ours(pipe: InstanceDiffusionPipeline, request: RenderRequest, cold: bool) -> PipelineOutput:
     if cold:
         clear_text_caches(pipe)
-    return pipe(request)
+    return pipe.render(request)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

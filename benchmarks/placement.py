@@ -30,11 +30,11 @@ def render_times(pipe: Any, steps: tuple[int, ...]) -> dict[str, float]:
     from engine.request import InstanceKind
 
     scene = next(s for s in (generate(seed) for seed in range(10_000, 20_000)) if len(s.instances) == 4)
-    pipe(request_for(scene, InstanceKind.BOX, steps=2))  # warm-up
+    pipe.render(request_for(scene, InstanceKind.BOX, steps=2))  # warm-up
     times = {}
     for count in steps:
         start = time.perf_counter()
-        pipe(request_for(scene, InstanceKind.BOX, steps=count))
+        pipe.render(request_for(scene, InstanceKind.BOX, steps=count))
         times[f"4 instances, {count} steps, 64x64, {pipe.device}"] = round(time.perf_counter() - start, 3)
     return times
 
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     def render(request: RenderRequest) -> np.ndarray:
-        return pipe(request).image
+        return pipe.render(request).image
 
     if args.figure:
         draw_figure(render, args.figure, args.steps)

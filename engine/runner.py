@@ -3,7 +3,9 @@
 The runner keeps the loaded model between jobs (keyed by model id; loading another frees the previous
 one), and turns every failure into a `RenderError` whose message a user can act on:
 - the model's files are missing or broken (`ModelFilesError`, naming the file and where to put it);
-- out of memory, after trying cheaper settings in turn (`OutOfMemoryRenderError`, saying what was tried);
+- out of memory, after trying cheaper settings in turn (`OutOfMemoryRenderError`, saying what was tried):
+  smaller UNet batches, then (on an accelerator) diffusers' VAE tiling and model offload, then sequential
+  offload; a model loaded with `low_memory` starts with tiling and offload on;
 - NaN or inf in the output (`NonFiniteRenderError`; no black image is ever returned).
 Cancellation is not a failure: `RenderCancelled` passes through untouched. A failed job leaves the runner
 ready for the next one.
@@ -19,7 +21,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -78,6 +80,9 @@ class LoadedModel:
     scale: Callable[[int, int], tuple[int, int]] | None = None
     # The LoRA files this model can apply by name, and those loaded into it (engine.loras).
     loras: LoraLibrary = field(default_factory=LoraLibrary)
+    # Offload the models to the CPU between uses and tile the VAE decode from the first render on (on an
+    # accelerator; `InstanceDiffusionPipeline.enable_low_memory`), not only after running out of memory.
+    low_memory: bool = False
 
     def render_size(self, width: int, height: int) -> tuple[int, int]:
         """The size this model really renders a `width` x `height` canvas at."""
@@ -111,21 +116,30 @@ class _Attempt:
     name: str
     max_batch: int | None = None
     vae_tiling: bool = False
-    offload: bool = False  # text encoder and VAE on the CPU (only where the UNet is on an accelerator)
+    # Only where the UNet is on an accelerator: "model" moves each model onto it only while it runs
+    # (diffusers' enable_model_cpu_offload; without accelerate, the text encoder and VAE stay on the CPU),
+    # "sequential" each layer (enable_sequential_cpu_offload: least memory, slowest).
+    offload: Literal["", "model", "sequential"] = ""
 
 
-# Cheaper and cheaper: one chain per UNet call, one row per call, a tiled VAE decode, then the text
-# encoder and VAE moved off the accelerator, leaving its memory to the UNet.
+# Cheaper and cheaper: one chain per UNet call, one row per call, a tiled VAE decode, then the models
+# offloaded to the CPU between uses, then layer by layer.
 OOM_LADDER: Final = (
     _Attempt("full batch"),
     _Attempt("one chain per UNet call", max_batch=2),
     _Attempt("one row per UNet call", max_batch=1),
     _Attempt("one row per UNet call and a tiled VAE decode", max_batch=1, vae_tiling=True),
     _Attempt(
-        "one row per UNet call, a tiled VAE decode, text encoder and VAE on the CPU",
+        "one row per UNet call, a tiled VAE decode, models offloaded to the CPU between uses",
         max_batch=1,
         vae_tiling=True,
-        offload=True,
+        offload="model",
+    ),
+    _Attempt(
+        "one row per UNet call, a tiled VAE decode, sequential CPU offload",
+        max_batch=1,
+        vae_tiling=True,
+        offload="sequential",
     ),
 )
 
@@ -135,6 +149,7 @@ class Runner:
         self._provider = provider
         self._model_id: str | None = None
         self._model: LoadedModel | None = None
+        self._low_memory_notes: list[str] = []
 
     @property
     def loaded_model_id(self) -> str | None:
@@ -151,11 +166,13 @@ class Runner:
             raise ModelFilesError(str(exc)) from exc
         # Chains cached for one set of weights never match another's (the cache also dies with the pipeline).
         self._model.pipeline.identity = json.dumps([model_id, self._model.hashes], sort_keys=True)
+        self._low_memory_notes = self._model.pipeline.enable_low_memory() if self._model.low_memory else []
         self._model_id = model_id
         return self._model
 
     def unload(self) -> None:
         self._model, self._model_id = None, None
+        self._low_memory_notes = []
         _free_memory()
 
     def render(
@@ -178,14 +195,16 @@ class Runner:
         pipeline = model.pipeline
         rendered = _at_model_scale(request, model)
         tried: list[str] = []
-        on_accelerator = pipeline.device.type != "cpu"
+        on_accelerator = pipeline.execution_device.type != "cpu"
         for attempt in OOM_LADDER:
             if attempt.offload and not on_accelerator:
                 continue  # already on the CPU: nothing to move
+            if attempt.offload == "model" and self._low_memory_notes:
+                continue  # low memory: already offloaded
             tried.append(attempt.name)
             try:
                 with _vae_tiling(pipeline, attempt.vae_tiling), _offloaded(pipeline, attempt.offload):
-                    output = pipeline(
+                    output = pipeline.render(
                         rendered,
                         callback=on_progress,
                         preview_every=preview_every,
@@ -201,7 +220,7 @@ class Runner:
                 log.warning("out of memory with %s: %s", attempt.name, exc)
                 _free_memory()
                 continue
-            notes = list(output.notes)
+            notes = [f"low memory: {note}" for note in self._low_memory_notes] + list(output.notes)
             if rendered is not request:
                 notes.insert(
                     0,
@@ -215,7 +234,7 @@ class Runner:
                 request=request,
                 timings={"load": load_time, **output.timings},
                 model_hashes={**model.hashes, **lora_hashes},
-                device=str(pipeline.device),
+                device=str(pipeline.execution_device),
                 dtype=str(pipeline.dtype).removeprefix("torch."),
                 notes=tuple(notes),
                 reused_instances=output.reused,
@@ -246,33 +265,46 @@ def _at_model_scale(request: RenderRequest, model: LoadedModel) -> RenderRequest
 @contextmanager
 def _vae_tiling(pipeline: InstanceDiffusionPipeline, enabled: bool) -> Iterator[None]:
     """Turn the VAE's tiled decode on for one attempt, and back to how it was afterwards."""
-    vae = pipeline.vae
-    before = bool(getattr(vae, "use_tiling", False))
+    before = bool(getattr(pipeline.vae, "use_tiling", False))
     if enabled:
-        vae.enable_tiling()  # type: ignore[no-untyped-call]  # diffusers leaves these unannotated
+        pipeline.enable_vae_tiling()
     try:
         yield
     finally:
         if enabled and not before:
-            vae.disable_tiling()  # type: ignore[no-untyped-call]
+            pipeline.disable_vae_tiling()
 
 
 @contextmanager
-def _offloaded(pipeline: InstanceDiffusionPipeline, enabled: bool) -> Iterator[None]:
-    """Move the text encoder and the VAE to the CPU (fp32) for one attempt, and back afterwards."""
-    if not enabled:
+def _offloaded(pipeline: InstanceDiffusionPipeline, how: str) -> Iterator[None]:
+    """diffusers' model or sequential CPU offload for one attempt, and the models back where they were
+    afterwards. Without accelerate (which diffusers' offload needs) the text encoder and VAE move to the
+    CPU (fp32) by hand, leaving the accelerator to the UNet."""
+    if not how:
         yield
         return
-    modules = (pipeline.text_encoder, pipeline.vae)
+    modules: tuple[torch.nn.Module, ...] = (pipeline.text_encoder, pipeline.vae, pipeline.unet)
     placed = [(module, next(module.parameters()).device, next(module.parameters()).dtype) for module in modules]
-    for module in modules:
-        torch.nn.Module.to(module, "cpu", torch.float32)
+    device = pipeline.execution_device
+    hooked = bool(getattr(pipeline, "_all_hooks", None))  # low memory: model offload already on
+    try:
+        if how == "sequential":
+            pipeline.enable_sequential_cpu_offload(device=device)
+        else:
+            pipeline.enable_model_cpu_offload(device=device)
+    except ImportError:
+        log.info("accelerate is not installed: moving the text encoder and VAE to the CPU by hand")
+        for module in (pipeline.text_encoder, pipeline.vae):
+            torch.nn.Module.to(module, "cpu", torch.float32)
     _free_memory()
     try:
         yield
     finally:
-        for module, device, dtype in placed:
-            torch.nn.Module.to(module, device, dtype)
+        pipeline.remove_all_hooks()  # type: ignore[no-untyped-call]
+        for placed_module, where, dtype in placed:
+            torch.nn.Module.to(placed_module, where, dtype)
+        if hooked:
+            pipeline.enable_model_cpu_offload(device=device)
 
 
 def _free_memory() -> None:

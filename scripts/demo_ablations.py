@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             for index in range(args.layouts):
                 scene = generate(800_000 + index)  # a probe apart from the benchmark's held-out layouts
                 for kind in InstanceKind:
-                    image = pipe(request_for(scene, kind, steps=20)).image
+                    image = pipe.render(request_for(scene, kind, steps=20)).image
                     score_image(scene, kind, image, scores[kind])
             row = {
                 "variant": name,

@@ -4,6 +4,11 @@ A 64x64 canvas; the VAE maps it to a 16x16x4 latent; a narrow gated UNet with Un
 on that; a small CLIP text encoder reads the world's captions through the generated tokenizer. The
 components are saved in one folder (configs as JSON, weights as safetensors, the tokenizer) and loaded
 back offline.
+
+Two folder layouts load: the app's own (`config.json` with every section, fp16 `vae`/`text_encoder`/`unet`
+safetensors, `tokenizer/`), which `save_demo` writes and the bundled model ships in, and a diffusers
+pipeline folder (`model_index.json`), what `InstanceDiffusionPipeline.save_pretrained` writes;
+`migrate_demo` turns the first into the second. Either way the UNet is an `InstanceUNet2DConditionModel`.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from diffusers.models.autoencoders.autoencoder_kl import AutoencoderKL
 from diffusers.models.unets.unet_2d_condition import UNet2DConditionModel
@@ -25,6 +30,9 @@ from engine.models.builder import InstanceUNetConfig, build_instance_unet
 from engine.models.fusers import FuserConfig
 from engine.models.unifusion import UniFusionConfig
 from engine.weights_io import read_safetensors, write_safetensors_atomic
+
+if TYPE_CHECKING:
+    from engine.pipeline import InstanceDiffusionPipeline
 
 WIDTH: Final = 64  # text and token width
 
@@ -112,12 +120,19 @@ def save_demo(components: DemoComponents, config: DemoModelConfig, folder: Path)
         write_safetensors_atomic(halved, folder / f"{name}.safetensors", metadata={"stored_dtype": "float16"})
 
 
-def load_demo(folder: Path) -> tuple[DemoComponents, DemoModelConfig]:
-    """Load a saved demo model offline; every weight file is shape-checked against its config.
+PIPELINE_INDEX: Final = "model_index.json"  # marks a diffusers pipeline folder
 
-    The config is checked first (types and bounds of every field, `engine.model_config_check`): a bad one
-    is a ModelConfigError naming the field, before anything is built from it.
+
+def load_demo(folder: Path) -> tuple[DemoComponents, DemoModelConfig]:
+    """Load a saved demo model offline, from either layout (see the module's docstring).
+
+    In the app's layout every weight file is shape-checked against its config, and the config is checked
+    first (types and bounds of every field, `engine.model_config_check`): a bad one is a ModelConfigError
+    naming the field, before anything is built from it. Folders from older versions (a `drops` entry in
+    the position net's section, no `fusers` section) load as they were trained.
     """
+    if (folder / PIPELINE_INDEX).exists():
+        return _from_pipeline(load_demo_pipeline(folder))
     raw = read_checked_config(folder / "config.json", DEMO_CONFIG)
     factors = raw.pop("preview_factors", None)
     data = {key: _tuples(value) for key, value in raw.items()}
@@ -141,6 +156,45 @@ def load_demo(folder: Path) -> tuple[DemoComponents, DemoModelConfig]:
     for module in (components.vae, components.text_encoder, components.unet):
         module.eval()
     return components, config
+
+
+def load_demo_pipeline(folder: Path) -> InstanceDiffusionPipeline:
+    """The demo model as an `InstanceDiffusionPipeline`, offline, from either layout."""
+    from engine.pipeline import InstanceDiffusionPipeline
+
+    if (folder / PIPELINE_INDEX).exists():
+        pipe: InstanceDiffusionPipeline = InstanceDiffusionPipeline.from_pretrained(folder, local_files_only=True)
+        for module in (pipe.vae, pipe.text_encoder, pipe.unet):
+            module.eval()
+        return pipe
+    components, config = load_demo(folder)
+    return InstanceDiffusionPipeline(
+        components.vae,
+        components.text_encoder,
+        components.tokenizer,
+        components.unet,
+        preview_factors=config.preview_factors,
+    )
+
+
+def migrate_demo(folder: Path, dest: Path) -> None:
+    """Write the demo model in `folder` (either layout) to `dest` as a diffusers pipeline folder."""
+    load_demo_pipeline(folder).save_pretrained(dest)
+
+
+def _from_pipeline(pipe: InstanceDiffusionPipeline) -> tuple[DemoComponents, DemoModelConfig]:
+    """Components and config of a demo model loaded as a pipeline."""
+    unet_config = pipe.unet.instance_config
+    factors = pipe.config.get("preview_factors")
+    config = DemoModelConfig(
+        vae={k: v for k, v in pipe.vae.config.items() if not k.startswith("_")},
+        unet=dict(unet_config.unet),
+        position_net=unet_config.position_net,
+        text={k: getattr(pipe.text_encoder.config, k) for k in DEMO_TEXT},
+        fusers=unet_config.fusers,
+        preview_factors=None if factors is None else tuple(tuple(row) for row in factors),
+    )
+    return DemoComponents(pipe.vae, pipe.text_encoder, pipe.tokenizer, pipe.unet), config
 
 
 def _tuples(section: dict[str, Any]) -> dict[str, Any]:

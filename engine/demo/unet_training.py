@@ -287,7 +287,7 @@ def batch_loss(
 ) -> torch.Tensor:
     """The Min-SNR-weighted epsilon loss of `batch`; its latent sample, noise and timesteps come from (seed, step)."""
     net = position_net_of(components.unet)
-    net.drops = OFFICIAL_DROPS[batch.kind.value]
+    drops = OFFICIAL_DROPS[batch.kind.value]  # per call: the model holds no drop state
     device = next(components.unet.parameters()).device
     generator = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
     rows = batch.indices
@@ -298,7 +298,7 @@ def batch_loss(
     timesteps = torch.randint(0, scheduler.config["num_train_timesteps"], (len(rows),), generator=generator)
     noisy = scheduler.add_noise(latents, noise, cast(torch.IntTensor, timesteps.to(device)))
     inputs, regions = grounding_inputs(batch, scenes, _pooled(components, vocabulary), net.config.max_objs)
-    tokens = net(**{key: value.to(device) for key, value in inputs.items()})
+    tokens = net(**{key: value.to(device) for key, value in inputs.items()}, drops=drops)
     prediction: torch.Tensor = components.unet(
         noisy,
         timesteps.to(device),

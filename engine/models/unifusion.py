@@ -8,12 +8,14 @@ dropped. At SD1.5 size the output is (B, 184, 768). The numbered rules follow sp
 names are the official ones, so `position_net.*` of the official checkpoint loads unchanged.
 
 It is installed as `unet.position_net`: diffusers' UNet calls it with the `"gligen"` entry of
-`cross_attention_kwargs` and hands the tokens to every gated fuser.
+`cross_attention_kwargs` and hands the tokens to every gated fuser. Which location kinds are dropped is an
+argument of each call (`drops`), not state of the model: two callers sharing a model never see each
+other's choice.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -48,6 +50,8 @@ OFFICIAL_DROPS: dict[str, GroundingDrops] = {
     "point": GroundingDrops(boxes=True, points=False, scribbles=True, masks=True),
     "scribble": GroundingDrops(boxes=False, points=False, scribbles=False, masks=False),
 }
+# What a call that names no drops gets: the official default config (test_mask.yaml).
+DEFAULT_DROPS: GroundingDrops = OFFICIAL_DROPS["mask"]
 
 
 @dataclass(frozen=True)
@@ -65,7 +69,6 @@ class UniFusionConfig:
     seg_tokens: int = 64
     convnext_depths: tuple[int, int, int, int] = (3, 3, 9, 3)
     convnext_dims: tuple[int, int, int, int] = (96, 192, 384, 768)
-    drops: GroundingDrops = field(default_factory=lambda: OFFICIAL_DROPS["mask"])
 
     @property
     def seg_feature_dim(self) -> int:
@@ -91,7 +94,6 @@ class UniFusion(nn.Module):
     def __init__(self, config: UniFusionConfig | None = None) -> None:
         super().__init__()
         self.config = config = config or UniFusionConfig()
-        self.drops = config.drops
         per_coord = 2 * config.fourier_freqs
         box_dim, point_dim = per_coord * 4, per_coord * 2
         scribble_dim, polygon_dim = per_coord * 2 * config.scribble_points, per_coord * 2 * config.polygon_points
@@ -126,6 +128,7 @@ class UniFusion(nn.Module):
         segs: torch.Tensor | None = None,
         points: torch.Tensor | None = None,
         objs: torch.Tensor | RegionTokens | None = None,
+        drops: GroundingDrops | None = None,
     ) -> torch.Tensor | RegionTokens:
         """Tokens (B, 4*max_objs + seg_tokens, out_dim): box, point, scribble, polygon, then seg tokens.
 
@@ -141,6 +144,7 @@ class UniFusion(nn.Module):
             segs: (B, N, H, W) binary masks, slot s in channel s; resized to seg_size.
             points: (B, N, 2); callers put the box centre where no point was given.
             objs: precomputed tokens (with their regions, for instance-masked fusers), returned unchanged.
+            drops: the location kinds this call ignores; None: `DEFAULT_DROPS`.
         """
         if objs is not None:
             return objs
@@ -153,8 +157,9 @@ class UniFusion(nn.Module):
         polygons = _or_zeros(polygons, batch, slots, 2 * cfg.polygon_points, positive_embeddings)
         points = _or_zeros(points, batch, slots, 2, positive_embeddings)
 
-        drop_boxes = self.drops.boxes
-        if drop_boxes and self.drops.points and self.drops.scribbles and self.drops.masks:
+        drops = DEFAULT_DROPS if drops is None else drops
+        drop_boxes = drops.boxes
+        if drop_boxes and drops.points and drops.scribbles and drops.masks:
             drop_boxes = False  # never drop everything: the official code keeps boxes then
 
         present = masks.to(dtype).unsqueeze(-1)  # (B, N, 1)
@@ -166,11 +171,11 @@ class UniFusion(nn.Module):
 
         none = torch.zeros_like(present)
         box_gate = none if drop_boxes else present
-        point_gate = none if self.drops.points else present
+        point_gate = none if drops.points else present
         # Scribbles and polygons: a present slot counts even with all-zero points (it embeds zeros);
         # only empty slots and dropped kinds get the null feature.
-        scribble_gate = none if self.drops.scribbles else ((scribbles.sum(-1, keepdim=True) + present) > 0).to(dtype)
-        polygon_gate = none if self.drops.masks else ((polygons.sum(-1, keepdim=True) + present) > 0).to(dtype)
+        scribble_gate = none if drops.scribbles else ((scribbles.sum(-1, keepdim=True) + present) > 0).to(dtype)
+        polygon_gate = none if drops.masks else ((polygons.sum(-1, keepdim=True) + present) > 0).to(dtype)
 
         box_tokens = self.linears_list[0](torch.cat([text, gated(boxes, box_gate, self.null_position_feature)], -1))
         point_tokens = self.linears_list[1](torch.cat([text, gated(points, point_gate, self.null_point_feature)], -1))
@@ -180,14 +185,15 @@ class UniFusion(nn.Module):
         polygon_tokens = self.linears_list[3](
             torch.cat([text, gated(polygons, polygon_gate, self.null_polygon_feature)], -1)
         )
-        seg_tokens = self.linears_list[4](self._seg_features(segs, batch, dtype))
+        seg_tokens = self.linears_list[4](self._seg_features(None if drops.masks else segs, batch, dtype))
         return torch.cat([box_tokens, point_tokens, scribble_tokens, polygon_tokens, seg_tokens], dim=1)
 
     def _seg_features(self, segs: torch.Tensor | None, batch: int, dtype: torch.dtype) -> torch.Tensor:
-        """The 64 seg tokens' inputs. The gate is per sample: on if any slot of the sample has mask pixels."""
+        """The 64 seg tokens' inputs (`segs` None: masks absent or dropped). The gate is per sample: on if
+        any slot of the sample has mask pixels."""
         cfg = self.config
         null = self.null_seg_feature.to(dtype).expand(batch, cfg.seg_tokens, -1)
-        if self.drops.masks or segs is None:
+        if segs is None:
             return null + self.pos_embedding
         gate = (segs.flatten(1).sum(-1) > 0).to(dtype)[:, None, None]  # (B, 1, 1)
         if not bool(gate.any()):

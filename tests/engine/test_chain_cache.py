@@ -47,7 +47,7 @@ class Reusing:
         self.pipe = pipe
 
     def __call__(self, request: RenderRequest, **kwargs: Any) -> PipelineOutput:
-        return self.pipe(request, reuse_chains=True, **kwargs)
+        return self.pipe.render(request, reuse_chains=True, **kwargs)
 
 
 @pytest.fixture
@@ -65,7 +65,7 @@ def render(fresh: InstanceDiffusionPipeline) -> Reusing:
 
 
 def from_nothing(pipe: InstanceDiffusionPipeline, request: RenderRequest) -> PipelineOutput:
-    return pipe(request, reuse_chains=False)
+    return pipe.render(request, reuse_chains=False)
 
 
 def assert_same_render(pipe: InstanceDiffusionPipeline, ours: PipelineOutput, reference: PipelineOutput) -> None:

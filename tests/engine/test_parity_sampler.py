@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow
 def test_parity_sampler_matches_the_official_multi_instance_sampler(recipe_unet: UNet2DConditionModel) -> None:
     fx, meta = read_fixture("fixture_C_sampler.safetensors")
     net = position_net_of(recipe_unet)
-    net.drops = drops_from_metadata(meta, meta["config"].removeprefix("test_"))
+    drops = drops_from_metadata(meta, meta["config"].removeprefix("test_"))
     settings = SamplerSettings(
         steps=int(meta["S"]), guidance=float(meta["guidance"]), alpha=float(meta["alpha"]), mis=float(meta["mis"])
     )
@@ -44,10 +44,10 @@ def test_parity_sampler_matches_the_official_multi_instance_sampler(recipe_unet:
     ]
     side = fx["inst_segs_u8"].shape[-1] if len(segs) else None
     with torch.no_grad():
-        tokens = [net(**slot_grounding(instances, net.config, side))] + [
-            net(**slot_grounding([inst], net.config, side)) for inst in instances
+        tokens = [net(**slot_grounding(instances, net.config, side), drops=drops)] + [
+            net(**slot_grounding([inst], net.config, side), drops=drops) for inst in instances
         ]
-        null = net(**null_grounding(net.config, seg_side=side))
+        null = net(**null_grounding(net.config, seg_side=side), drops=drops)
     full = Chain(fx["context_full"], tokens[0])
     chains = [Chain(fx["context_instance"][k], tokens[k + 1]) for k in range(n)]
 

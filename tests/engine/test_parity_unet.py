@@ -8,8 +8,9 @@ import pytest
 import torch
 from diffusers.models.unets.unet_2d_condition import UNet2DConditionModel
 
-from engine.models.builder import position_net_of, scaleu_of
+from engine.models.builder import scaleu_of
 from engine.models.fusers import set_fusers_enabled
+from engine.models.unifusion import GroundingDrops
 from tests.engine.parity import assert_close, dense_segs, drops_from_metadata, read_fixture
 
 pytestmark = pytest.mark.slow
@@ -28,10 +29,10 @@ def test_parity_unet_eps_match_official(recipe_unet: UNet2DConditionModel) -> No
         "points": fixture["points"],
     }
 
-    def eps(*, grounded: bool, scaleu: bool = True) -> torch.Tensor:
+    def eps(*, grounded: bool, scaleu: bool = True, drops: GroundingDrops | None = None) -> torch.Tensor:
         set_fusers_enabled(recipe_unet, grounded)
         scaleu_of(recipe_unet).enabled = scaleu
-        kwargs = {"gligen": dict(grounding)} if grounded else None
+        kwargs = {"gligen": {**grounding, "drops": drops}} if grounded else None
         with torch.no_grad():
             out: torch.Tensor = recipe_unet(
                 fixture["x"],
@@ -52,7 +53,13 @@ def test_parity_unet_eps_match_official(recipe_unet: UNet2DConditionModel) -> No
     configs = sorted(k.removeprefix("eps_test_").removesuffix("_scale1") for k in fixture if k.endswith("_scale1"))
     assert configs, "fixture B holds no eps_test_*_scale1 outputs"
     for config in configs:
-        position_net_of(recipe_unet).drops = drops_from_metadata(metadata, config)
-        assert_close(eps(grounded=True), fixture[f"eps_test_{config}_scale1"], 1e-4, 2e-5, f"eps_test_{config}_scale1")
+        drops = drops_from_metadata(metadata, config)
+        assert_close(
+            eps(grounded=True, drops=drops),
+            fixture[f"eps_test_{config}_scale1"],
+            1e-4,
+            2e-5,
+            f"eps_test_{config}_scale1",
+        )
         checked.append(config)
     assert len(checked) >= 2

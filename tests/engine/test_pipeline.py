@@ -50,13 +50,13 @@ def test_without_instances_it_is_stable_diffusion(pipe: InstanceDiffusionPipelin
             generator=torch.Generator("cpu").manual_seed(7),
             output_type="latent",
         ).images
-        ours = pipe(request(negative_prompt="blurry", width=128, scheduler=scheduler))
+        ours = pipe.render(request(negative_prompt="blurry", width=128, scheduler=scheduler))
         torch.testing.assert_close(ours.latents, expected, rtol=0, atol=1e-5, msg=f"latents differ with {scheduler}")
 
 
 def test_same_request_renders_bit_identical_images(pipe: InstanceDiffusionPipeline) -> None:
     req = request(BOX, POINT, SCRIBBLE, POLYGON, BITMAP)
-    assert np.array_equal(pipe(req).image, pipe(req).image)
+    assert np.array_equal(pipe.render(req).image, pipe.render(req).image)
 
 
 def test_noise_depends_only_on_seed_and_size(pipe: InstanceDiffusionPipeline) -> None:
@@ -72,23 +72,25 @@ def test_noise_depends_only_on_seed_and_size(pipe: InstanceDiffusionPipeline) ->
     "instance", [BOX, POINT, SCRIBBLE, POLYGON, BITMAP], ids=lambda i: i.kind.value + " " + i.caption
 )
 def test_every_location_kind_steers_the_render(pipe: InstanceDiffusionPipeline, instance: InstanceSpec) -> None:
-    plain = pipe(request()).latents
-    grounded = pipe(request(instance)).latents
+    plain = pipe.render(request()).latents
+    grounded = pipe.render(request(instance)).latents
     assert not torch.allclose(grounded, plain, atol=1e-4)
 
 
 def test_moving_an_instance_changes_the_render(pipe: InstanceDiffusionPipeline) -> None:
     moved = InstanceSpec(BOX.caption, BOX.kind, box=(0.5, 0.4, 0.9, 0.9))
-    assert not torch.allclose(pipe(request(BOX, mis=0.0)).latents, pipe(request(moved, mis=0.0)).latents, atol=1e-4)
+    assert not torch.allclose(
+        pipe.render(request(BOX, mis=0.0)).latents, pipe.render(request(moved, mis=0.0)).latents, atol=1e-4
+    )
 
 
 def test_the_multi_instance_sampler_runs_one_chain_per_instance_in_one_batch(pipe: InstanceDiffusionPipeline) -> None:
     calls: list[int] = []
     handle = pipe.unet.register_forward_pre_hook(lambda _m, args: calls.append(args[0].shape[0]))
     try:
-        with_mis = pipe(request(BOX, POINT, SCRIBBLE, mis=0.5)).latents
+        with_mis = pipe.render(request(BOX, POINT, SCRIBBLE, mis=0.5)).latents
         mis_calls, calls[:] = list(calls), []
-        without = pipe(request(BOX, POINT, SCRIBBLE, mis=0.0)).latents
+        without = pipe.render(request(BOX, POINT, SCRIBBLE, mis=0.0)).latents
     finally:
         handle.remove()
     # PLMS, 6 steps: 7 iterations; the first int(0.5 * 6) = 3 steps (4 iterations) run 4 chains x (uncond, cond).
@@ -99,15 +101,15 @@ def test_the_multi_instance_sampler_runs_one_chain_per_instance_in_one_batch(pip
 
 def test_max_batch_splits_calls_without_changing_the_result(pipe: InstanceDiffusionPipeline) -> None:
     req = request(BOX, POINT, mis=0.5)
-    whole = pipe(req).latents
-    chunked = pipe(req, max_batch=2).latents
+    whole = pipe.render(req).latents
+    chunked = pipe.render(req, max_batch=2).latents
     # The same maths; only float rounding differs with the batch size (amplified by guidance 7.5).
     assert ((chunked - whole).norm() / whole.norm()).item() < 1e-5
 
 
 @pytest.mark.parametrize("scheduler", list(Scheduler))
 def test_every_scheduler_renders_an_image(pipe: InstanceDiffusionPipeline, scheduler: Scheduler) -> None:
-    out = pipe(request(BOX, POLYGON, scheduler=scheduler, width=128))
+    out = pipe.render(request(BOX, POLYGON, scheduler=scheduler, width=128))
     assert out.image.shape == (64, 128, 3) and out.image.dtype == np.uint8
     assert out.image.std() > 0
     assert set(out.timings) >= {"encode", "sample", "decode", "total"}
@@ -120,7 +122,7 @@ def test_cancel_at_a_random_step_stops_at_once_and_returns_nothing(pipe: Instanc
         handle = pipe.unet.register_forward_pre_hook(lambda *_, seen=unet_calls: seen.append(1))
         try:
             with pytest.raises(RenderCancelled):
-                pipe(request(BOX, POINT), should_cancel=lambda seen=unet_calls, n=stop_after: len(seen) >= n)
+                pipe.render(request(BOX, POINT), should_cancel=lambda seen=unet_calls, n=stop_after: len(seen) >= n)
         finally:
             handle.remove()
         assert len(unet_calls) == stop_after, "no UNet call after the cancel"
@@ -141,7 +143,7 @@ def test_a_cancel_during_a_unet_call_lands_at_its_next_block(pipe: InstanceDiffu
     ]
     try:
         with pytest.raises(RenderCancelled):
-            pipe(request(BOX, POINT), should_cancel=lambda: clicked["cancel"])
+            pipe.render(request(BOX, POINT), should_cancel=lambda: clicked["cancel"])
     finally:
         for handle in handles:
             handle.remove()
@@ -154,7 +156,7 @@ def test_a_cancel_after_the_last_step_skips_the_decode(pipe: InstanceDiffusionPi
     handle = pipe.vae.decoder.register_forward_pre_hook(lambda *_: decoded.append(1))
     try:
         with pytest.raises(RenderCancelled):
-            pipe(
+            pipe.render(
                 request(BOX),
                 callback=lambda done, total, _preview: clicked.update(cancel=done == total),
                 should_cancel=lambda: clicked["cancel"],
@@ -166,7 +168,7 @@ def test_a_cancel_after_the_last_step_skips_the_decode(pipe: InstanceDiffusionPi
 
 def test_the_cancel_checks_leave_the_render_bit_identical(pipe: InstanceDiffusionPipeline) -> None:
     req = request(BOX, POINT)
-    assert torch.equal(pipe(req, should_cancel=lambda: False).latents, pipe(req).latents)
+    assert torch.equal(pipe.render(req, should_cancel=lambda: False).latents, pipe.render(req).latents)
 
 
 def test_nan_at_a_chosen_step_is_an_error_not_an_image(pipe: InstanceDiffusionPipeline) -> None:
@@ -181,13 +183,13 @@ def test_nan_at_a_chosen_step_is_an_error_not_an_image(pipe: InstanceDiffusionPi
     handle = pipe.unet.register_forward_hook(poison)
     try:
         with pytest.raises(NonFiniteOutputError, match="NaN"):
-            pipe(request(BOX))
+            pipe.render(request(BOX))
     finally:
         handle.remove()
 
 
 def test_a_non_finite_half_precision_decode_is_retried_in_fp32(pipe: InstanceDiffusionPipeline) -> None:
-    latents = pipe(request(BOX)).latents
+    latents = pipe.render(request(BOX)).latents
     pipe.vae.to(torch.bfloat16)
 
     def overflow(module: torch.nn.Module, _args: object, output: torch.Tensor) -> torch.Tensor:
@@ -217,7 +219,7 @@ def test_progress_counts_the_steps_the_user_set_with_previews_at_the_chosen_rate
         if preview is not None:
             previews.append(preview)
 
-    pipe(request(BOX, steps=6, scheduler=scheduler), callback=callback, preview_every=3)
+    pipe.render(request(BOX, steps=6, scheduler=scheduler), callback=callback, preview_every=3)
     assert [r[:2] for r in reports] == [(i, 6) for i in range(1, 7)]
     assert [r[2] for r in reports] == [False, False, True, False, False, True]
     assert previews[0].shape == (64, 64, 3) and previews[0].dtype == np.uint8  # the image's size
@@ -227,7 +229,7 @@ def test_a_small_vae_decodes_the_previews_a_large_one_is_approximated_smoothly(
     pipe: InstanceDiffusionPipeline, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     previews: list[np.ndarray] = []
-    out = pipe(request(BOX, steps=4), callback=lambda _d, _t, p: previews.append(p), preview_every=2)
+    out = pipe.render(request(BOX, steps=4), callback=lambda _d, _t, p: previews.append(p), preview_every=2)
     assert pipe.preview_decodes  # the tiny VAE: decoding it costs little
     assert np.array_equal(previews[-1], out.image)  # the last preview is the picture itself, not the latents
 
@@ -243,15 +245,15 @@ def test_each_text_is_encoded_once(pipe: InstanceDiffusionPipeline, monkeypatch:
     real = pipe._encode
     monkeypatch.setattr(pipe, "_encode", lambda texts, pad_to_max: encoded.extend(texts) or real(texts, pad_to_max))
     req = request(InstanceSpec("a unique cat", InstanceKind.BOX, box=(0.1, 0.1, 0.4, 0.4)), prompt="a unique scene")
-    pipe(req)
-    pipe(req)
+    pipe.render(req)
+    pipe.render(req)
     assert encoded.count("a unique cat") == 2  # once as a caption feature, once as its chain's prompt
     assert encoded.count("a unique scene") == 1
 
 
 def test_canvas_must_fit_the_model(pipe: InstanceDiffusionPipeline) -> None:
     with pytest.raises(ValueError, match="width 96 must be a multiple of 64"):
-        pipe(request(width=96))
+        pipe.render(request(width=96))
 
 
 def test_grounding_config_follows_the_kinds_present() -> None:
@@ -281,7 +283,7 @@ def test_instance_masked_fusers_get_each_rows_regions(tmp_path_factory: pytest.T
     wide_box = InstanceSpec("a red circle", InstanceKind.BOX, box=(0.0, 0.0, 0.25, 0.5))
     point = InstanceSpec("a blue star", InstanceKind.POINT, point=(0.9, 0.9))
     try:
-        demo(request(wide_box, point, width=128, height=64, steps=4, mis=0.5, alpha=1.0))
+        demo.render(request(wide_box, point, width=128, height=64, steps=4, mis=0.5, alpha=1.0))
     finally:
         handle.remove()
     first = seen[0]  # rows: (uncond, cond) for the full chain, then for each instance's chain

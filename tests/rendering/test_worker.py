@@ -30,7 +30,7 @@ def out_of_memory_model(folder: Path) -> LoadedModel:
     model = load_demo_model(folder)
 
     class Exhausted(type(model.pipeline)):  # type: ignore[misc]
-        def __call__(self, *_args: object, **_kwargs: object) -> None:
+        def render(self, *_args: object, **_kwargs: object) -> None:
             raise torch.OutOfMemoryError("CUDA out of memory (injected)")
 
     model.pipeline.__class__ = Exhausted  # this one pipeline only

@@ -89,7 +89,7 @@ def test_a_quick_placement_run_places_what_is_drawn(pipe: InstanceDiffusionPipel
     as well as its recorded evaluation says, and renders reproducibly."""
 
     def render(request: RenderRequest) -> np.ndarray:
-        return pipe(request).image
+        return pipe.render(request).image
 
     scores = measure(render, layouts=12, steps=20)
     recorded = read_manifest(DEMO_MODEL_DIR)["evaluation"]["mis_on"]

@@ -45,7 +45,7 @@ def test_the_pipeline_renders_with_it(saved: Path) -> None:
         steps=4,
         instances=(InstanceSpec("a red circle", InstanceKind.BOX, box=(0.1, 0.1, 0.5, 0.5)),),
     )
-    image = pipe(request).image
+    image = pipe.render(request).image
     assert image.shape == (64, 64, 3) and np.isfinite(image).all()
 
 

@@ -21,6 +21,7 @@ from engine.demo.unet_training import (
 from engine.demo.world import generate, instance_captions
 from engine.models.builder import position_net_of
 from engine.models.fusers import fuser_config_of
+from engine.models.unifusion import GroundingDrops
 from engine.regions import slot_regions
 from engine.request import InstanceKind
 from engine.schedulers import SD15_SCHEDULE
@@ -90,8 +91,7 @@ def test_some_samples_lose_their_grounding_or_caption(parts: DemoComponents, sce
     )
     assert "" in batch.prompts and any(batch.prompts)
     # The net takes them as they are.
-    position_net_of(parts.unet).drops = position_net_of(parts.unet).drops.__class__()
-    assert position_net_of(parts.unet)(**inputs).shape[:2] == (32, 184)
+    assert position_net_of(parts.unet)(**inputs, drops=GroundingDrops()).shape[:2] == (32, 184)
 
 
 def test_min_snr_weights_cap_the_easy_timesteps_only() -> None:

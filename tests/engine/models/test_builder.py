@@ -5,7 +5,7 @@ import torch
 
 from engine.models.builder import InstanceUNetConfig, build_instance_unet, position_net_of, scaleu_of
 from engine.models.fusers import fusers, set_fusers_enabled
-from engine.models.unifusion import UniFusion
+from engine.models.unifusion import GroundingDrops, UniFusion
 from tests.engine.models.test_unifusion import grounding
 from tests.engine.tiny_sd import TINY_CONFIG, tiny_unet
 
@@ -56,8 +56,7 @@ def eps(unet: torch.nn.Module, gligen: dict[str, torch.Tensor] | None) -> torch.
 
 @pytest.mark.parametrize("kind", ["boxes", "points", "scribbles", "polygons", "segs"])
 def test_every_location_kind_reaches_the_unet_output(unet: torch.nn.Module, kind: str) -> None:
-    position_net_of(unet).drops = position_net_of(unet).drops.__class__(scribbles=False)  # nothing dropped
-    inputs = grounding()
+    inputs = {**grounding(), "drops": GroundingDrops(scribbles=False)}  # nothing dropped
     before = eps(unet, inputs)
     edited = dict(inputs)
     edited[kind] = inputs[kind].roll(7, dims=-1) if kind != "segs" else inputs[kind].roll(17, dims=-1)

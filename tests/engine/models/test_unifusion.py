@@ -41,9 +41,8 @@ def grounding(instances: int = 3, batch: int = 1) -> dict[str, torch.Tensor]:
 
 
 def tokens(net: UniFusion, inputs: dict[str, torch.Tensor], drops: GroundingDrops | None = None) -> torch.Tensor:
-    net.drops = drops or OFFICIAL_DROPS["scribble"]  # nothing dropped
     with torch.no_grad():
-        out: torch.Tensor = net(**inputs)
+        out: torch.Tensor = net(**inputs, drops=drops or OFFICIAL_DROPS["scribble"])  # default: nothing dropped
     return out
 
 
