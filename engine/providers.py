@@ -13,7 +13,6 @@ from pathlib import Path
 from engine.demo import limits
 from engine.devices import select_device, select_dtype
 from engine.loading import load_components
-from engine.loras import LoraLibrary
 from engine.model_ids import DEMO, SD15, unknown_model_message
 from engine.model_settings import ModelSettings
 from engine.models.builder import InstanceUNetConfig
@@ -28,25 +27,21 @@ def load_demo_model(folder: Path = DEMO_MODEL_DIR) -> LoadedModel:
     """The bundled demo model, on the CPU in fp32 (it is small; that is what it is for).
 
     It renders every canvas at its own scale (engine.demo.limits.render_size: the canvas's aspect ratio,
-    the shorter side at the size of the images it learned), not at the canvas's pixel size."""
-    from engine.demo.model import load_demo
+    the shorter side at the size of the images it learned), not at the canvas's pixel size. The folder may
+    be in the app's layout (the bundled one) or a diffusers pipeline folder (`save_pretrained`)."""
+    from engine.demo.model import PIPELINE_INDEX, load_demo_pipeline
     from engine.weights_io import sha256_file
 
-    if not (folder / "config.json").exists():
+    if not (folder / "config.json").exists() and not (folder / PIPELINE_INDEX).exists():
         raise ModelFilesError(
             f"the bundled demo model is not in this copy of the app ({folder}); configure Stable Diffusion 1.5 "
             "and InstanceDiffusion (Settings -> Models, or `main.py models set`) and use the model 'sd15'"
         )
-    components, config = load_demo(folder)
-    pipeline = InstanceDiffusionPipeline(
-        components.vae,
-        components.text_encoder,
-        components.tokenizer,
-        components.unet,
-        preview_factors=config.preview_factors,
-    )
-    hashes = {path.stem: sha256_file(path) for path in sorted(folder.glob("*.safetensors"))}
-    side = int(config.vae.get("sample_size", limits.NATIVE_SIDE))
+    pipeline = load_demo_pipeline(folder)
+    # One weights file per component in either layout: at the top (the app's) or in its folder (diffusers').
+    weights = sorted([*folder.glob("*.safetensors"), *folder.glob("*/*.safetensors")])
+    hashes = {path.parent.name if path.parent != folder else path.stem: sha256_file(path) for path in weights}
+    side = int(pipeline.vae.config.get("sample_size", limits.NATIVE_SIDE))
     return LoadedModel(
         pipeline, hashes, scale=partial(limits.render_size, side=side, multiple=pipeline.canvas_multiple)
     )
@@ -60,9 +55,7 @@ def settings_provider(
 
     def provide(model_id: str) -> LoadedModel:
         if model_id == DEMO:
-            demo = load_demo_model(demo_dir)
-            demo.loras = LoraLibrary(settings.loras)  # LoRAs made for its small UNet; SD1.5's do not fit it
-            return demo
+            return load_demo_model(demo_dir)
         base = _base_path(settings, model_id)
         if settings.adapter is None:
             raise ModelFilesError(
@@ -77,7 +70,7 @@ def settings_provider(
         loaded = load_components(base, unet_config=unet_config, adapter=settings.adapter, device=device, dtype=dtype)
         pipeline = InstanceDiffusionPipeline(loaded.vae, loaded.text_encoder, loaded.tokenizer, loaded.unet)
         # Which base, then the SHA-256 of each of its files and of the adapter.
-        return LoadedModel(pipeline, {"base": model_id, **loaded.hashes}, loras=LoraLibrary(settings.loras))
+        return LoadedModel(pipeline, {"base": model_id, **loaded.hashes})
 
     return provide
 

@@ -113,7 +113,7 @@ def _bundle(args: argparse.Namespace) -> int:
         pipe = InstanceDiffusionPipeline(
             components.vae, components.text_encoder, components.tokenizer, components.unet, preview_factors=None
         )
-        report = evaluation_report(lambda request: pipe(request).image, layouts=args.evaluate, steps=args.steps)
+        report = evaluation_report(lambda request: pipe.render(request).image, layouts=args.evaluate, steps=args.steps)
         report["render_seconds"] = render_times(pipe, (args.steps, 50))
         record_evaluation(args.to, report)
         print(report_table(report))
