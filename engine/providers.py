@@ -13,6 +13,7 @@ from pathlib import Path
 from engine.demo import limits
 from engine.devices import select_device, select_dtype
 from engine.loading import load_components
+from engine.loras import LoraLibrary
 from engine.model_ids import DEMO, SD15, unknown_model_message
 from engine.model_settings import ModelSettings
 from engine.models.builder import InstanceUNetConfig
@@ -55,7 +56,9 @@ def settings_provider(
 
     def provide(model_id: str) -> LoadedModel:
         if model_id == DEMO:
-            return load_demo_model(demo_dir)
+            demo = load_demo_model(demo_dir)
+            demo.loras = LoraLibrary(settings.loras)  # LoRAs made for its small UNet; SD1.5's do not fit it
+            return demo
         base = _base_path(settings, model_id)
         if settings.adapter is None:
             raise ModelFilesError(
@@ -70,7 +73,7 @@ def settings_provider(
         loaded = load_components(base, unet_config=unet_config, adapter=settings.adapter, device=device, dtype=dtype)
         pipeline = InstanceDiffusionPipeline(loaded.vae, loaded.text_encoder, loaded.tokenizer, loaded.unet)
         # Which base, then the SHA-256 of each of its files and of the adapter.
-        return LoadedModel(pipeline, {"base": model_id, **loaded.hashes})
+        return LoadedModel(pipeline, {"base": model_id, **loaded.hashes}, loras=LoraLibrary(settings.loras))
 
     return provide
 
