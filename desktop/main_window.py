@@ -106,6 +106,7 @@ class MainWindow(QMainWindow):
         self.scene_list = SceneListPanel(self.add_scene, self.duplicate_scene, self.delete_scene)
         self.instance_list = InstanceListPanel()
         self.scene_settings = SceneSettingsPanel()
+        self.scene_settings.model_settings_path = self.model_settings_path  # its LoRA list offers those configured
         self.queue_panel = QueuePanel()
         self.queue = QueueControl(self.queue_panel, self.model_settings_path, self)
         self.queue.message.connect(self.show_message)

@@ -1,11 +1,15 @@
-"""Scene settings: caption, negative prompt, canvas size, seed and the sampler settings.
+"""Scene settings: caption, negative prompt, canvas size, seed, the sampler settings and the scene's LoRAs.
 
 Sampler settings show the project default until the user changes them; a changed value is stored as a
-scene override, and setting it back to the default removes the override.
+scene override, and setting it back to the default removes the override. LoRAs are added from those the
+model settings name (`lora_names`), each with a weight, and removed again.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt
@@ -14,7 +18,9 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFormLayout,
     QHBoxLayout,
+    QLabel,
     QLineEdit,
+    QMenu,
     QPlainTextEdit,
     QPushButton,
     QSpinBox,
@@ -26,7 +32,8 @@ from PySide6.QtWidgets import (
 from desktop.editor.connections import Connections
 from desktop.editor.scene_editor import MAX_SEED, SceneEditor
 from desktop.icons import icon
-from engine.request import Scheduler
+from engine.model_settings import ModelSettings, ModelSettingsError
+from engine.request import MAX_LORA_WEIGHT, MAX_LORAS, LoraWeight, Scheduler
 from projects.scene_settings import SAMPLER_FIELDS, ProjectDefaults
 
 SIZE_PRESETS: tuple[tuple[int, int], ...] = ((512, 512), (768, 512), (512, 768))
@@ -92,6 +99,23 @@ class SceneSettingsPanel(QWidget):
         self.reset = QPushButton("Use project defaults")
         self.reset.setToolTip("Forget this scene's own sampler settings")
 
+        # The model settings file (the window sets it): the LoRAs it names are read when the "Add" menu opens.
+        self.model_settings_path: Path | None = None
+        self.lora_names: Callable[[], Sequence[str]] = self._configured_loras
+        self.lora_rows: dict[str, tuple[QWidget, QDoubleSpinBox]] = {}
+        self._lora_list = QVBoxLayout()
+        self._lora_list.setContentsMargins(0, 0, 0, 0)
+        self.add_lora = QToolButton()
+        self.add_lora.setText("Add LoRA")
+        self.add_lora.setObjectName("addLora")
+        self.add_lora.setToolTip("Apply a LoRA from the model settings to this scene (Settings -> Models adds them)")
+        self.add_lora.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.add_lora.setMenu(QMenu(self.add_lora))
+        self.add_lora.menu().aboutToShow.connect(self._fill_lora_menu)
+        loras_box = QVBoxLayout()
+        loras_box.addLayout(self._lora_list)
+        loras_box.addWidget(self.add_lora, 0, Qt.AlignmentFlag.AlignLeft)
+
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         form.addRow("Name", self.name)
@@ -104,6 +128,7 @@ class SceneSettingsPanel(QWidget):
         form.addRow("Alpha", self.alpha)
         form.addRow("MIS", self.mis)
         form.addRow("Scheduler", self.scheduler)
+        form.addRow("LoRAs", loras_box)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
         layout.addLayout(form)
@@ -174,8 +199,38 @@ class SceneSettingsPanel(QWidget):
                 widget.style().unpolish(widget)
                 widget.style().polish(widget)
             self.reset.setEnabled(settings.has_sampler_overrides)
+            self._show_loras(settings.loras)
         finally:
             self._loading = False
+
+    def _show_loras(self, loras: tuple[LoraWeight, ...]) -> None:
+        """One row per LoRA (name, weight, remove); rows are rebuilt only when the names change, so a weight
+        being typed keeps its focus."""
+        if tuple(self.lora_rows) != tuple(lora.name for lora in loras):
+            for row, _spin in self.lora_rows.values():
+                self._lora_list.removeWidget(row)
+                row.deleteLater()
+            self.lora_rows = {lora.name: self._lora_row(lora.name) for lora in loras}
+        for lora in loras:
+            self.lora_rows[lora.name][1].setValue(lora.weight)
+        self.add_lora.setEnabled(len(loras) < MAX_LORAS)
+
+    def _lora_row(self, name: str) -> tuple[QWidget, QDoubleSpinBox]:
+        row = QWidget()
+        layout = QHBoxLayout(row)
+        layout.setContentsMargins(0, 0, 0, 0)
+        weight = _double(-MAX_LORA_WEIGHT, MAX_LORA_WEIGHT, 0.05)
+        weight.setToolTip(f"How strongly {name!r} acts: 1 as trained, 0 not at all, negative to subtract it")
+        weight.valueChanged.connect(lambda value: self._set_lora_weight(name, value))
+        remove = QToolButton()
+        remove.setText("×")
+        remove.setToolTip(f"Remove the LoRA {name!r} from this scene")
+        remove.clicked.connect(lambda: self._remove_lora(name))
+        layout.addWidget(QLabel(name), 1)
+        layout.addWidget(weight)
+        layout.addWidget(remove)
+        self._lora_list.addWidget(row)
+        return row, weight
 
     @property
     def _defaults(self) -> ProjectDefaults:
@@ -212,6 +267,47 @@ class SceneSettingsPanel(QWidget):
             return
         settings = self.editor.scene.settings.with_value(name, value, self._defaults)
         self._set(f"Change {name.replace('_', ' ')}", settings=settings)
+
+    def _configured_loras(self) -> list[str]:
+        if self.model_settings_path is None:
+            return []
+        try:
+            return sorted(ModelSettings.load(self.model_settings_path, missing_ok=True).loras)
+        except ModelSettingsError:  # the settings dialog and `models verify` say what is wrong with the file
+            return []
+
+    def _fill_lora_menu(self) -> None:
+        menu = self.add_lora.menu()
+        menu.clear()
+        used = set(self.lora_rows)
+        names = [name for name in self.lora_names() if name not in used]
+        for name in names:
+            menu.addAction(name, partial(self.add_lora_named, name))
+        if not names:
+            menu.addAction("No other LoRAs are configured (Settings -> Models)").setEnabled(False)
+
+    def _set_loras(self, text: str, loras: tuple[LoraWeight, ...]) -> None:
+        if self._loading or self.editor is None:
+            return
+        self._set(text, settings=self.editor.scene.settings.with_value("loras", loras, self._defaults))
+
+    def add_lora_named(self, name: str, weight: float = 1.0) -> None:
+        """Apply the LoRA `name` to the scene at `weight` (the "Add LoRA" menu's action)."""
+        if self.editor is not None and name not in self.lora_rows:
+            self._set_loras(f"Add LoRA {name}", (*self.editor.scene.settings.loras, LoraWeight(name, weight)))
+
+    def _set_lora_weight(self, name: str, weight: float) -> None:
+        if self.editor is not None:
+            loras = self.editor.scene.settings.loras
+            self._set_loras(
+                f"Change LoRA {name} weight",
+                tuple(LoraWeight(lora.name, weight) if lora.name == name else lora for lora in loras),
+            )
+
+    def _remove_lora(self, name: str) -> None:
+        if self.editor is not None:
+            loras = self.editor.scene.settings.loras
+            self._set_loras(f"Remove LoRA {name}", tuple(lora for lora in loras if lora.name != name))
 
     def _reset_overrides(self) -> None:
         if self.editor is None:

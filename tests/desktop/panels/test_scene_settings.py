@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from PySide6.QtWidgets import QToolButton
 from pytestqt.qtbot import QtBot
 
 from desktop.editor.scene_editor import SceneEditor
 from desktop.panels.scene_settings import SceneSettingsPanel
+from engine.model_settings import ModelSettings
+from engine.request import LoraWeight
 from projects.scene_data import SceneData
 from projects.scene_settings import ProjectDefaults
+from rendering.live_preview import scene_request
 
 
 @pytest.fixture
@@ -68,3 +73,51 @@ def test_sizes_are_multiples_of_64_and_the_dice_draws_a_seed(panel: SceneSetting
 def test_no_scene_disables_the_panel(panel: SceneSettingsPanel) -> None:
     panel.set_editor(None)
     assert not panel.isEnabled()
+
+
+def test_loras_are_added_from_the_model_settings_weighted_and_removed(
+    panel: SceneSettingsPanel, editor: SceneEditor
+) -> None:
+    panel.lora_names = lambda: ["ink", "detail"]
+    menu = panel.add_lora.menu()
+    menu.aboutToShow.emit()
+    assert [action.text() for action in menu.actions()] == ["ink", "detail"]
+    menu.actions()[0].trigger()
+    assert editor.scene.settings.loras == (LoraWeight("ink", 1.0),)
+    panel.lora_rows["ink"][1].setValue(0.6)
+    panel.add_lora_named("detail")
+    assert editor.scene.settings.loras == (LoraWeight("ink", 0.6), LoraWeight("detail", 1.0))
+    menu.aboutToShow.emit()
+    assert [a.isEnabled() for a in menu.actions()] == [False]  # both used: nothing left to add
+    request = scene_request(editor.scene, ProjectDefaults.default())
+    assert request.loras == (LoraWeight("ink", 0.6), LoraWeight("detail", 1.0))
+    assert editor.scene.settings.to_overrides() == {
+        "loras": [{"name": "ink", "weight": 0.6}, {"name": "detail", "weight": 1.0}]
+    }
+    editor.undo_stack.undo()  # the add, one step each
+    assert editor.scene.settings.loras == (LoraWeight("ink", 0.6),)
+    assert list(panel.lora_rows) == ["ink"] and panel.lora_rows["ink"][1].value() == 0.6
+    editor.undo_stack.redo()
+    remove = panel.lora_rows["ink"][0].findChildren(QToolButton)[0]
+    remove.click()
+    assert editor.scene.settings.loras == (LoraWeight("detail", 1.0),)
+    assert list(panel.lora_rows) == ["detail"]
+
+
+def test_without_configured_loras_the_menu_says_where_to_add_them(panel: SceneSettingsPanel) -> None:
+    menu = panel.add_lora.menu()
+    menu.aboutToShow.emit()
+    assert [(a.text(), a.isEnabled()) for a in menu.actions()] == [
+        ("No other LoRAs are configured (Settings -> Models)", False)
+    ]
+
+
+def test_the_add_menu_lists_the_loras_of_the_model_settings_file(panel: SceneSettingsPanel, tmp_path: Path) -> None:
+    path = tmp_path / "models.json"
+    ModelSettings(loras={"watercolor": tmp_path / "w.safetensors", "detail": tmp_path / "d.safetensors"}).save(path)
+    panel.model_settings_path = path
+    panel.add_lora.menu().aboutToShow.emit()
+    assert [action.text() for action in panel.add_lora.menu().actions()] == ["detail", "watercolor"]
+    path.write_text("{ not json", encoding="utf-8")  # a broken file lists none (the settings dialog says why)
+    panel.add_lora.menu().aboutToShow.emit()
+    assert [action.isEnabled() for action in panel.add_lora.menu().actions()] == [False]
