@@ -197,3 +197,59 @@ def test_report_of_an_empty_queue_is_an_empty_list_and_an_unwritable_one_is_one_
     assert main.main(["render", str(path), "--all", "--report", str(tmp_path / "missing" / "r.json")]) == 1
     err = capsys.readouterr().err
     assert "the report could not be written" in err and "Traceback" not in err
+
+
+def demo_lora(demo_model: Path, path: Path, seed: int) -> Path:
+    """A random LoRA for the demo model's UNet attention (not its grounding fusers'), in diffusers' naming."""
+    import torch
+    from peft import LoraConfig, get_peft_model_state_dict, inject_adapter_in_model
+    from safetensors.torch import save_file
+
+    from engine.providers import load_demo_model
+
+    unet = load_demo_model(demo_model).pipeline.unet
+    torch.manual_seed(seed)
+    targets = r"^(down_blocks|mid_block|up_blocks)\.((?!fuser).)*\.(to_q|to_k|to_v|to_out\.0)$"
+    config = LoraConfig(r=2, lora_alpha=2, target_modules=targets, init_lora_weights=False)
+    state = get_peft_model_state_dict(inject_adapter_in_model(config, unet))
+    save_file({f"unet.{k}": v.contiguous() for k, v in state.items()}, path)
+    return path
+
+
+def test_a_scene_with_two_loras_renders_with_both_and_its_png_names_them(
+    demo_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from engine.model_settings import ModelSettings
+    from engine.request import LoraWeight
+    from engine.weights_io import sha256_file
+    from projects.png_metadata import HASHES_KEY
+
+    monkeypatch.setenv("INSTANCE_STUDIO_DEMO_MODEL", str(demo_model))
+    monkeypatch.setenv("INSTANCE_STUDIO_HOME", str(tmp_path / "home"))
+    files = {
+        name: demo_lora(demo_model, tmp_path / f"{name}.safetensors", seed)
+        for seed, name in enumerate(("ink", "grain"))
+    }
+    ModelSettings(loras=files).save(tmp_path / "home" / "models.json")
+    path = shapes_project(tmp_path / "p.instproj", scenes=2)
+    loras = [{"name": "ink", "weight": 0.7}, {"name": "grain", "weight": -0.4}]
+    with Project.open(path) as project, project.write() as session:
+        find_scene(session, "s1").overrides = {"steps": 3, "loras": loras}  # s0 renders without LoRAs
+    assert main.main(["render", str(path), "--all"]) == 0
+    assert "summary: 2 done" in capsys.readouterr().out
+    with Project.open(path) as project, project.read() as session:
+        from projects.models import Render
+
+        renders = {r.seed: Image.open(io.BytesIO(r.png)) for r in session.query(Render).all()}
+    plain, with_loras = renders[0].text, renders[1].text  # type: ignore[attr-defined]
+    assert RenderRequest.from_json(with_loras[REQUEST_KEY]).loras == (
+        LoraWeight("ink", 0.7),
+        LoraWeight("grain", -0.4),
+    )
+    assert json.loads(with_loras[REQUEST_KEY])["loras"] == loras
+    hashes = json.loads(with_loras[HASHES_KEY])
+    assert hashes["lora:ink"] == sha256_file(files["ink"]) and hashes["lora:grain"] == sha256_file(files["grain"])
+    assert "loras" not in json.loads(plain[REQUEST_KEY])
+    assert not any(key.startswith("lora:") for key in json.loads(plain[HASHES_KEY]))
