@@ -331,7 +331,7 @@ def test_a_request_with_loras_names_them_in_its_json() -> None:
         ((LoraWeight("a", float("inf")),), "weight inf is not a number"),
         ((LoraWeight("a", 4.5),), "weight 4.5 is not a number between -4 and 4"),
         ((LoraWeight("a", -4.01),), "weight -4.01 is not a number"),
-        ((LoraWeight("a", True),), "weight True is not a number"),  # type: ignore[arg-type]
+        ((LoraWeight("a", True),), "weight True is not a number"),
         (tuple(LoraWeight(f"l{i}", 1.0) for i in range(MAX_LORAS + 1)), "loras: 9 LoRAs; at most 8"),
         ([LoraWeight("a", 1.0)], "loras: must be a tuple of LoraWeight"),
         (("a",), "loras[0]: must be a LoraWeight"),

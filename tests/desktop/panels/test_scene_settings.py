@@ -75,6 +75,10 @@ def test_no_scene_disables_the_panel(panel: SceneSettingsPanel) -> None:
     assert not panel.isEnabled()
 
 
+def scene_loras(editor: SceneEditor) -> tuple[LoraWeight, ...]:
+    return editor.scene.settings.loras
+
+
 def test_loras_are_added_from_the_model_settings_weighted_and_removed(
     panel: SceneSettingsPanel, editor: SceneEditor
 ) -> None:
@@ -83,10 +87,10 @@ def test_loras_are_added_from_the_model_settings_weighted_and_removed(
     menu.aboutToShow.emit()
     assert [action.text() for action in menu.actions()] == ["ink", "detail"]
     menu.actions()[0].trigger()
-    assert editor.scene.settings.loras == (LoraWeight("ink", 1.0),)
+    assert scene_loras(editor) == (LoraWeight("ink", 1.0),)
     panel.lora_rows["ink"][1].setValue(0.6)
     panel.add_lora_named("detail")
-    assert editor.scene.settings.loras == (LoraWeight("ink", 0.6), LoraWeight("detail", 1.0))
+    assert scene_loras(editor) == (LoraWeight("ink", 0.6), LoraWeight("detail", 1.0))
     menu.aboutToShow.emit()
     assert [a.isEnabled() for a in menu.actions()] == [False]  # both used: nothing left to add
     request = scene_request(editor.scene, ProjectDefaults.default())
