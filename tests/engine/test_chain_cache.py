@@ -202,7 +202,7 @@ def test_a_digest_sees_every_byte_dtype_and_shape() -> None:
 
 
 def test_a_plain_call_neither_reads_nor_fills_the_cache(fresh: InstanceDiffusionPipeline, render: Reusing) -> None:
-    fresh(scene(*FIVE))
+    fresh.render(scene(*FIVE))
     assert len(fresh.chain_cache) == 0
     render(scene(*FIVE))
-    assert fresh(scene(*FIVE)).reused == ()
+    assert fresh.render(scene(*FIVE)).reused == ()
