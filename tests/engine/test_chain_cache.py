@@ -30,7 +30,8 @@ FIVE = (
 
 
 def scene(*instances: InstanceSpec, **overrides: object) -> RenderRequest:
-    settings: dict[str, object] = {"prompt": "shapes on a table", "width": 64, "height": 64, "seed": 7, "steps": 6}
+    # 4 steps at mis 0.36: one multi-instance step, then the merge (the least that has chains to reuse).
+    settings: dict[str, object] = {"prompt": "shapes on a table", "width": 64, "height": 64, "seed": 7, "steps": 4}
     return RenderRequest(instances=instances, **{**settings, **overrides})  # type: ignore[arg-type]
 
 
@@ -131,7 +132,7 @@ def test_mixed_location_kinds_are_reused_exactly(fresh: InstanceDiffusionPipelin
 
 CHANGED_SETTINGS: dict[str, dict[str, object]] = {
     "seed": {"seed": 8},
-    "steps": {"steps": 7},
+    "steps": {"steps": 5},
     "mis": {"mis": 0.5},
     "negative prompt": {"negative_prompt": "blurry"},
     "guidance": {"guidance": 5.0},
@@ -141,10 +142,10 @@ CHANGED_SETTINGS: dict[str, dict[str, object]] = {
 }
 
 
-@pytest.mark.parametrize("setting", sorted(CHANGED_SETTINGS))
-def test_a_changed_setting_never_reuses(fresh: InstanceDiffusionPipeline, render: Reusing, setting: str) -> None:
+def test_a_changed_setting_never_reuses(fresh: InstanceDiffusionPipeline, render: Reusing) -> None:
     render(scene(*FIVE))
-    assert render(scene(*FIVE, **CHANGED_SETTINGS[setting])).reused == ()
+    for setting, change in sorted(CHANGED_SETTINGS.items()):
+        assert render(scene(*FIVE, **change)).reused == (), setting
 
 
 def test_another_model_never_reuses(fresh: InstanceDiffusionPipeline, render: Reusing) -> None:
