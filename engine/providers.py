@@ -10,6 +10,8 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path
 
+from diffusers.schedulers.scheduling_pndm import PNDMScheduler
+
 from engine.demo import limits
 from engine.devices import select_device, select_dtype
 from engine.loading import load_components
@@ -71,9 +73,18 @@ def settings_provider(
         except ValueError as exc:
             raise ModelFilesError(str(exc)) from exc
         loaded = load_components(base, unet_config=unet_config, adapter=settings.adapter, device=device, dtype=dtype)
-        pipeline = InstanceDiffusionPipeline(loaded.vae, loaded.text_encoder, loaded.tokenizer, loaded.unet)
+        # The base's own training schedule (its scheduler config); each render picks its sampler on it.
+        scheduler = PNDMScheduler.from_config(loaded.scheduler_config)
+        pipeline = InstanceDiffusionPipeline(
+            loaded.vae, loaded.text_encoder, loaded.tokenizer, loaded.unet, scheduler=scheduler
+        )
         # Which base, then the SHA-256 of each of its files and of the adapter.
-        return LoadedModel(pipeline, {"base": model_id, **loaded.hashes}, loras=LoraLibrary(settings.loras))
+        return LoadedModel(
+            pipeline,
+            {"base": model_id, **loaded.hashes},
+            loras=LoraLibrary(settings.loras),
+            low_memory=settings.low_memory,
+        )
 
     return provide
 

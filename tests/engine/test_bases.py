@@ -128,3 +128,27 @@ def test_the_model_ids_are_the_built_in_ones_then_the_bases() -> None:
     assert available_model_ids(None) == ("sd15", "demo")
     settings = ModelSettings(bases={"zeta": SD15_CONFIGS, "alpha": SD15_CONFIGS})
     assert available_model_ids(settings) == ("sd15", "demo", "alpha", "zeta")
+
+
+def test_a_base_samples_on_its_own_training_schedule_and_low_memory_reaches_the_model(
+    models: dict[str, Path], tmp_path: Path
+) -> None:
+    import json
+    import shutil
+
+    from engine.request import Scheduler
+
+    tuned = shutil.copytree(models["folder"], tmp_path / "tuned")
+    config_file = tuned / "scheduler" / "scheduler_config.json"
+    config = json.loads(config_file.read_text())
+    config_file.write_text(json.dumps({**config, "beta_end": 0.02}))
+    settings = ModelSettings(
+        sd15=models["sd15"], adapter=models["adapter"], device="cpu", bases={"tuned": tuned}, low_memory=True
+    )
+    provide = settings_provider(settings, TINY_CONFIG)
+    model = provide("tuned")
+    assert model.low_memory
+    assert model.pipeline.scheduler.config["beta_end"] == 0.02
+    for kind in Scheduler:  # every sampler a request can pick runs on the base's schedule
+        assert model.pipeline.request_scheduler(kind).config["beta_end"] == 0.02
+    assert provide("sd15").pipeline.scheduler.config["beta_end"] == config["beta_end"]
