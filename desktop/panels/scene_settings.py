@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 from desktop.editor.connections import Connections
 from desktop.editor.scene_editor import MAX_SEED, SceneEditor
 from desktop.icons import icon
+from engine.model_ids import available_model_ids
 from engine.model_settings import ModelSettings, ModelSettingsError
 from engine.request import MAX_LORA_WEIGHT, MAX_LORAS, LoraWeight, Scheduler
 from projects.scene_settings import SAMPLER_FIELDS, ProjectDefaults
@@ -96,6 +97,12 @@ class SceneSettingsPanel(QWidget):
         self.scheduler = QComboBox()
         for scheduler in Scheduler:
             self.scheduler.addItem(scheduler.value, scheduler.value)
+        self.model = QComboBox()
+        self.model.setObjectName("sceneModel")
+        self.model.setToolTip(
+            "The model this scene renders with: SD1.5, the bundled demo model, or a fine-tuned base\n"
+            "added in the model settings (`main.py models set --base NAME=PATH`)"
+        )
         self.reset = QPushButton("Use project defaults")
         self.reset.setToolTip("Forget this scene's own sampler settings")
 
@@ -128,6 +135,7 @@ class SceneSettingsPanel(QWidget):
         form.addRow("Alpha", self.alpha)
         form.addRow("MIS", self.mis)
         form.addRow("Scheduler", self.scheduler)
+        form.addRow("Model", self.model)
         form.addRow("LoRAs", loras_box)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
@@ -149,6 +157,7 @@ class SceneSettingsPanel(QWidget):
         self.alpha.valueChanged.connect(lambda v: self._set_override("alpha", v))
         self.mis.valueChanged.connect(lambda v: self._set_override("mis", v))
         self.scheduler.activated.connect(lambda _i: self._set_override("scheduler", self.scheduler.currentData()))
+        self.model.activated.connect(lambda _i: self._set_override("model_id", self.model.currentData()))
         self.reset.clicked.connect(self._reset_overrides)
         self.refresh()
 
@@ -199,9 +208,24 @@ class SceneSettingsPanel(QWidget):
                 widget.style().unpolish(widget)
                 widget.style().polish(widget)
             self.reset.setEnabled(settings.has_sampler_overrides)
+            self._show_models(settings.model_id)
             self._show_loras(settings.loras)
         finally:
             self._loading = False
+
+    def _show_models(self, chosen: str | None) -> None:
+        """The project's default first (no override), then every model id the settings offer; a model the
+        scene names that is no longer configured stays listed, marked, so the choice is visible."""
+        configured = available_model_ids(self._model_settings())
+        items: list[tuple[str, str | None]] = [(f"project default ({self._defaults.model_id})", None)]
+        items += [(name, name) for name in configured]
+        if chosen is not None and chosen not in configured:
+            items.append((f"{chosen} (not configured)", chosen))
+        if [(self.model.itemText(i), self.model.itemData(i)) for i in range(self.model.count())] != items:
+            self.model.clear()
+            for text, data in items:
+                self.model.addItem(text, data)
+        self.model.setCurrentIndex(max(0, self.model.findData(chosen)) if chosen is not None else 0)
 
     def _show_loras(self, loras: tuple[LoraWeight, ...]) -> None:
         """One row per LoRA (name, weight, remove); rows are rebuilt only when the names change, so a weight
@@ -268,13 +292,17 @@ class SceneSettingsPanel(QWidget):
         settings = self.editor.scene.settings.with_value(name, value, self._defaults)
         self._set(f"Change {name.replace('_', ' ')}", settings=settings)
 
-    def _configured_loras(self) -> list[str]:
+    def _model_settings(self) -> ModelSettings | None:
         if self.model_settings_path is None:
-            return []
+            return None
         try:
-            return sorted(ModelSettings.load(self.model_settings_path, missing_ok=True).loras)
+            return ModelSettings.load(self.model_settings_path, missing_ok=True)
         except ModelSettingsError:  # the settings dialog and `models verify` say what is wrong with the file
-            return []
+            return None
+
+    def _configured_loras(self) -> list[str]:
+        settings = self._model_settings()
+        return [] if settings is None else sorted(settings.loras)
 
     def _fill_lora_menu(self) -> None:
         menu = self.add_lora.menu()

@@ -13,9 +13,8 @@ from desktop.editor.scene_editor import SceneEditor
 from desktop.panels.scene_settings import SceneSettingsPanel
 from engine.model_settings import ModelSettings
 from engine.request import LoraWeight
-from projects.scene_data import SceneData
+from projects.scene_data import SceneData, scene_request
 from projects.scene_settings import ProjectDefaults
-from rendering.live_preview import scene_request
 
 
 @pytest.fixture
@@ -125,3 +124,31 @@ def test_the_add_menu_lists_the_loras_of_the_model_settings_file(panel: SceneSet
     path.write_text("{ not json", encoding="utf-8")  # a broken file lists none (the settings dialog says why)
     panel.add_lora.menu().aboutToShow.emit()
     assert [action.isEnabled() for action in panel.add_lora.menu().actions()] == [False]
+
+
+def test_the_model_chooser_offers_the_configured_bases_and_keeps_a_missing_one_visible(
+    panel: SceneSettingsPanel, editor: SceneEditor, tmp_path: Path
+) -> None:
+    settings_file = tmp_path / "models.json"
+    ModelSettings(bases={"anime": tmp_path / "anime.safetensors"}).save(settings_file)
+    panel.model_settings_path = settings_file
+    panel.refresh()
+    texts = [panel.model.itemText(i) for i in range(panel.model.count())]
+    default = ProjectDefaults.default().model_id
+    assert texts == [f"project default ({default})", "sd15", "demo", "anime"]
+
+    panel.model.setCurrentIndex(3)
+    panel.model.activated.emit(3)
+    assert editor.scene.settings.to_overrides() == {"model_id": "anime"}
+    assert scene_request(editor.scene, ProjectDefaults.default()).model_id == "anime"
+    assert not panel.reset.isEnabled()  # "Use project defaults" resets the sampler, not the model
+
+    ModelSettings().save(settings_file)  # the base was removed from the settings
+    panel.refresh()
+    assert panel.model.currentText() == "anime (not configured)"
+
+    panel.model.setCurrentIndex(0)
+    panel.model.activated.emit(0)
+    assert editor.scene.settings.to_overrides() == {}
+    editor.undo_stack.undo()
+    assert editor.scene.settings.model_id == "anime" and panel.model.currentData() == "anime"
