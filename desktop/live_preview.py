@@ -29,12 +29,12 @@ from desktop.queue_control import QueueControl
 from desktop.render_thread import LivePreview
 from desktop.store import problems_in_words
 from engine.validation import RequestValidationError
+from projects.scene_data import scene_request
 from rendering.live_preview import (
     MAX_PREVIEW_STEPS,
     PreviewQuality,
     at_preview_quality,
     default_quality,
-    scene_request,
 )
 
 if TYPE_CHECKING:

@@ -117,3 +117,25 @@ class HistoryEntry:
     thumbnail: bytes
     request: RenderRequest
     created: str
+
+
+def scene_request(scene: SceneData, defaults: ProjectDefaults) -> RenderRequest:
+    """The scene frozen into a render request with its effective settings: what the queue renders
+    (`projects.scenes.scene_to_request`) and the live preview starts from. RequestValidationError if the
+    scene cannot render (an instance without a caption, ...)."""
+    effective = scene.settings.effective(defaults)
+    return RenderRequest(
+        prompt=scene.caption,
+        negative_prompt=scene.negative_prompt if scene.negative_prompt is not None else defaults.negative_prompt,
+        width=scene.width,
+        height=scene.height,
+        seed=scene.seed,
+        steps=effective.steps,
+        guidance=effective.guidance,
+        alpha=effective.alpha,
+        mis=effective.mis,
+        scheduler=effective.scheduler,
+        model_id=effective.model_id,
+        loras=effective.loras,
+        instances=tuple(inst.spec for inst in scene.instances),
+    )

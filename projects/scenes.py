@@ -18,7 +18,7 @@ from engine.request import InstanceKind, InstanceSpec, MaskRLE, RenderRequest
 from projects.errors import ProjectError, SceneNotFoundError
 from projects.models import Instance, ProjectSettings, Scene
 from projects.queue import JobSnapshot, enqueue
-from projects.scene_data import INSTANCE_PALETTE
+from projects.scene_data import INSTANCE_PALETTE, InstanceData, SceneData, scene_request
 from projects.scene_settings import ProjectDefaults, SceneSettings
 
 
@@ -157,23 +157,18 @@ def find_scene(session: Session, ref: str | int) -> Scene:
 
 def scene_to_request(session: Session, scene: Scene) -> RenderRequest:
     """Freeze a scene into a validated request; raises RequestValidationError naming what is wrong."""
-    defaults = project_defaults(session)
-    effective = scene_settings(scene).effective(defaults)
-    return RenderRequest(
-        prompt=scene.caption,
-        negative_prompt=scene.negative_prompt if scene.negative_prompt is not None else defaults.negative_prompt,
+    data = SceneData(
+        scene_id=scene.id,
+        name=scene.name,
+        caption=scene.caption,
+        negative_prompt=scene.negative_prompt,
         width=scene.width,
         height=scene.height,
         seed=scene.seed,
-        steps=effective.steps,
-        guidance=effective.guidance,
-        alpha=effective.alpha,
-        mis=effective.mis,
-        scheduler=effective.scheduler,
-        model_id=effective.model_id,
-        loras=effective.loras,
-        instances=tuple(instance_spec(inst) for inst in scene.instances),
+        settings=scene_settings(scene),  # strict: invalid stored overrides refuse the render
+        instances=tuple(InstanceData(instance_spec(inst)) for inst in scene.instances),
     )
+    return scene_request(data, project_defaults(session))
 
 
 def scene_settings(scene: Scene) -> SceneSettings:

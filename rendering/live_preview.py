@@ -1,10 +1,11 @@
 """Live preview: the scene re-rendered at preview quality while the user edits it, newest geometry first.
 
-The GUI hands every edit's request to `PreviewSlot.submit`; the render worker (`rendering.worker`) takes
-the newest from the slot whenever the queue has nothing to do and renders it with the same runner (and so
-the same loaded model, encoded texts and instance-chain cache) as the queue's jobs. A preview is never
-queued behind another: a newer submit replaces a waiting one and cancels a running one at the engine's
-next check (within one UNet call), and a job queued meanwhile cancels it too, so queue jobs always go
+The GUI freezes the scene with `projects.scene_data.scene_request` (as the queue does) and hands each
+edit's request to `PreviewSlot.submit`; the render worker (`rendering.worker`) takes the newest from the
+slot whenever the queue has nothing to do and renders it with the same runner (and so the same loaded
+model, encoded texts and instance-chain cache) as the queue's jobs. A preview is never queued behind
+another: a newer submit replaces a waiting one and cancels a running one at the engine's next check
+(within one UNet call), and a job queued meanwhile cancels it too, so queue jobs always go
 first. A preview never touches the project file.
 
 No Qt and no torch here: `render_preview` gets the runner from the worker's thread.
@@ -24,8 +25,6 @@ import numpy.typing as npt
 
 from engine.demo.limits import MODEL_ID as DEMO_MODEL_ID
 from engine.request import RenderRequest, Scheduler
-from projects.scene_data import SceneData
-from projects.scene_settings import ProjectDefaults
 
 if TYPE_CHECKING:  # torch: only on the worker's thread
     from engine.runner import Runner
@@ -48,27 +47,6 @@ MAX_PREVIEW_STEPS: Final = 50
 def default_quality(model_id: str) -> PreviewQuality:
     """The preview quality a model starts with (the user may change the steps)."""
     return DEMO_PREVIEW if model_id == DEMO_MODEL_ID else DEFAULT_PREVIEW
-
-
-def scene_request(scene: SceneData, defaults: ProjectDefaults) -> RenderRequest:
-    """The scene as a render request with its effective settings, as `projects.scenes.scene_to_request`
-    freezes it for the queue; raises `RequestValidationError` if the scene cannot render."""
-    effective = scene.settings.effective(defaults)
-    return RenderRequest(
-        prompt=scene.caption,
-        negative_prompt=scene.negative_prompt if scene.negative_prompt is not None else defaults.negative_prompt,
-        width=scene.width,
-        height=scene.height,
-        seed=scene.seed,
-        steps=effective.steps,
-        guidance=effective.guidance,
-        alpha=effective.alpha,
-        mis=effective.mis,
-        scheduler=effective.scheduler,
-        model_id=effective.model_id,
-        loras=effective.loras,
-        instances=tuple(inst.spec for inst in scene.instances),
-    )
 
 
 def at_preview_quality(request: RenderRequest, quality: PreviewQuality) -> RenderRequest:

@@ -490,8 +490,7 @@ def test_bad_stored_loras_are_refused_naming_the_entry(loras: object, expected: 
 
 
 def test_scene_to_request_carries_the_scenes_loras(project: Project) -> None:
-    from projects.scene_data import SceneData
-    from rendering.live_preview import scene_request
+    from projects.scene_data import SceneData, scene_request
 
     with project.write() as session:
         scene = add_scene(session, SceneLayout("s", "a cat on a mat", 512, 512, (CAT,), seed=5))

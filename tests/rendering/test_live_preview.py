@@ -15,7 +15,7 @@ from engine.runner import LoadedModel
 from projects.database import Project
 from projects.models import Render
 from projects.queue import list_jobs
-from projects.scene_data import InstanceData, SceneData
+from projects.scene_data import InstanceData, SceneData, scene_request
 from projects.scene_settings import ProjectDefaults, SceneSettings
 from projects.scenes import find_scene, queue_scene
 from rendering.live_preview import (
@@ -25,7 +25,6 @@ from rendering.live_preview import (
     PreviewSlot,
     at_preview_quality,
     default_quality,
-    scene_request,
 )
 from rendering.worker import QueueWorker
 from tests.cli.test_render import shapes_project
