@@ -233,6 +233,7 @@ class SceneSettingsPanel(QWidget):
         if tuple(self.lora_rows) != tuple(lora.name for lora in loras):
             for row, _spin in self.lora_rows.values():
                 self._lora_list.removeWidget(row)
+                row.hide()  # at once: deleteLater waits for the event loop, and a removed row would linger
                 row.deleteLater()
             self.lora_rows = {lora.name: self._lora_row(lora.name) for lora in loras}
         for lora in loras:

@@ -152,3 +152,14 @@ def test_the_model_chooser_offers_the_configured_bases_and_keeps_a_missing_one_v
     assert editor.scene.settings.to_overrides() == {}
     editor.undo_stack.undo()
     assert editor.scene.settings.model_id == "anime" and panel.model.currentData() == "anime"
+
+
+def test_rebuilt_lora_rows_leave_no_stale_row_on_screen(panel: SceneSettingsPanel) -> None:
+    from PySide6.QtWidgets import QApplication
+
+    panel.add_lora_named("ink", 0.8)
+    QApplication.processEvents()  # the layout shows the new row
+    old_row, _weight = panel.lora_rows["ink"]
+    assert not old_row.isHidden()
+    panel.add_lora_named("grain", 0.3)  # the rows are rebuilt: the old one goes at once, not at the next idle
+    assert old_row.isHidden() and panel.lora_rows["ink"][0] is not old_row
