@@ -25,7 +25,7 @@ def scene_from_png(
     max_pixels: int = MAX_PNG_PIXELS,
 ) -> SceneLayout:
     """The scene an Instance Studio PNG was rendered from: caption, negative prompt, size, seed,
-    instances, and the sampler settings (steps, guidance, alpha, mis, scheduler) as overrides.
+    instances, and the sampler settings (steps, guidance, alpha, mis, scheduler) and LoRAs as overrides.
 
     Named `name`, else after the file (`"imported image"` for bytes). Raises LayoutFormatError for
     files that are too large, not PNG, claim too many pixels or carry no (valid) request. The
@@ -55,5 +55,6 @@ def scene_from_png(
             alpha=request.alpha,
             mis=request.mis,
             scheduler=request.scheduler,
+            loras=request.loras,  # part of the look: a LoRA not configured here is named when it renders
         ).to_overrides(),
     )

@@ -152,3 +152,13 @@ def test_broken_images_are_refused(data: bytes, problem: str) -> None:
 def test_a_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(LayoutFormatError, match="cannot be read"):
         scene_from_png(tmp_path / "nope.png")
+
+
+def test_the_loras_a_png_was_rendered_with_come_back_with_its_scene(project: Project) -> None:
+    from engine.request import LoraWeight
+
+    rendered = dataclasses.replace(REQUEST, loras=(LoraWeight("ink", 0.8), LoraWeight("film grain", -0.25)))
+    layout = scene_from_png(png_bytes({REQUEST_KEY: rendered.to_json()}))
+    with project.write() as session:
+        request = scene_to_request(session, add_scene(session, layout))
+    assert request.loras == rendered.loras
