@@ -124,22 +124,28 @@ def cmd_info(args: argparse.Namespace) -> int:
     from projects import schema
     from projects.database import Project
     from projects.queue import status_counts
-    from projects.scenes import get_settings, list_scenes
+    from projects.scene_records import readable_settings
+    from projects.scenes import get_settings, list_scenes, project_defaults
 
     with Project.open(args.project) as project, project.read() as session:
         settings = get_settings(session)
-        scenes: list[dict[str, Any]] = [
-            {
-                "id": scene.id,
-                "name": scene.name,
-                "width": scene.width,
-                "height": scene.height,
-                "instances": len(scene.instances),
-                "kinds": dict(Counter(inst.kind for inst in scene.instances)),
-                "renders": len(scene.renders),
-            }
-            for scene in list_scenes(session)
-        ]
+        defaults = project_defaults(session)
+        scenes: list[dict[str, Any]] = []
+        for stored in list_scenes(session):
+            effective = readable_settings(stored.overrides).effective(defaults)
+            scenes.append(
+                {
+                    "id": stored.id,
+                    "name": stored.name,
+                    "width": stored.width,
+                    "height": stored.height,
+                    "instances": len(stored.instances),
+                    "kinds": dict(Counter(inst.kind for inst in stored.instances)),
+                    "renders": len(stored.renders),
+                    "model": effective.model_id,
+                    "loras": [lora.to_dict() for lora in effective.loras],
+                }
+            )
         info: dict[str, Any] = {
             "project": str(project.path),
             "name": settings.name,
@@ -157,5 +163,9 @@ def cmd_info(args: argparse.Namespace) -> int:
     for scene in scenes:
         kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(scene["kinds"].items()))
         size = f"{scene['width']}x{scene['height']}"
-        print(f"  {scene['id']:>4}  {scene['name'][:32]:<32}  {size:>9}  {scene['instances']:>2} instances  {kinds}")
+        loras = ", ".join(f"{lora['name']} {lora['weight']:g}" for lora in scene["loras"])
+        look = f"  model {scene['model']}" + (f" + LoRAs {loras}" if loras else "")
+        print(
+            f"  {scene['id']:>4}  {scene['name'][:32]:<32}  {size:>9}  {scene['instances']:>2} instances  {kinds}{look}"
+        )
     return EXIT_OK

@@ -6,8 +6,10 @@ and a replaced caption keeps its slot.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from desktop.geometry import bounds
-from engine.request import InstanceSpec, RenderRequest
+from engine.request import InstanceSpec, LoraWeight, RenderRequest
 
 
 def describe_changes(before: RenderRequest, after: RenderRequest) -> list[str]:
@@ -31,7 +33,16 @@ def describe_changes(before: RenderRequest, after: RenderRequest) -> list[str]:
     for name in ("steps", "guidance", "alpha", "mis", "width", "height"):
         if getattr(before, name) != getattr(after, name):
             changes.append(f"{name} {getattr(before, name)} → {getattr(after, name)}")
+    if before.model_id != after.model_id:
+        changes.append(f"model {before.model_id} → {after.model_id}")
+    if before.loras != after.loras:
+        changes.append(f"LoRAs {describe_loras(before.loras)} → {describe_loras(after.loras)}")
     return changes
+
+
+def describe_loras(loras: Sequence[LoraWeight]) -> str:
+    """ "ink 0.8, grain 0.35", or "none"."""
+    return ", ".join(f"{lora.name} {lora.weight:g}" for lora in loras) or "none"
 
 
 def _name(spec: InstanceSpec) -> str:

@@ -223,3 +223,23 @@ def test_installed_command_is_the_same_entry_point() -> None:
         pytest.fail("the instance-studio command is not installed next to this Python; run the README's setup")
     proc = subprocess.run([command, "--help"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and "import-json" in proc.stdout
+
+
+def test_info_names_each_scenes_model_and_loras(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from projects.database import Project
+    from projects.scenes import find_scene
+
+    project = tmp_path / "p.instproj"
+    assert main.main(["new", str(project)]) == 0
+    assert main.main(["import-json", str(project), str(DEMO)]) == 0
+    with Project.open(project) as opened, opened.write() as session:
+        scene = find_scene(session, "demo_cat_dog_robin")
+        scene.overrides = {"model_id": "anime", "loras": [{"name": "ink", "weight": 0.8}]}
+    capsys.readouterr()
+    assert main.main(["info", str(project)]) == 0
+    assert "model anime + LoRAs ink 0.8" in capsys.readouterr().out
+    assert main.main(["info", str(project), "--json"]) == 0
+    (listed,) = json.loads(capsys.readouterr().out)["scenes"]
+    assert (listed["model"], listed["loras"]) == ("anime", [{"name": "ink", "weight": 0.8}])

@@ -32,3 +32,11 @@ def test_sweep_values_are_parsed_and_checked() -> None:
         parse_values("0.5, 2")
     with pytest.raises(ValueError, match="at least one"):
         parse_values(" , ")
+
+
+def test_a_changed_model_or_lora_set_is_named() -> None:
+    from engine.request import LoraWeight
+
+    before = request(box("a cat", 0.1))
+    after = dataclasses.replace(before, model_id="anime", loras=(LoraWeight("ink", 0.8), LoraWeight("grain", 0.35)))
+    assert describe_changes(before, after) == [f"model {before.model_id} → anime", "LoRAs none → ink 0.8, grain 0.35"]
