@@ -182,12 +182,6 @@ def build_pipeline(size: BenchSize, seed: int = 0) -> InstanceDiffusionPipeline:
     return InstanceDiffusionPipeline(vae, text_encoder, tokenizer, unet)
 
 
-def clear_text_caches(pipe: InstanceDiffusionPipeline) -> None:
-    """Forget encoded prompts and captions, so the next render encodes its text as a first render does."""
-    pipe._prompt_cache.clear()
-    pipe._pooled_cache.clear()
-
-
 def timed(fn: Callable[[], T]) -> tuple[float, T]:
     start = time.perf_counter()
     result = fn()

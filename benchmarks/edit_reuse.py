@@ -57,7 +57,6 @@ from benchmarks.common import (
     CAPTIONS,
     SIZES,
     add_common_args,
-    clear_text_caches,
     environment,
     max_abs_diff,
     median,
@@ -175,7 +174,7 @@ def unet_rows(request: RenderRequest, skipped: int) -> int:
 
 def first_render(pipe: InstanceDiffusionPipeline, request: RenderRequest) -> PipelineOutput:
     pipe.chain_cache.clear()
-    clear_text_caches(pipe)
+    pipe.clear_text_caches()
     return pipe.render(request, reuse_chains=True)
 
 

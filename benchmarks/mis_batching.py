@@ -42,7 +42,6 @@ from benchmarks.common import (
     CAPTIONS,
     SIZES,
     add_common_args,
-    clear_text_caches,
     environment,
     median,
     relative_l2,
@@ -114,7 +113,7 @@ def unet_work(request: RenderRequest) -> tuple[int, int, int]:
 
 
 def render(pipe: InstanceDiffusionPipeline, request: RenderRequest, max_batch: int | None) -> PipelineOutput:
-    clear_text_caches(pipe)  # every render encodes its text, so no path profits from the other's cache
+    pipe.clear_text_caches()  # every render encodes its text, so no path profits from the other's cache
     return pipe.render(request, max_batch=max_batch)
 
 

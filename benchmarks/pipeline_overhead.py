@@ -37,7 +37,6 @@ from benchmarks.common import (
     SIZES,
     add_common_args,
     build_pipeline,
-    clear_text_caches,
     environment,
     max_abs_diff,
     median,
@@ -91,7 +90,7 @@ def render_reference(reference: StableDiffusionPipeline, request: RenderRequest,
 
 def render_ours(pipe: InstanceDiffusionPipeline, request: RenderRequest, cold: bool) -> PipelineOutput:
     if cold:
-        clear_text_caches(pipe)
+        pipe.clear_text_caches()
     return pipe.render(request)
 
 

@@ -29,7 +29,6 @@ import torch
 
 from engine.checkpoint import adapter_part
 from engine.request import LoraWeight
-from engine.text_cache import TextCache
 from engine.weights_io import WeightFileError, check_finite, read_safetensors, sha256_file
 
 __all__ = ["LoraError", "LoraLibrary", "lora_hash_key"]
@@ -162,7 +161,7 @@ class LoraLibrary:
             _set(pipeline.unet, unet_set, text_encoder=False)
         if any(a.text_encoder for a in self._adapters.values()):
             _set(pipeline.text_encoder, text_set, text_encoder=True)
-        _clear_text_caches(pipeline)  # encodings made with other text encoder LoRAs (cheap to redo)
+        pipeline.clear_text_caches()  # encodings made with other text encoder LoRAs (cheap to redo)
 
 
 def _inject(
@@ -225,12 +224,6 @@ def _delete(pipeline: Any, adapter: str) -> None:
                 config.pop(adapter, None)
         except Exception:  # nothing was injected there
             log.debug("no adapter %s to remove from %s", adapter, type(module).__name__)
-
-
-def _clear_text_caches(pipeline: Any) -> None:
-    for value in vars(pipeline).values():
-        if isinstance(value, TextCache):
-            value.clear()
 
 
 # --- reading files -------------------------------------------------------------------------------

@@ -205,11 +205,15 @@ class InstanceDiffusionPipeline(DiffusionPipeline):
         """Canvas sides must be multiples of this: the VAE's factor times the UNet's downsampling."""
         return self.vae_scale_factor * int(2 ** (len(self.unet.config["block_out_channels"]) - 1))
 
-    def clear_caches(self) -> None:
-        """Forget cached text encodings and instance chains (after changing the text encoder's or UNet's weights)."""
+    def clear_text_caches(self) -> None:
+        """Forget cached text encodings (after the text encoder's weights change, e.g. another LoRA set)."""
         self._prompt_cache.clear()
         self._pooled_cache.clear()
-        self.chain_cache = ChainCache()
+
+    def clear_caches(self) -> None:
+        """Forget cached text encodings and instance chains (after changing the text encoder's or UNet's weights)."""
+        self.clear_text_caches()
+        self.chain_cache.clear()
 
     # Memory
 
@@ -416,8 +420,7 @@ class InstanceDiffusionPipeline(DiffusionPipeline):
             scheduler=Scheduler(scheduler),
             instances=tuple(instance_spec(item, index) for index, item in enumerate(instances)),
         )
-        kind = Scheduler(scheduler)
-        timesteps = self._timesteps(kind, num_inference_steps)
+        timesteps = self._timesteps(request.scheduler, num_inference_steps)
 
         def on_step(done: int, total: int, latents: torch.Tensor) -> None:
             index = done - 1
