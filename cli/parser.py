@@ -83,6 +83,24 @@ def build_parser(gui_command: Command) -> argparse.ArgumentParser:
     export.add_argument("--annotated", action="store_true", help="also previews with the layout drawn over")
     export.add_argument("--segments", action="store_true", help="YOLO: polygon (segmentation) labels")
     export.add_argument("--zip", action="store_true", help="write one zip file")
+    export.add_argument(
+        "--include",
+        choices=("placed", "best", "everything"),
+        help="placed: only renders whose every instance passed its placement check (the default for coco and "
+        "yolo); best: the best checked render per scene; everything: no filter (the default for images)",
+    )
+    export.add_argument(
+        "--labels",
+        choices=("drawn", "found"),
+        default="drawn",
+        help="dataset labels from the layout as drawn (default) or from what the placement check found",
+    )
+    export.add_argument(
+        "--split",
+        metavar="TRAIN,VAL,TEST",
+        help="split the dataset by scene in these ratios, e.g. 0.8,0.1,0.1 (seeded by --split-seed)",
+    )
+    export.add_argument("--split-seed", type=int, default=0, help="the seed that shuffles scenes into splits")
     export.set_defaults(func=cmd_export)
 
     exp = commands.add_parser("export-json", help="write one scene as official InstanceDiffusion JSON")
@@ -108,6 +126,18 @@ def build_parser(gui_command: Command) -> argparse.ArgumentParser:
         type=Path,
         metavar="FILE",
         help="write a JSON list with one object per finished job: scene, job, seconds, reused_instances, instances",
+    )
+    render.add_argument(
+        "--until-placed",
+        type=int,
+        metavar="N",
+        help="check each render's placement; when an instance missed, try the next seed, at most N seeds per scene",
+    )
+    render.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        help="render on a Ray cluster: 'auto' starts a local Ray on this machine, else the cluster's address "
+        "(needs the cluster extra: pip install '.[cluster]')",
     )
     render.set_defaults(func=cmd_render)
 

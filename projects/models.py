@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 from sqlalchemy import JSON, Float, ForeignKey, Index, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from engine.placement_report import DEFAULT_IOU, DEFAULT_SCORE
 from projects.scene_settings import FALLBACK
 
 
@@ -52,6 +53,10 @@ class ProjectSettings(Base):
     scheduler: Mapped[str] = mapped_column(String(32), default=FALLBACK.scheduler)
     negative_prompt: Mapped[str] = mapped_column(Text, default=FALLBACK.negative_prompt)
     model_id: Mapped[str] = mapped_column(String(200), default=FALLBACK.model_id)
+    # An instance is placed when its checker finds it with at least this overlap and label score
+    # (engine.placement_report); renders are judged by the current values, so changing them needs no re-render.
+    placement_iou: Mapped[float] = mapped_column(default=DEFAULT_IOU)
+    placement_score: Mapped[float] = mapped_column(default=DEFAULT_SCORE)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -123,6 +128,11 @@ class RenderJob(Base):
     progress_total: Mapped[int] = mapped_column(default=0)
     # The user cancelled it while it ran: it ends cancelled, whether the render notices or the app dies first.
     cancel_requested: Mapped[bool] = mapped_column(default=False)
+    # "Until placed, at most N seeds": when the render's check finds a missed instance and fewer than N
+    # seeds were tried, the next seed is queued as a new job (0 or 1: no re-roll).
+    until_placed: Mapped[int] = mapped_column(default=0)
+    # The first job of a re-roll chain (None for that first job, or a job outside any chain).
+    reroll_of: Mapped[int | None]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     started_at: Mapped[dt.datetime | None]
     finished_at: Mapped[dt.datetime | None]
@@ -148,6 +158,11 @@ class Render(Base):
     model_hashes: Mapped[dict[str, Any]] = mapped_column(default=dict)
     device: Mapped[str] = mapped_column(String(32), default="")
     dtype: Mapped[str] = mapped_column(String(16), default="")
+    # The placement check (engine.placement_report.PlacementReport.to_dict()); None: not checked.
+    placement: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The id of the first job of the re-roll chain this render belongs to (None: not part of one); the
+    # chain's best render is computed from the placements (projects.placement.best_render).
+    reroll_group: Mapped[int | None]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     scene: Mapped[Scene] = relationship(back_populates="renders")

@@ -12,6 +12,7 @@ Functions return `JobSnapshot`s, plain data that may cross threads; ORM rows sta
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,8 @@ from projects.models import JobStatus, Render, RenderJob, utcnow
 # A job is claimed at most this many times; a job that was running when the app died twice fails
 # instead of crashing the app at every start.
 MAX_ATTEMPTS = 2
+MAX_UNTIL_PLACED = 100  # seeds a re-roll chain may try
+SEED_LIMIT = 2**31  # seeds wrap around here (the range random seeds are drawn from)
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,15 @@ class JobSnapshot:
     progress_step: int
     progress_total: int
     cancel_requested: bool = False
+    until_placed: int = 0  # at most this many seeds until every instance is placed (0 or 1: no re-roll)
+    reroll_of: int | None = None  # the first job of its re-roll chain
+
+    @property
+    def reroll_group(self) -> int | None:
+        """The chain this job's render belongs to (the first job's id), or None outside any chain."""
+        if self.reroll_of is not None:
+            return self.reroll_of
+        return self.id if self.until_placed > 1 else None
 
     @classmethod
     def of(cls, job: RenderJob) -> JobSnapshot:
@@ -56,6 +68,8 @@ class JobSnapshot:
             progress_step=job.progress_step,
             progress_total=job.progress_total,
             cancel_requested=job.cancel_requested,
+            until_placed=job.until_placed,
+            reroll_of=job.reroll_of,
         )
 
 
@@ -72,14 +86,26 @@ class RenderOutput:
     # (width, height) of the image as rendered: a model with a scale of its own (the demo model) renders
     # the canvas smaller; None: the request's canvas.
     size: tuple[int, int] | None = None
+    # The placement check (engine.placement_report.PlacementReport.to_dict()); None: not checked.
+    placement: dict[str, Any] | None = None
 
 
 def _claim_order() -> tuple[Any, ...]:
     return (RenderJob.priority.desc(), RenderJob.position.asc(), RenderJob.id.asc())
 
 
-def enqueue(session: Session, request: RenderRequest, scene_id: int | None = None, priority: int = 0) -> JobSnapshot:
-    """Append a job that renders `request` exactly as it is now."""
+def enqueue(
+    session: Session,
+    request: RenderRequest,
+    scene_id: int | None = None,
+    priority: int = 0,
+    *,
+    until_placed: int = 0,
+) -> JobSnapshot:
+    """Append a job that renders `request` exactly as it is now. With `until_placed` N > 1, a render whose
+    placement check misses an instance queues the next seed (`reroll`), up to N seeds in all."""
+    if not 0 <= until_placed <= MAX_UNTIL_PLACED:
+        raise QueueError(f"until placed takes 1 to {MAX_UNTIL_PLACED} seeds, not {until_placed}")
     last = session.scalar(select(func.max(RenderJob.position)))
     job = RenderJob(
         scene_id=scene_id,
@@ -87,6 +113,7 @@ def enqueue(session: Session, request: RenderRequest, scene_id: int | None = Non
         status=JobStatus.PENDING.value,
         priority=priority,
         position=(last or 0) + 1,
+        until_placed=until_placed,
     )
     session.add(job)
     session.flush()
@@ -147,6 +174,8 @@ def finish(session: Session, job_id: int, output: RenderOutput) -> int:
         model_hashes=dict(output.model_hashes),
         device=output.device,
         dtype=output.dtype,
+        placement=None if output.placement is None else dict(output.placement),
+        reroll_group=JobSnapshot.of(job).reroll_group,
     )
     session.add(render)
     job.status = JobStatus.DONE.value
@@ -154,6 +183,41 @@ def finish(session: Session, job_id: int, output: RenderOutput) -> int:
     job.progress_step = job.progress_total
     session.flush()
     return render.id
+
+
+def seeds_tried(session: Session, job: JobSnapshot) -> int:
+    """How many jobs of `job`'s re-roll chain have rendered (1 for a job outside any chain that is done)."""
+    group = job.reroll_group
+    if group is None:
+        return 1
+    in_chain = (RenderJob.id == group) | (RenderJob.reroll_of == group)
+    done = session.scalar(
+        select(func.count()).select_from(RenderJob).where(in_chain, RenderJob.status == JobStatus.DONE.value)
+    )
+    return int(done or 0)
+
+
+def reroll(session: Session, job_id: int) -> JobSnapshot | None:
+    """After a done job's render missed an instance: queue its request with the next seed, at the front of
+    its priority (a chain's attempts run one after another), unless the chain has tried its N seeds. Returns
+    the new job, or None when the chain is spent (or the job is in none)."""
+    job = JobSnapshot.of(_load_in(session, job_id, {JobStatus.DONE}))
+    group = job.reroll_group
+    if group is None or seeds_tried(session, job) >= job.until_placed:
+        return None
+    request = dataclasses.replace(job.request, seed=(job.request.seed + 1) % SEED_LIMIT)
+    new = RenderJob(
+        scene_id=job.scene_id,
+        request_json=request.to_json(),
+        status=JobStatus.PENDING.value,
+        priority=job.priority,
+        position=(session.scalar(select(func.min(RenderJob.position))) or 0) - 1,
+        until_placed=job.until_placed,
+        reroll_of=group,
+    )
+    session.add(new)
+    session.flush()
+    return JobSnapshot.of(new)
 
 
 def fail(session: Session, job_id: int, error: str) -> JobSnapshot:
@@ -197,9 +261,16 @@ def requeue(session: Session, job_id: int) -> JobSnapshot:
 
 
 def retry(session: Session, job_id: int) -> JobSnapshot:
-    """Queue a new job with the same frozen request as a failed or cancelled one."""
+    """Queue a new job with the same frozen request as a failed or cancelled one (in the same re-roll chain)."""
     job = _load_in(session, job_id, {JobStatus.FAILED, JobStatus.CANCELLED})
-    return enqueue(session, RenderRequest.from_json(job.request_json), job.scene_id, job.priority)
+    new = enqueue(
+        session, RenderRequest.from_json(job.request_json), job.scene_id, job.priority, until_placed=job.until_placed
+    )
+    if job.reroll_of is None:
+        return new
+    row = _load(session, new.id)
+    row.reroll_of = job.reroll_of
+    return JobSnapshot.of(row)
 
 
 def retry_failed(session: Session, scene_ids: Sequence[int] | None = None) -> list[JobSnapshot]:

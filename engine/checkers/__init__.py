@@ -1,0 +1,6 @@
+"""Placement checkers: read a render and say, per instance, whether it landed where its layout asked.
+
+`base` holds the protocol and the overlap measures every checker shares; `shape_world` checks the demo
+model's renders with the shape-world analyser; a detector checker runs an open-vocabulary detector
+from the user's own files.
+"""
