@@ -1,3 +1,4 @@
+import dataclasses
 import threading
 from pathlib import Path
 
@@ -273,3 +274,92 @@ def test_concurrent_claims_never_share_a_job(project: Project) -> None:
 def _jobs(project: Project) -> list[queue.JobSnapshot]:
     with project.read() as session:
         return queue.list_jobs(session)
+
+
+# --- placement checks and re-roll chains -------------------------------------------------------------------
+
+MISSED = {"checker": "shape-world", "instances": [{"found": False, "iou": 0.0, "score": 0.0}]}
+
+
+def test_until_placed_takes_0_to_100_seeds(project: Project) -> None:
+    with project.write() as session:
+        for bad in (-1, 101):
+            with pytest.raises(QueueError, match=f"until placed takes 1 to 100 seeds, not {bad}"):
+                queue.enqueue(session, request(), until_placed=bad)
+        edges = [queue.enqueue(session, request(), until_placed=n).until_placed for n in (0, 1, 100)]
+    assert edges == [0, 1, 100]
+    assert len(_jobs(project)) == 3, "a refused job is not queued"
+
+
+def test_finish_stores_the_placement_and_the_chain_of_a_render(project: Project, scene_id: int) -> None:
+    with project.write() as session:
+        chained = queue.enqueue(session, request(1), scene_id, until_placed=3)
+        single = queue.enqueue(session, request(2), scene_id)
+        for job in (chained, single):
+            queue.claim_next(session)
+            placement = MISSED if job is chained else None
+            queue.finish(session, job.id, RenderOutput(b"png", b"t", {}, {}, placement=placement))
+    with project.read() as session:
+        stored = {render.job_id: (render.placement, render.reroll_group) for render in session.scalars(select(Render))}
+    assert stored == {chained.id: (MISSED, chained.id), single.id: (None, None)}
+
+
+def _render_and_reroll(project: Project, job_id: int) -> queue.JobSnapshot | None:
+    with project.write() as session:
+        claimed = queue.claim_next(session)
+        assert claimed is not None and claimed.id == job_id
+        queue.finish(session, job_id, RenderOutput(b"png", b"t", {}, {}, placement=MISSED))
+        return queue.reroll(session, job_id)
+
+
+def test_reroll_queues_the_next_seed_first_until_the_chain_has_tried_its_seeds(
+    project: Project, scene_id: int
+) -> None:
+    with project.write() as session:
+        first = queue.enqueue(session, request(queue.SEED_LIMIT - 2), scene_id, priority=1, until_placed=3)
+        other = queue.enqueue(session, request(50), scene_id, priority=1)
+    second = _render_and_reroll(project, first.id)
+    assert second is not None and second.reroll_of == first.id and second.reroll_group == first.id
+    assert second.request.seed == queue.SEED_LIMIT - 1 and second.priority == 1 and second.until_placed == 3
+    assert second.request == dataclasses.replace(first.request, seed=second.request.seed)
+    assert [job.id for job in _jobs(project) if job.status is JobStatus.PENDING] == [second.id, other.id]
+    third = _render_and_reroll(project, second.id)
+    assert third is not None and third.request.seed == 0, "seeds wrap around"
+    assert _render_and_reroll(project, third.id) is None, "three seeds tried: the chain is spent"
+    with project.read() as session:
+        stored = [(render.seed, render.reroll_group) for render in session.scalars(select(Render).order_by(Render.id))]
+        assert queue.seeds_tried(session, third) == 3
+    assert stored == [(queue.SEED_LIMIT - 2, first.id), (queue.SEED_LIMIT - 1, first.id), (0, first.id)]
+    assert [job.id for job in _jobs(project) if job.status is JobStatus.PENDING] == [other.id]
+
+
+def test_a_job_outside_a_chain_never_rerolls(project: Project, scene_id: int) -> None:
+    with project.write() as session:
+        plain = queue.enqueue(session, request(1), scene_id)
+        one_seed = queue.enqueue(session, request(2), scene_id, until_placed=1)
+    assert _render_and_reroll(project, plain.id) is None
+    assert _render_and_reroll(project, one_seed.id) is None
+    assert all(job.status is JobStatus.DONE for job in _jobs(project))
+    with pytest.raises(QueueError, match="is pending, not done"), project.write() as session:
+        queue.reroll(session, queue.enqueue(session, request(3), scene_id, until_placed=2).id)
+
+
+def test_retry_keeps_a_failed_reroll_in_its_chain(project: Project, scene_id: int) -> None:
+    with project.write() as session:
+        first = queue.enqueue(session, request(1), scene_id, until_placed=2)
+    second = _render_and_reroll(project, first.id)
+    assert second is not None
+    with project.write() as session:
+        queue.claim_next(session)
+        queue.fail(session, second.id, "NaN output")
+        again = queue.retry(session, second.id)
+    assert (again.reroll_of, again.until_placed, again.request.seed) == (first.id, 2, 2)
+    # The retry is the chain's second seed: once it renders, the chain has tried both and stops.
+    assert _render_and_reroll(project, again.id) is None
+    with project.write() as session:
+        failed_first = queue.enqueue(session, request(7), scene_id, until_placed=4)
+        queue.claim_next(session)
+        queue.fail(session, failed_first.id, "x")
+        retried_first = queue.retry(session, failed_first.id)
+    assert retried_first.reroll_of is None and retried_first.until_placed == 4
+    assert retried_first.reroll_group == retried_first.id, "a retried first job starts its own chain"
