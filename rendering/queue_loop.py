@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Protocol, TypeVar
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -32,20 +32,17 @@ from sqlalchemy.orm import Session
 from engine.runner import OutOfMemoryRenderError, RenderError, RenderResult, Runner
 from engine.sampler import RenderCancelled
 from projects.database import Project
-from projects.errors import DiskFullError, ProjectBusyError, ProjectError, ProjectIOError, QueueError
+from projects.errors import DiskFullError, ProjectBusyError, ProjectError, ProjectIOError
 from projects.models import JobStatus
-from projects.queue import JobSnapshot, RenderOutput, cancel, claim_next, fail, finish, report_progress, requeue
+from projects.queue import JobSnapshot, RenderOutput, cancel, claim_next, fail, report_progress, requeue
 from rendering.outcomes import JobPhase, JobResult, Outcome
-from rendering.output import render_output
+from rendering.store import output_of, patiently, store_finished
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 PROGRESS_WRITE_INTERVAL_S = 0.5
 PROGRESS_WAIT_S = 0.05  # a progress write waits this long for another program's lock, then is skipped
 STORE_PATIENCE_S = 300.0  # how long a finished render keeps trying to reach a busy project file
-MAX_BACKOFF_S = 5.0
 
 
 class JobListener(Protocol):
@@ -196,9 +193,9 @@ class QueueLoop:
         except Exception as exc:  # a bug must fail the job, not kill the thread that runs the queue
             log.exception("job %s failed unexpectedly", job.id)
             return self._failed(job, f"unexpected error: {exc}", Outcome.FAILED, elapsed())
-        output = render_output(rendered)
+        output = output_of(rendered)
         try:
-            return self._patiently(lambda: self._store(job, output, rendered, elapsed))
+            return patiently(lambda: self._store(job, output, rendered, elapsed), self.store_patience_s)
         except (ProjectBusyError, DiskFullError, ProjectIOError) as exc:
             return self._not_stored(job, exc, elapsed())
 
@@ -209,24 +206,12 @@ class QueueLoop:
         with self._ending() as session:
             if session is None:  # abandoned: the owner put the job back, and the image is not kept
                 return JobResult(job, Outcome.REQUEUED, elapsed())
-            try:
-                render_id = finish(session, job.id, output)
-            except QueueError as exc:  # the scene was deleted meanwhile
-                fail(session, job.id, str(exc))
-                return JobResult(job, Outcome.FAILED, elapsed(), error=str(exc))
-        return JobResult(
-            job,
-            Outcome.DONE,
-            elapsed(),
-            render_id=render_id,
-            notes=rendered.notes,
-            reused_instances=rendered.reused_instances,
-        )
+            return store_finished(session, job, output, rendered, elapsed)
 
     def _not_stored(self, job: JobSnapshot, problem: ProjectError, seconds: float) -> JobResult:
         """The project file would not take the render: put the job back to pending (as patiently), say why."""
         try:
-            self._patiently(lambda: self._requeue(job))
+            patiently(lambda: self._requeue(job), self.store_patience_s)
             where = "the job is back in the queue"
         except ProjectError as exc:
             log.warning("job %s could not be put back: %s", job.id, exc)
@@ -238,22 +223,6 @@ class QueueLoop:
         with self._ending() as session:
             if session is not None:
                 requeue(session, job.id)
-
-    def _patiently(self, attempt: Callable[[], T]) -> T:
-        """Run `attempt` (a write), again while another program holds the project's write lock, with a
-        growing pause between tries, for up to `store_patience_s`; then ProjectBusyError goes up."""
-        deadline = time.monotonic() + self.store_patience_s
-        pause = 0.1
-        while True:
-            try:
-                return attempt()
-            except ProjectBusyError as exc:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise
-                log.info("%s; trying again in %.1f s", exc, min(pause, left))
-                time.sleep(min(pause, left))  # the last try comes at the deadline
-                pause = min(2 * pause, MAX_BACKOFF_S)
 
     def _failed(self, job: JobSnapshot, message: str, outcome: Outcome, seconds: float) -> JobResult:
         with self._ending() as session:

@@ -1,0 +1,69 @@
+"""The one write that ends a rendered job, shared by every render path (the local queue loop and the
+cluster driver), so a render stored from either is the same: the PNG with its metadata, the thumbnail, the
+job done. Also the patience with a project file another program holds. Imports no torch: the engine's
+result is only a type here."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
+
+from sqlalchemy.orm import Session
+
+from projects.errors import ProjectBusyError, QueueError
+from projects.queue import JobSnapshot, RenderOutput, fail, finish
+from rendering.outcomes import JobResult, Outcome
+from rendering.output import render_output
+
+if TYPE_CHECKING:
+    from engine.runner import RenderResult
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+MAX_BACKOFF_S = 5.0
+
+
+def output_of(rendered: RenderResult) -> RenderOutput:
+    """What is stored for a finished render (computed once, before any attempt to store it)."""
+    return render_output(rendered)
+
+
+def store_finished(
+    session: Session, job: JobSnapshot, output: RenderOutput, rendered: RenderResult, elapsed: Callable[[], float]
+) -> JobResult:
+    """Store a finished render of the running `job` and mark it done, in the caller's write; a job whose
+    scene was deleted meanwhile fails instead (the render is discarded)."""
+    try:
+        render_id = finish(session, job.id, output)
+    except QueueError as exc:
+        fail(session, job.id, str(exc))
+        return JobResult(job, Outcome.FAILED, elapsed(), error=str(exc))
+    return JobResult(
+        job,
+        Outcome.DONE,
+        elapsed(),
+        render_id=render_id,
+        notes=rendered.notes,
+        reused_instances=rendered.reused_instances,
+    )
+
+
+def patiently(attempt: Callable[[], T], patience_s: float) -> T:
+    """Run `attempt` (a write), again while another program holds the project's write lock, with a
+    growing pause between tries, for up to `patience_s`; then ProjectBusyError goes up."""
+    deadline = time.monotonic() + patience_s
+    pause = 0.1
+    while True:
+        try:
+            return attempt()
+        except ProjectBusyError as exc:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise
+            log.info("%s; trying again in %.1f s", exc, min(pause, left))
+            time.sleep(min(pause, left))  # the last try comes at the deadline
+            pause = min(2 * pause, MAX_BACKOFF_S)
