@@ -12,17 +12,26 @@ COCO (`annotations.json`): `file_name` is relative to `images/`; every image has
 YOLO (`images/`, `labels/`, `data.yaml`, `provenance.jsonl`): one `labels/NAME.txt` per image
 (empty for an image without labels). Detection lines are `class cx cy w h`; with `segments` every
 line is `class x1 y1 x2 y2 ...` (the YOLO segment task), a box or scribble written as its rectangle.
+
+Labels are the layout as drawn (`labels="drawn"`), or what the render's placement check found
+(`labels="found"`): each found instance's box (no region; a segment line is its rectangle), and an
+instance the check did not find (or a render never checked) gets no label and is counted.
+
+Split datasets (`projects.export_splits`): COCO writes `annotations/instances_SPLIT.json` per split with
+`file_name` relative to `images/SPLIT/`; YOLO writes `images/SPLIT/`, `labels/SPLIT/` and names the
+split folders in `data.yaml`. Without splits YOLO's `train` and `val` both name `images` (one set of
+images, no held-out part), as Ultralytics needs both keys.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from engine.request import InstanceKind, InstanceSpec
 from projects.export_images import json_bytes
-from projects.export_labels import Label, instance_label
+from projects.export_labels import Label, found_label, instance_label
 from projects.export_source import RenderData
 from projects.png_metadata import app_version
 
@@ -32,6 +41,11 @@ class LabelCounts:
     annotations: int = 0
     skipped_points: int = 0
     skipped_empty: int = 0
+    skipped_not_found: int = 0  # labels from the check: instances it did not find
+    skipped_unchecked: int = 0  # labels from the check: instances of renders never checked
+
+
+LabelSource = Literal["drawn", "found"]
 
 
 class Categories:
@@ -50,9 +64,11 @@ class Categories:
 
 
 def labelled_instances(
-    render: RenderData, width: int, height: int, counts: LabelCounts
+    render: RenderData, width: int, height: int, counts: LabelCounts, source: LabelSource = "drawn"
 ) -> list[tuple[int, InstanceSpec, Label]]:
     """(slot, spec, label) for every instance that has a label; counts the ones that have none."""
+    if source == "found":
+        return _found_instances(render, width, height, counts)
     result = []
     for slot, spec in enumerate(render.request.instances):
         label = instance_label(spec, width, height)
@@ -67,11 +83,39 @@ def labelled_instances(
     return result
 
 
+def _found_instances(
+    render: RenderData, width: int, height: int, counts: LabelCounts
+) -> list[tuple[int, InstanceSpec, Label]]:
+    instances = render.request.instances
+    report = render.report
+    if report is None or len(report.instances) != len(instances):  # never checked, or not this layout's check
+        counts.skipped_unchecked += len(instances)
+        return []
+    result = []
+    for slot, (spec, found) in enumerate(zip(instances, report.instances, strict=True)):
+        if not found.found or found.box is None:
+            counts.skipped_not_found += 1
+            continue
+        counts.annotations += 1
+        result.append((slot, spec, found_label(found.box, width, height)))
+    return result
+
+
 class CocoDataset:
-    def __init__(self, project_name: str) -> None:
+    """One annotation file; the splits of one export share their categories and counts."""
+
+    def __init__(
+        self,
+        project_name: str,
+        *,
+        labels: LabelSource = "drawn",
+        categories: Categories | None = None,
+        counts: LabelCounts | None = None,
+    ) -> None:
         self.project_name = project_name
-        self.counts = LabelCounts()
-        self.categories = Categories()
+        self.labels = labels
+        self.counts = LabelCounts() if counts is None else counts
+        self.categories = Categories() if categories is None else categories
         self._images: list[dict[str, Any]] = []
         self._annotations: list[dict[str, Any]] = []
 
@@ -87,7 +131,7 @@ class CocoDataset:
                 "instance_studio": render.provenance,
             }
         )
-        for slot, spec, label in labelled_instances(render, width, height, self.counts):
+        for slot, spec, label in labelled_instances(render, width, height, self.counts, self.labels):
             annotation: dict[str, Any] = {
                 "id": len(self._annotations) + 1,
                 "image_id": image_id,
@@ -96,7 +140,7 @@ class CocoDataset:
                 "bbox": list(label.bbox),
                 "area": label.area,
                 "iscrowd": 0,
-                "instance_studio": {"slot": slot, "kind": spec.kind.value},
+                "instance_studio": {"slot": slot, "kind": spec.kind.value, "labels": self.labels},
             }
             if label.rle is not None:
                 annotation["segmentation"] = label.rle
@@ -123,15 +167,23 @@ class CocoDataset:
 
 
 class YoloDataset:
-    def __init__(self, *, segments: bool) -> None:
+    def __init__(
+        self,
+        *,
+        segments: bool,
+        labels: LabelSource = "drawn",
+        categories: Categories | None = None,
+        counts: LabelCounts | None = None,
+    ) -> None:
         self.segments = segments
-        self.counts = LabelCounts()
-        self.categories = Categories()
+        self.labels_from = labels
+        self.counts = LabelCounts() if counts is None else counts
+        self.categories = Categories() if categories is None else categories
         self._provenance: list[bytes] = []
 
     def labels(self, render: RenderData, width: int, height: int) -> bytes:
         lines = []
-        for _slot, spec, label in labelled_instances(render, width, height, self.counts):
+        for _slot, spec, label in labelled_instances(render, width, height, self.counts, self.labels_from):
             cls = self.categories.index(spec.caption)
             if self.segments:
                 coords = [_clip(v) for point in label.polygon for v in point]
@@ -147,14 +199,17 @@ class YoloDataset:
     def provenance_jsonl(self) -> bytes:
         return b"".join(line + b"\n" for line in self._provenance)
 
-    def data_yaml(self, root: str) -> bytes:
+    def data_yaml(self, root: str, splits: tuple[str, ...] | None = None) -> bytes:
+        """`splits`: the split folders under images/ (train and val at least); None: one set, `images`."""
         task = "segment" if self.segments else "detect"
+        source = "the layouts the images were rendered from" if self.labels_from == "drawn" else "placement checks"
+        folders = [f"{name}: images/{name}" for name in splits] if splits else ["train: images", "val: images"]
         lines = [
             f"# YOLO {task} dataset exported by Instance Studio {app_version()}.",
-            "# Labels come from the layouts the images were rendered from; provenance.jsonl says which.",
+            f"# Labels come from {source}; provenance.jsonl and provenance.json say which.",
+            *([] if splits else ["# No split was asked for: train and val are the same images."]),
             f"path: {_yaml_string(root)}",
-            "train: images",
-            "val: images",
+            *folders,
             f"nc: {len(self.categories.names)}",
             "names:" if self.categories.names else "names: {}",
             *(f"  {i}: {_yaml_string(name)}" for i, name in enumerate(self.categories.names)),

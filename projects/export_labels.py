@@ -11,6 +11,9 @@ The rules, shared by the COCO and YOLO writers:
 - As a polygon (YOLO segments): the polygon itself; for a bitmap, the outer boundary of its largest
   4-connected part, traced along pixel edges and simplified by at most half a mask pixel (holes are
   filled, other parts dropped); otherwise the rectangle of the box.
+
+Labels can instead come from what a placement check found (`found_label`): the box it found, with no
+region; the rules above then do not apply.
 """
 
 from __future__ import annotations
@@ -64,6 +67,16 @@ def instance_label(spec: InstanceSpec, width: int, height: int) -> Label | None:
         rle = {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
     x, y, w, h = (round(v, 3) for v in bbox)
     return Label(bbox=(x, y, w, h), area=round(area, 3), rle=rle, polygon=polygon)
+
+
+def found_label(box: tuple[float, float, float, float], width: int, height: int) -> Label:
+    """The label of what a placement check found: its normalised box (x0, y0, x1, y1), as a box only."""
+    x0, y0, x1, y1 = (min(1.0, max(0.0, v)) for v in box)
+    bbox = _min_one_pixel(_to_pixels((x0, y0, max(x0, x1), max(y0, y1)), width, height), width, height)
+    x, y, w, h = (round(v, 3) for v in bbox)
+    return Label(
+        bbox=(x, y, w, h), area=round(bbox[2] * bbox[3], 3), rle=None, polygon=_rectangle(bbox, width, height)
+    )
 
 
 def _region_rle(spec: InstanceSpec, width: int, height: int) -> dict[str, Any] | None:

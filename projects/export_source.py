@@ -13,12 +13,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 
+from engine.placement_report import PlacementReport, PlacementThresholds
 from engine.request import RenderRequest, RequestValidationError
 from projects.database import Project
 from projects.export_errors import ExportError, NothingToExportError
 from projects.models import Render, Scene
+from projects.placement import placement_thresholds, stored_report
 from projects.scenes import find_scene, get_settings
 
 
@@ -32,6 +34,16 @@ class RenderRef:
     seed: int
     created_at: dt.datetime
     number: int  # its place among its scene's renders, oldest first (1, 2, ...): the same in every export
+    instances: int = 0  # how many instances its layout has
+    placement: dict[str, Any] | None = None  # its placement check as stored; None: not checked
+
+    @property
+    def id(self) -> int:  # the name projects.placement.best_render reads
+        return self.render_id
+
+    @property
+    def report(self) -> PlacementReport | None:
+        return stored_report(self.placement, self.render_id)
 
 
 @dataclass(frozen=True)
@@ -43,6 +55,10 @@ class RenderData:
     request: RenderRequest
     request_json: str
     model_hashes: dict[str, Any]
+
+    @property
+    def report(self) -> PlacementReport | None:
+        return self.ref.report
 
     @property
     def provenance(self) -> dict[str, Any]:
@@ -63,6 +79,7 @@ class Selection:
     project_name: str
     renders: tuple[RenderRef, ...]
     scenes_without_renders: int
+    thresholds: PlacementThresholds  # the project's, read with the selection
 
 
 def select_renders(
@@ -78,9 +95,22 @@ def select_renders(
         Render.id.label("render_id"),
         func.row_number().over(partition_by=Render.scene_id, order_by=Render.id).label("number"),
     ).subquery()
-    columns = (Render.id, Render.scene_id, Scene.name, Render.seed, Render.created_at, numbered.c.number)
+    # Counted in SQL, so the selection reads no layout; a damaged request counts 0 (its load then fails).
+    valid = func.json_valid(Render.request_json) == 1
+    instances = case((valid, func.coalesce(func.json_array_length(Render.request_json, "$.instances"), 0)), else_=0)
+    columns = (
+        Render.id,
+        Render.scene_id,
+        Scene.name,
+        Render.seed,
+        Render.created_at,
+        numbered.c.number,
+        instances,
+        Render.placement,
+    )
     with project.read() as session:
         project_name = get_settings(session).name
+        thresholds = placement_thresholds(session)
         if render_ids is not None:
             if scenes is not None:
                 raise ExportError("give either render ids or scenes to export, not both")
@@ -92,7 +122,7 @@ def select_renders(
             missing = [str(i) for i in wanted if i not in found]
             if missing:
                 raise NothingToExportError(f"there is no render {', '.join(missing)} in this project")
-            return Selection(project_name, tuple(found[i] for i in wanted), 0)
+            return Selection(project_name, tuple(found[i] for i in wanted), 0, thresholds)
 
         if scenes is None:
             rows = session.execute(select(Scene.id, Scene.name).order_by(Scene.position, Scene.id))
@@ -125,7 +155,7 @@ def select_renders(
         selected.extend(renders[-1:] if which == "latest" else renders)
     if not selected:
         raise NothingToExportError("no scene of the project has a render yet; render some scenes first")
-    return Selection(project_name, tuple(selected), empty)
+    return Selection(project_name, tuple(selected), empty, thresholds)
 
 
 def _joined(query: Any, numbered: Any) -> Any:

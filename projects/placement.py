@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy.orm import Session
 
@@ -50,12 +50,25 @@ def render_report(render: Render) -> PlacementReport | None:
     return stored_report(render.placement, render.id)
 
 
-def best_render(renders: Iterable[Render], thresholds: PlacementThresholds) -> Render | None:
+class CheckedRender(Protocol):
+    """What `best_render` reads: a Render, or the export's lighter RenderRef."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def placement(self) -> dict[str, Any] | None: ...
+
+
+R = TypeVar("R", bound=CheckedRender)
+
+
+def best_render(renders: Iterable[R], thresholds: PlacementThresholds) -> R | None:
     """The best checked render of `renders` (a scene's, or a re-roll chain's): all placed first, then the most
     instances placed, then the highest mean overlap; the latest wins a tie. None if none was checked."""
-    best: tuple[tuple[int, int, float], int, Render] | None = None
+    best: tuple[tuple[int, int, float], int, R] | None = None
     for render in renders:
-        report = render_report(render)
+        report = stored_report(render.placement, render.id)
         if report is None:
             continue
         key = (report.rank(thresholds), render.id, render)

@@ -18,6 +18,7 @@ from projects.png_metadata import REQUEST_KEY, png_with_text
 from projects.queue import RenderOutput, claim_next, finish
 from projects.scenes import SceneLayout, add_scene, find_scene, list_scenes, queue_scene, scene_layout
 from tests.conftest import REPO_ROOT
+from tests.projects.export_scenes import check_report
 from tests.projects.import_samples import OFFICIAL, json_bytes
 
 OFFICIAL_SAMPLE = json_bytes(OFFICIAL)
@@ -42,7 +43,8 @@ def rendered_project(path: Path) -> Path:
                 job = claim_next(session)
                 assert job is not None
                 png = png_with_text(Image.new("RGB", (64, 64), "gray"), {REQUEST_KEY: job.request.to_json()})
-                finish(session, job.id, RenderOutput(png, png, {}, {"unet": "abc"}))
+                check = check_report(job.request)  # placed, so datasets take them by default
+                finish(session, job.id, RenderOutput(png, png, {}, {"unet": "abc"}, placement=check))
     return path
 
 

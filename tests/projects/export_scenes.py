@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from engine.placement_report import InstancePlacement, PlacementReport
 from engine.request import InstanceKind, InstanceSpec, MaskRLE, RenderRequest
 from projects import queue
 from projects.database import Project
@@ -73,10 +74,34 @@ def make_png(width: int, height: int, *, noise: bool = True, metadata: RenderReq
     return png_with_text(image, chunks)
 
 
+PLACED = "placed"
+
+
+def check_report(request: RenderRequest, missed: tuple[int, ...] = ()) -> dict[str, Any]:
+    """A stored placement check of a render of `request`: each instance found at its requested box (score
+    0.9, IoU 0.8), except the `missed` slots, not found."""
+    found = []
+    for slot, spec in enumerate(request.instances):
+        if slot in missed:
+            found.append(InstancePlacement(found=False))
+            continue
+        box = spec.box or (0.2, 0.2, 0.6, 0.6)
+        found.append(InstancePlacement(found=True, iou=0.8, score=0.9, box=box))
+    return PlacementReport("test-checker", tuple(found)).to_dict()
+
+
 def add_rendered_scene(
-    project: Project, layout: SceneLayout, *, renders: int = 1, metadata: bool = True, noise: bool = True
+    project: Project,
+    layout: SceneLayout,
+    *,
+    renders: int = 1,
+    metadata: bool = True,
+    noise: bool = True,
+    placement: str | None | tuple[tuple[int, ...], ...] = PLACED,
 ) -> tuple[int, list[int]]:
-    """A scene with `renders` finished renders (seeds seed, seed+1, ...); returns its id and the render ids."""
+    """A scene with `renders` finished renders (seeds seed, seed+1, ...); returns its id and the render ids.
+
+    `placement`: PLACED (every instance placed), None (not checked), or per render the slots it missed."""
     with project.write() as session:
         scene = add_scene(session, layout)
         scene_id = scene.id
@@ -89,7 +114,13 @@ def add_rendered_scene(
             job = queue.claim_next(session)
             assert job is not None
             png = make_png(layout.width, layout.height, noise=noise, metadata=request if metadata else None)
-            output = RenderOutput(png, b"thumb", {"sample": 0.1}, dict(HASHES))
+            if placement == PLACED:
+                check: dict[str, Any] | None = check_report(request)
+            elif placement is None or isinstance(placement, str):
+                check = None
+            else:
+                check = check_report(request, placement[n])
+            output = RenderOutput(png, b"thumb", {"sample": 0.1}, dict(HASHES), placement=check)
             render_ids.append(queue.finish(session, job.id, output))
     return scene_id, render_ids
 
