@@ -176,15 +176,18 @@ def scene_settings(scene: Scene) -> SceneSettings:
     return SceneSettings.from_overrides(scene.overrides)
 
 
-def queue_scene(session: Session, scene: Scene, *, seed: int | None = None, priority: int = 0) -> JobSnapshot:
+def queue_scene(
+    session: Session, scene: Scene, *, seed: int | None = None, priority: int = 0, until_placed: int = 0
+) -> JobSnapshot:
     """Freeze the scene as it is now into a pending job. A scene in "random" seed mode, or an explicit
-    `seed` (variations), renders with that seed; otherwise with the scene's own, so iterating keeps the image."""
+    `seed` (variations), renders with that seed; otherwise with the scene's own, so iterating keeps the image.
+    `until_placed` N > 1: a render that misses an instance tries the next seed, up to N (projects.queue)."""
     request = scene_to_request(session, scene)
     if seed is None and scene_settings(scene).seed_mode == "random":
         seed = random_seed()
     if seed is not None:
         request = dataclasses.replace(request, seed=seed)
-    return enqueue(session, request, scene.id, priority)
+    return enqueue(session, request, scene.id, priority, until_placed=until_placed)
 
 
 def random_seed() -> int:
@@ -192,14 +195,21 @@ def random_seed() -> int:
 
 
 def queue_sweep(
-    session: Session, scene: Scene, seeds: list[int], alphas: list[float], mises: list[float]
+    session: Session,
+    scene: Scene,
+    seeds: list[int],
+    alphas: list[float],
+    mises: list[float],
+    *,
+    until_placed: int = 0,
 ) -> list[JobSnapshot]:
-    """One job per (seed, alpha, mis), the scene otherwise as it is now: a grid to compare settings."""
+    """One job per (seed, alpha, mis), the scene otherwise as it is now: a grid to compare settings. With
+    `until_placed`, each cell that misses an instance tries the next seeds (its own re-roll chain)."""
     base = scene_to_request(session, scene)
     jobs = []
     for seed in seeds:
         for alpha in alphas:
             for mis in mises:
                 request = dataclasses.replace(base, seed=seed, alpha=alpha, mis=mis)  # validated on creation
-                jobs.append(enqueue(session, request, scene.id))
+                jobs.append(enqueue(session, request, scene.id, until_placed=until_placed))
     return jobs

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from engine.placement_report import PlacementReport
 from projects.queue import JobSnapshot
 
 
@@ -38,6 +39,9 @@ class JobResult:
     error: str | None = None
     notes: tuple[str, ...] = ()
     reused_instances: tuple[int, ...] = ()  # instances (0-based) whose chains the engine kept from a render before
+    placement: PlacementReport | None = None  # the render's placement check; None: not checked
+    placement_summary: str | None = None  # by the project's thresholds when stored: "all placed", "1 of 3 missed"
+    rerolled: JobSnapshot | None = None  # the job queued with the next seed after a miss
 
     @property
     def instance_count(self) -> int:
@@ -49,3 +53,14 @@ class JobResult:
         if self.instance_count:
             text += f" · {len(self.reused_instances)} of {self.instance_count} instances reused"
         return text
+
+    def placement_words(self) -> str | None:
+        """The check and what followed it, e.g. "all placed", "1 of 3 missed -> seed 8 queued", "1 of 3
+        missed, all 4 seeds tried"; None when the render was not checked."""
+        if self.placement_summary is None:
+            return None
+        if self.rerolled is not None:
+            return f"{self.placement_summary} -> seed {self.rerolled.request.seed} queued"
+        if self.job.until_placed > 1 and self.placement is not None and self.placement_summary != "all placed":
+            return f"{self.placement_summary}, all {self.job.until_placed} seeds tried"
+        return self.placement_summary

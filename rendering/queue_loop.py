@@ -29,14 +29,17 @@ import numpy as np
 import numpy.typing as npt
 from sqlalchemy.orm import Session
 
+from engine.placement_report import PlacementThresholds
 from engine.runner import OutOfMemoryRenderError, RenderError, RenderResult, Runner
 from engine.sampler import RenderCancelled
 from projects.database import Project
 from projects.errors import DiskFullError, ProjectBusyError, ProjectError, ProjectIOError
 from projects.models import JobStatus
+from projects.placement import placement_thresholds
 from projects.queue import JobSnapshot, RenderOutput, cancel, claim_next, fail, report_progress, requeue
 from rendering.outcomes import JobPhase, JobResult, Outcome
-from rendering.store import output_of, patiently, store_finished
+from rendering.placement_check import PlacementCheck, checked_output
+from rendering.store import patiently, store_finished
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +68,11 @@ class QueueLoop:
         *,
         preview_every: int = 0,
         store_patience_s: float = STORE_PATIENCE_S,
+        placement: PlacementCheck | None = None,
     ) -> None:
         self.project = project
+        # Checks every render whose model has a checker (the demo model's, without any settings).
+        self.placement = placement or PlacementCheck()
         self.runner = runner
         self.listener = listener
         self.preview_every = preview_every
@@ -125,6 +131,8 @@ class QueueLoop:
         with self._write() as session:
             job = None if session is None else claim_next(session)
             self._open_job = None if job is None else job.id
+            # What the check reports against; the re-roll judges by the thresholds current when it is stored.
+            thresholds = placement_thresholds(session) if session is not None and job else PlacementThresholds()
         if job is None:
             return None
         with self._cancel_lock:
@@ -132,7 +140,7 @@ class QueueLoop:
         self.listener.job_started(job)
         started = time.perf_counter()
         try:
-            result = self._render(job, started)
+            result = self._render(job, started, thresholds)
         finally:
             with self._cancel_lock:
                 self.running_job = None
@@ -140,7 +148,7 @@ class QueueLoop:
         self.listener.job_ended(result)
         return result
 
-    def _render(self, job: JobSnapshot, started: float) -> JobResult:
+    def _render(self, job: JobSnapshot, started: float, thresholds: PlacementThresholds) -> JobResult:
         last_write = [0.0]
 
         def on_progress(step: int, total: int, preview: npt.NDArray[np.uint8] | None) -> None:
@@ -193,7 +201,7 @@ class QueueLoop:
         except Exception as exc:  # a bug must fail the job, not kill the thread that runs the queue
             log.exception("job %s failed unexpectedly", job.id)
             return self._failed(job, f"unexpected error: {exc}", Outcome.FAILED, elapsed())
-        output = output_of(rendered)
+        rendered, output = checked_output(rendered, self.placement, thresholds)
         try:
             return patiently(lambda: self._store(job, output, rendered, elapsed), self.store_patience_s)
         except (ProjectBusyError, DiskFullError, ProjectIOError) as exc:

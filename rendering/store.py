@@ -16,6 +16,7 @@ from projects.errors import ProjectBusyError, QueueError
 from projects.queue import JobSnapshot, RenderOutput, fail, finish
 from rendering.outcomes import JobResult, Outcome
 from rendering.output import render_output
+from rendering.placement_check import judge_and_reroll
 
 if TYPE_CHECKING:
     from engine.runner import RenderResult
@@ -36,12 +37,14 @@ def store_finished(
     session: Session, job: JobSnapshot, output: RenderOutput, rendered: RenderResult, elapsed: Callable[[], float]
 ) -> JobResult:
     """Store a finished render of the running `job` and mark it done, in the caller's write; a job whose
-    scene was deleted meanwhile fails instead (the render is discarded)."""
+    scene was deleted meanwhile fails instead (the render is discarded). A render that missed an instance
+    queues the next seed of its re-roll chain in the same write."""
     try:
         render_id = finish(session, job.id, output)
     except QueueError as exc:
         fail(session, job.id, str(exc))
         return JobResult(job, Outcome.FAILED, elapsed(), error=str(exc))
+    placed = judge_and_reroll(session, job, output.placement)
     return JobResult(
         job,
         Outcome.DONE,
@@ -49,6 +52,9 @@ def store_finished(
         render_id=render_id,
         notes=rendered.notes,
         reused_instances=rendered.reused_instances,
+        placement=placed.report,
+        placement_summary=placed.summary,
+        rerolled=placed.rerolled,
     )
 
 

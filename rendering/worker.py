@@ -27,6 +27,7 @@ from rendering.outcomes import Outcome
 if TYPE_CHECKING:  # torch: loaded by `serve`, on the serving thread
     from engine.request import RenderRequest
     from engine.runner import ModelProvider, Runner
+    from rendering.placement_check import CheckerSelection
     from rendering.queue_loop import JobListener, QueueLoop
 
 log = logging.getLogger(__name__)
@@ -46,8 +47,10 @@ class QueueWorker:
         preview_every: int = 0,
         on_paused: Callable[[bool, str], None] = lambda _paused, _reason: None,
         on_preview: Callable[[PreviewResult], None] = lambda _result: None,
+        select_checker: CheckerSelection | None = None,
     ) -> None:
         self._project = project
+        self._select_checker = select_checker  # which placement checker reads a model's renders (default: the demo's)
         self._provider = provider
         self._listener = listener
         self._preview_every = preview_every
@@ -116,10 +119,12 @@ class QueueWorker:
 
     def serve(self) -> None:
         from engine.runner import Runner
+        from rendering.placement_check import PlacementCheck
         from rendering.queue_loop import QueueLoop
 
         runner = Runner(self._provider)
-        loop = QueueLoop(self._project, runner, self._listener, preview_every=self._preview_every)
+        check = PlacementCheck() if self._select_checker is None else PlacementCheck(self._select_checker)
+        loop = QueueLoop(self._project, runner, self._listener, preview_every=self._preview_every, placement=check)
         self._loop = loop
         while not self._quit:
             if self._paused:

@@ -23,7 +23,7 @@ from projects.placement import (
     stored_report,
 )
 from projects.queue import RenderOutput
-from projects.scenes import SceneLayout, add_scene, get_settings
+from projects.scenes import SceneLayout, add_scene, get_settings, queue_scene, queue_sweep
 
 FIXTURE = Path(__file__).with_name("data") / "schema_0001.instproj"
 
@@ -125,3 +125,16 @@ def test_best_render_prefers_all_placed_then_most_placed_then_overlap_then_the_l
         # Judged by the current thresholds: with no label score required, the fifth places both best.
         assert best_render(renders, PlacementThresholds(score=0.0)) is renders[4]
         assert best_render(renders[:1], thresholds) is None and best_render([], thresholds) is None
+
+
+def test_queue_scene_and_sweep_queue_re_roll_chains(project: Project) -> None:
+    with project.write() as session:
+        scene = add_scene(session, SceneLayout("s", "a scene", 64, 64))
+        single = queue_scene(session, scene, until_placed=4)
+        sweep = queue_sweep(session, scene, [1, 2], [0.8], [0.3], until_placed=3)
+        plain = queue_scene(session, scene)
+    assert single.until_placed == 4 and single.reroll_group == single.id
+    assert [job.until_placed for job in sweep] == [3, 3] and [job.reroll_group for job in sweep] == [
+        j.id for j in sweep
+    ]
+    assert plain.until_placed == 0 and plain.reroll_group is None
