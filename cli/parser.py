@@ -98,7 +98,8 @@ def build_parser(gui_command: Command) -> argparse.ArgumentParser:
     export.add_argument(
         "--split",
         metavar="TRAIN,VAL,TEST",
-        help="split the dataset by scene in these ratios, e.g. 0.8,0.1,0.1 (seeded by --split-seed)",
+        help="split the dataset by scene in these ratios, e.g. 0.8,0.1,0.1 or 0.8,0.2 (seeded by --split-seed); "
+        "refused if a split would be empty. Without it YOLO's train and val are the same images",
     )
     export.add_argument("--split-seed", type=int, default=0, help="the seed that shuffles scenes into splits")
     export.set_defaults(func=cmd_export)

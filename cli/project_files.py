@@ -7,9 +7,14 @@ import json
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cli.common import EXIT_OK, CommandError
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from engine.placement_report import PlacementThresholds
 
 
 def cmd_new(args: argparse.Namespace) -> int:
@@ -78,7 +83,7 @@ def _add_imported(project_path: Path, imported: list[tuple[Path, Any]]) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from projects.database import Project
-    from projects.export import ExportOptions, export_project
+    from projects.export import ExportOptions, SplitRatios, export_project
 
     options = ExportOptions(
         format=args.format,
@@ -89,6 +94,10 @@ def cmd_export(args: argparse.Namespace) -> int:
         annotated=args.annotated,
         zip=args.zip,
         segments=args.segments,
+        include=args.include,
+        labels=args.labels,
+        split=None if args.split is None else SplitRatios.parse(args.split),
+        split_seed=args.split_seed,
     )
 
     def progress(done: int, total: int) -> None:
@@ -99,9 +108,11 @@ def cmd_export(args: argparse.Namespace) -> int:
         report = export_project(project, args.out, options, progress=progress)
     sys.stderr.write("\n")
     extra = f", {report.annotations} annotations" if args.format != "images" else ""
-    print(f"exported {report.images} image(s){extra} to {report.out}")
-    if report.skipped_points:
-        print(f"note: {report.skipped_points} point instance(s) have no extent and got no label")
+    print(f"exported {report.images} image(s){extra} to {report.out} (include {report.include})")
+    if report.splits:
+        print("splits: " + ", ".join(f"{name} {images}" for name, images in report.splits))
+    for note in report.notes():
+        print(f"note: {note}")
     return EXIT_OK
 
 
@@ -123,6 +134,7 @@ def cmd_export_json(args: argparse.Namespace) -> int:
 def cmd_info(args: argparse.Namespace) -> int:
     from projects import schema
     from projects.database import Project
+    from projects.placement import placement_thresholds
     from projects.queue import status_counts
     from projects.scene_records import readable_settings
     from projects.scenes import get_settings, list_scenes, project_defaults
@@ -130,6 +142,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     with Project.open(args.project) as project, project.read() as session:
         settings = get_settings(session)
         defaults = project_defaults(session)
+        placement = _latest_placement(session, placement_thresholds(session))
         scenes: list[dict[str, Any]] = []
         for stored in list_scenes(session):
             effective = readable_settings(stored.overrides).effective(defaults)
@@ -144,6 +157,7 @@ def cmd_info(args: argparse.Namespace) -> int:
                     "renders": len(stored.renders),
                     "model": effective.model_id,
                     "loras": [lora.to_dict() for lora in effective.loras],
+                    "placement": placement.get(stored.id),
                 }
             )
         info: dict[str, Any] = {
@@ -165,7 +179,26 @@ def cmd_info(args: argparse.Namespace) -> int:
         size = f"{scene['width']}x{scene['height']}"
         loras = ", ".join(f"{lora['name']} {lora['weight']:g}" for lora in scene["loras"])
         look = f"  model {scene['model']}" + (f" + LoRAs {loras}" if loras else "")
+        placed = scene["placement"] or "no renders"
         print(
-            f"  {scene['id']:>4}  {scene['name'][:32]:<32}  {size:>9}  {scene['instances']:>2} instances  {kinds}{look}"
+            f"  {scene['id']:>4}  {scene['name'][:32]:<32}  {size:>9}  {scene['instances']:>2} instances"
+            f"  {placed:<14}  {kinds}{look}"
         )
     return EXIT_OK
+
+
+def _latest_placement(session: Session, thresholds: PlacementThresholds) -> dict[int, str]:
+    """Per scene with renders: its latest render's placement, judged by the project's current thresholds
+    ("all placed", "1 of 3 missed", or "not checked")."""
+    from sqlalchemy import func, select
+
+    from projects.models import Render
+    from projects.placement import stored_report
+
+    latest = select(func.max(Render.id)).group_by(Render.scene_id)
+    rows = session.execute(select(Render.scene_id, Render.id, Render.placement).where(Render.id.in_(latest)))
+    result = {}
+    for scene_id, render_id, data in rows:
+        report = stored_report(data, render_id)
+        result[scene_id] = "not checked" if report is None else report.summary(thresholds)
+    return result
