@@ -14,6 +14,11 @@ it wrote before raising `ExportCancelled`, so a cancelled export leaves nothing 
 button asks the task to stop (`request_stop`) and the dialog then says so; closing the dialog cancels the
 task outright (nothing more is reported to it), and the window cancels and waits for its tasks before it
 closes the project.
+
+Datasets (COCO, YOLO) take only the renders whose every instance passed its placement check unless told
+otherwise ("Renders" follows the format until the user picks one); labels come from the layout or from
+the boxes the check found; a split cuts the dataset by scene in the ratios given, seeded. When done, the
+dialog lists what the export left out and why (`ExportReport.notes`).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
     QDialogButtonBox,
+    QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
@@ -34,6 +40,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QProgressBar,
     QPushButton,
+    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
@@ -41,7 +48,15 @@ from PySide6.QtWidgets import (
 from desktop.background import BackgroundTask, TaskControl, run_in_background
 from desktop.store import ProjectStore
 from projects.errors import ProjectError
-from projects.export import DEFAULT_TEMPLATE, ExportCancelled, ExportOptions, ExportReport, export_project
+from projects.export import (
+    DEFAULT_TEMPLATE,
+    ExportCancelled,
+    ExportOptions,
+    ExportReport,
+    SplitRatios,
+    default_include,
+    export_project,
+)
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +116,31 @@ class ExportDialog(QDialog):
         self.annotated = QCheckBox("Previews with the layout drawn over")
         self.segments = QCheckBox("YOLO: segmentation polygons")
         self.zip = QCheckBox("One zip file")
+        self.include = QComboBox()
+        self.include.addItem("Only renders whose every instance was placed", "placed")
+        self.include.addItem("The best checked render of each scene", "best")
+        self.include.addItem("Everything, checked or not", "everything")
+        self.include.setToolTip("Placement is judged by the project's current thresholds")
+        self._include_chosen = False  # once the user picks one, a format change leaves it alone
+        self.include.activated.connect(self._include_picked)
+        self.labels = QComboBox()
+        self.labels.addItem("As drawn in the layout", "drawn")
+        self.labels.addItem("Where the placement check found them (boxes)", "found")
+        self.split = QCheckBox("Split by scene into train / val / test")
+        self.split_ratios = [self._ratio_box(value) for value in (0.8, 0.1, 0.1)]
+        self.split_seed = QSpinBox()
+        self.split_seed.setRange(0, 2**31 - 1)
+        self.split_seed.setPrefix("seed ")
+        split_row = QHBoxLayout()
+        for name, box in zip(("train", "val", "test"), self.split_ratios, strict=True):
+            split_row.addWidget(QLabel(name))
+            split_row.addWidget(box)
+        split_row.addWidget(self.split_seed)
+        split_row.addStretch(1)
+        self.split_row = QWidget()
+        self.split_row.setLayout(split_row)
+        split_row.setContentsMargins(0, 0, 0, 0)
+        self.split.toggled.connect(self._format_changed)
         self.out = QLineEdit()
         self.out.setPlaceholderText("a new or empty folder (or a .zip file)")
         browse = QPushButton("Choose…")
@@ -120,6 +160,10 @@ class ExportDialog(QDialog):
         form = QFormLayout()
         form.addRow("Format", self.format)
         form.addRow("What", self.which)
+        form.addRow("Renders", self.include)
+        form.addRow("Labels", self.labels)
+        form.addRow("", self.split)
+        form.addRow("Ratios", self.split_row)
         form.addRow("File names", self.template)
         form.addRow("", self.sidecar)
         form.addRow("", self.annotated)
@@ -134,8 +178,27 @@ class ExportDialog(QDialog):
         self.format.currentIndexChanged.connect(self._format_changed)
         self._format_changed()
 
+    @staticmethod
+    def _ratio_box(value: float) -> QDoubleSpinBox:
+        box = QDoubleSpinBox()
+        box.setRange(0.0, 1.0)
+        box.setSingleStep(0.05)
+        box.setDecimals(2)
+        box.setValue(value)
+        return box
+
+    def _include_picked(self) -> None:
+        self._include_chosen = True
+
     def _format_changed(self) -> None:
-        self.segments.setEnabled(self.format.currentData() == "yolo")
+        fmt = self.format.currentData()
+        dataset = fmt != "images"
+        self.segments.setEnabled(fmt == "yolo")
+        if not self._include_chosen:
+            self.include.setCurrentIndex(self.include.findData(default_include(fmt)))
+        self.labels.setEnabled(dataset)
+        self.split.setEnabled(dataset)
+        self.split_row.setEnabled(dataset and self.split.isChecked())
 
     def _choose(self) -> None:
         if self.zip.isChecked():
@@ -146,7 +209,10 @@ class ExportDialog(QDialog):
             self.out.setText(name)
 
     def options(self) -> ExportOptions:
+        """The chosen options; raises ExportError (a ProjectError) for split ratios that are not a split."""
         which = self.which.currentData()
+        dataset = self.format.currentData() != "images"
+        split = dataset and self.split.isChecked()
         return ExportOptions(
             format=self.format.currentData(),
             which="all" if which == "all" else "latest",
@@ -157,6 +223,10 @@ class ExportDialog(QDialog):
             annotated=self.annotated.isChecked(),
             zip=self.zip.isChecked(),
             segments=self.segments.isChecked() and self.format.currentData() == "yolo",
+            include=self.include.currentData(),
+            labels=self.labels.currentData() if dataset else "drawn",
+            split=SplitRatios(*(box.value() for box in self.split_ratios)) if split else None,
+            split_seed=self.split_seed.value(),
         )
 
     def start(self) -> None:
@@ -211,7 +281,11 @@ class ExportDialog(QDialog):
         self.report = report
         self.export_button.setEnabled(True)
         extra = f" and {report.annotations} labels" if report.annotations else ""
-        self.status.setText(f"Exported {report.images} image(s){extra} to {report.out}.")
+        lines = [f"Exported {report.images} image(s){extra} to {report.out}."]
+        if report.splits:
+            lines.append("Splits: " + ", ".join(f"{name} {images}" for name, images in report.splits) + ".")
+        lines += [note[0].upper() + note[1:] + "." for note in report.notes()]
+        self.status.setText("\n".join(lines))
         self.buttons.button(QDialogButtonBox.StandardButton.Cancel).setText("Close")
 
     def _failed(self, exc: BaseException) -> None:
