@@ -1,5 +1,6 @@
-"""The history strip's commands: show a render on the canvas, compare two, a contact sheet, and restore a
-render's layout and settings into the scene (one undoable step in its editor)."""
+"""The history strip's commands: show a render on the canvas (with the instances it missed outlined), compare
+two, a contact sheet, and restore a render's layout and settings into the scene (one undoable step in its
+editor)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QImage
 
+from desktop.canvas.missed_outlines import missed_outlines
 from desktop.compare import CompareDialog
 from desktop.sweep import ContactSheetDialog, contact_sheet
 from projects.scene_data import HistoryEntry
@@ -27,13 +29,36 @@ class HistoryControl(QObject):
         strip.restoreRequested.connect(self.restore_layout)
         strip.compareRequested.connect(self.compare_renders)
         strip.sheetRequested.connect(self.show_contact_sheet)
+        strip.entriesChanged.connect(self._entries_changed)
+        # The latest render went under the instances before its history entry (with its check) arrived.
+        self._latest_shown = False
 
     def show_render(self, render_id: int) -> None:
-        self.images.when_loaded({render_id}, lambda: self.window.canvas.set_background(self.images.image(render_id)))
+        def show() -> None:
+            self._latest_shown = False
+            self.window.canvas.set_background(self.images.image(render_id))
+            self._outline_missed(render_id)
+
+        self.images.when_loaded({render_id}, show)
 
     def show_latest(self, png: bytes | None) -> None:
-        """The scene's latest render (or none) under its instances."""
+        """The scene's latest render (or none) under its instances; what it missed is outlined once the
+        history (which the session always loads with it) arrives."""
         self.window.canvas.set_background(QImage.fromData(png) if png else None)
+        self._latest_shown = png is not None
+
+    def _entries_changed(self) -> None:
+        entries, canvas = self.window.history.entries, self.window.canvas
+        if self._latest_shown and entries:
+            self._latest_shown = False
+            self._outline_missed(entries[0].render_id)
+        elif canvas.missed_render is not None:  # the same render, judged again (the thresholds changed)
+            self._outline_missed(canvas.missed_render)
+
+    def _outline_missed(self, render_id: int) -> None:
+        entry = next((e for e in self.window.history.entries if e.render_id == render_id), None)
+        if entry is not None:
+            self.window.canvas.show_missed(render_id, missed_outlines(entry))
 
     def compare_renders(self, before: int, after: int) -> None:
         def show() -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Final
 
+from engine.placement_report import PlacementReport, PlacementThresholds
 from engine.request import InstanceKind, InstanceSpec, RenderRequest
 from projects.scene_settings import ProjectDefaults, SceneSettings
 
@@ -117,6 +118,13 @@ class HistoryEntry:
     thumbnail: bytes
     request: RenderRequest
     created: str
+    placement: PlacementReport | None = None  # its placement check; None: not checked
+    thresholds: PlacementThresholds = field(default_factory=PlacementThresholds)  # the project's, when read
+    best_of_chain: bool = False  # the best of a re-roll chain of two or more renders
+
+    def missed(self) -> tuple[int, ...] | None:
+        """The instances (0-based, in the request's order) that did not land; None when not checked."""
+        return None if self.placement is None else self.placement.missed(self.thresholds)
 
 
 def scene_request(scene: SceneData, defaults: ProjectDefaults) -> RenderRequest:

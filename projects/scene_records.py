@@ -12,11 +12,12 @@ import logging
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, load_only
 
 from engine.request import RenderRequest, RequestValidationError
 from projects.errors import ProjectError
 from projects.models import Instance, Render, RenderJob, Scene
+from projects.placement import best_render, placement_thresholds, render_report
 from projects.scene_data import HistoryEntry, InstanceData, SceneData, SceneState, SceneSummary
 from projects.scene_settings import OVERRIDE_KEYS, SceneSettings
 from projects.scenes import (
@@ -128,15 +129,40 @@ def render_png(session: Session, render_id: int) -> bytes | None:
 
 
 def history(session: Session, scene_id: int) -> list[HistoryEntry]:
-    """The scene's renders, newest first (thumbnails; the full images load on demand)."""
-    rows = session.execute(
-        select(Render.id, Render.thumbnail, Render.request_json, Render.created_at)
+    """The scene's renders, newest first (thumbnails; the full images load on demand), each with its placement
+    check judged by the project's current thresholds and the best of each re-roll chain marked."""
+    renders = session.scalars(
+        select(Render)
+        .options(
+            load_only(
+                Render.id,
+                Render.thumbnail,
+                Render.request_json,
+                Render.created_at,
+                Render.placement,
+                Render.reroll_group,
+            )
+        )
         .where(Render.scene_id == scene_id)
         .order_by(Render.id.desc())
     ).all()
+    thresholds = placement_thresholds(session)
+    chains: dict[int, list[Render]] = {}
+    for render in renders:
+        if render.reroll_group is not None:
+            chains.setdefault(render.reroll_group, []).append(render)
+    best = {best_render(chain, thresholds) for chain in chains.values() if len(chain) > 1}
     return [
-        HistoryEntry(render_id, thumbnail, RenderRequest.from_json(request), created.isoformat(" ", "seconds"))
-        for render_id, thumbnail, request, created in rows
+        HistoryEntry(
+            render.id,
+            render.thumbnail,
+            RenderRequest.from_json(render.request_json),
+            render.created_at.isoformat(" ", "seconds"),
+            placement=render_report(render),
+            thresholds=thresholds,
+            best_of_chain=render in best,
+        )
+        for render in renders
     ]
 
 

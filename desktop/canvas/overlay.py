@@ -1,12 +1,16 @@
-"""Messages laid over the canvas (the pre-flight warnings, the first-run hint): they never push the canvas
-around as they come and go, and they follow its width."""
+"""Messages laid over the canvas (the pre-flight warnings, the first-run hint, the legend of what a render
+missed): they never push the canvas around as they come and go, and they follow its width. Overlays on the
+same edge stack instead of covering each other."""
 
 from __future__ import annotations
+
+import itertools
 
 from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtWidgets import QLabel, QWidget
 
 MARGIN = 8
+_made = itertools.count()  # the order overlays were made in: raising one reorders the host's children
 
 
 class CanvasOverlay(QLabel):
@@ -16,6 +20,7 @@ class CanvasOverlay(QLabel):
         super().__init__(host)
         self.host = host
         self.bottom = bottom
+        self.order = next(_made)
         if object_name:
             self.setObjectName(object_name)
         self.setWordWrap(True)
@@ -28,14 +33,34 @@ class CanvasOverlay(QLabel):
         """Show `html`, or hide the overlay when it is empty."""
         self.setText(html)
         self.setVisible(bool(html))
-        self.place()
+        for overlay in self._same_edge():  # the ones stacked after this one move with it
+            overlay.place()
 
     def place(self) -> None:
         width = max(100, self.host.width() - 2 * MARGIN)
-        height = self.heightForWidth(width) if self.text() else 0
-        y = self.host.height() - height - MARGIN if self.bottom else MARGIN
-        self.setGeometry(MARGIN, y, width, max(height, 0))
+        offset = MARGIN
+        for overlay in self._same_edge():  # the ones made before this one are nearer the edge
+            if overlay is self:
+                break
+            offset += overlay._height(width) + MARGIN // 2
+        height = self._height(width)
+        y = self.host.height() - height - offset if self.bottom else offset
+        self.setGeometry(MARGIN, y, width, height)
         self.raise_()
+
+    def _height(self, width: int) -> int:
+        return max(self.heightForWidth(width), 0) if self.text() else 0
+
+    def _same_edge(self) -> list[CanvasOverlay]:
+        """The overlays on this edge that are shown, and this one, in the order they were made."""
+        overlays = [
+            child
+            for child in self.host.children()
+            if isinstance(child, CanvasOverlay)
+            and child.bottom == self.bottom
+            and (child is self or not child.isHidden())
+        ]
+        return sorted(overlays, key=lambda overlay: overlay.order)
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         if watched is self.host and event.type() == QEvent.Type.Resize:

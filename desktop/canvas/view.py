@@ -13,6 +13,8 @@ from PySide6.QtWidgets import QGraphicsPixmapItem, QGraphicsRectItem, QGraphicsS
 
 from desktop.canvas.caption_editor import CaptionEditor
 from desktop.canvas.items import HandlesItem, InstanceItem
+from desktop.canvas.missed_outlines import MissedOutline, MissedOutlinesItem, legend_html
+from desktop.canvas.overlay import CanvasOverlay
 from desktop.canvas.paint_tools import BrushTool, EraserTool
 from desktop.canvas.select_tool import SelectTool
 from desktop.canvas.shape_tools import BoxTool, PointTool, PolygonTool, ScribbleTool
@@ -82,6 +84,15 @@ class CanvasView(QGraphicsView):
         self.scene().addItem(self._preview)
         self._handles = HandlesItem()
         self.scene().addItem(self._handles)
+        # The instances the render shown missed (its placement check), until the scene is edited.
+        self._missed = MissedOutlinesItem()
+        self.scene().addItem(self._missed)
+        self._missed_render: int | None = None
+        self.missed_legend = CanvasOverlay(self, bottom=True, object_name="missedLegend")
+        self.missed_legend.setStyleSheet(
+            "QLabel#missedLegend { background: rgba(60, 20, 20, 225); color: #ffe3e3; padding: 5px 10px;"
+            " border-radius: 4px; }"
+        )
         self.caption_editor: CaptionEditor | None = None
         self._tools = {tool: cls(self) for tool, cls in TOOL_CLASSES.items()}
         self.tool = Tool.SELECT
@@ -106,6 +117,11 @@ class CanvasView(QGraphicsView):
             self._links.connect(document.selectionChanged, self._selection_changed)
             self._links.connect(editor.captionWanted, self.edit_caption)
             self._links.connect(editor.message, self.message.emit)
+            # An edit makes the outlines of what a render missed out of date: they go at its first change.
+            for changed in (document.instancesChanged, document.instanceChanged, document.settingsChanged):
+                self._links.connect(changed, self.clear_missed)
+        # The outlines stay: the session clears the background (and them) when it switches scenes, and the
+        # new scene's render and history may arrive before its editor does.
         self._rebuild()
 
     @property
@@ -141,6 +157,7 @@ class CanvasView(QGraphicsView):
         """The latest render under the instances (scaled to the canvas), or the neutral canvas; it replaces a
         live preview."""
         self.set_preview(None)
+        self.clear_missed()  # they belonged to the render shown before
         pixmap = QPixmap() if image is None or image.isNull() else QPixmap.fromImage(image)
         self._background.setPixmap(pixmap)
         self._scale_background()
@@ -154,6 +171,29 @@ class CanvasView(QGraphicsView):
         self._scale_background()
         if shown != had:
             self.previewShown.emit(shown)
+
+    def show_missed(self, render_id: int, outlines: tuple[MissedOutline, ...]) -> None:
+        """Outline what the render shown (`render_id`, now the background) missed; none when all landed."""
+        w, h = self.canvas_size
+        self._missed_render = render_id
+        self._missed.show_outlines(outlines, w, h)
+        self.missed_legend.show_text(legend_html(outlines))
+
+    def clear_missed(self) -> None:
+        if self._missed_render is None and not self._missed.outlines:
+            return
+        self._missed_render = None
+        self._missed.show_outlines((), *self.canvas_size)
+        self.missed_legend.show_text("")
+
+    @property
+    def missed_render(self) -> int | None:
+        """The render whose placement check the canvas shows (None: none shown, or the scene was edited since)."""
+        return self._missed_render
+
+    @property
+    def missed_shown(self) -> tuple[MissedOutline, ...]:
+        return self._missed.outlines
 
     @property
     def has_preview(self) -> bool:

@@ -1,10 +1,10 @@
 """The history strip under the canvas: every render of the scene, newest first, with what changed since the
-round before; show one on the canvas, compare two, or restore a render's layout."""
+round before and its placement check (a badge, a star on the best of a re-roll chain); show one on the canvas,
+compare two, or restore a render's layout."""
 
 from __future__ import annotations
 
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -17,9 +17,12 @@ from PySide6.QtWidgets import (
 
 from desktop.history_diff import describe_changes
 from desktop.icons import icon
+from desktop.placement_badges import badge, badged_thumbnail, placement_tooltip
 from projects.scene_data import HistoryEntry
 
 THUMB = 64
+BADGE_ROLE = Qt.ItemDataRole.UserRole + 1  # the badge's text ("all placed", "2 missed"), or None
+STAR_ROLE = Qt.ItemDataRole.UserRole + 2  # True on the best render of a re-roll chain
 
 
 class HistoryStrip(QWidget):
@@ -27,6 +30,7 @@ class HistoryStrip(QWidget):
     restoreRequested = Signal(object)  # HistoryEntry: put the scene back to its layout
     compareRequested = Signal(int, int)  # two render ids
     sheetRequested = Signal(object)  # list[HistoryEntry]: a contact sheet of them
+    entriesChanged = Signal()  # set_entries showed a new list (a render's check may have been re-judged)
 
     def __init__(self) -> None:
         super().__init__()
@@ -79,11 +83,18 @@ class HistoryStrip(QWidget):
         for index, entry in enumerate(entries):
             older = entries[index + 1] if index + 1 < len(entries) else None
             changes = describe_changes(older.request, entry.request) if older else ["first render"]
-            item = QListWidgetItem(_thumbnail(entry.thumbnail), f"#{len(entries) - index} · seed {entry.request.seed}")
+            mark = badge(entry)
+            thumbnail = badged_thumbnail(entry.thumbnail, THUMB, mark, entry.best_of_chain)
+            item = QListWidgetItem(thumbnail, f"#{len(entries) - index} · seed {entry.request.seed}")
             item.setData(Qt.ItemDataRole.UserRole, entry.render_id)
-            item.setToolTip(f"{entry.created}\n" + ("\n".join(changes) if changes else "no change in the layout"))
+            item.setData(BADGE_ROLE, mark.text if mark else None)
+            item.setData(STAR_ROLE, entry.best_of_chain)
+            tip = [entry.created, *(changes or ["no change in the layout"])]
+            check = placement_tooltip(entry)
+            item.setToolTip("\n".join([*tip, "", check] if check else tip))
             self.list.addItem(item)
         self._update_buttons()
+        self.entriesChanged.emit()
 
     def selected_entries(self) -> list[HistoryEntry]:
         ids = {int(item.data(Qt.ItemDataRole.UserRole)) for item in self.list.selectedItems()}
@@ -109,8 +120,3 @@ class HistoryStrip(QWidget):
         if len(selected) == 2:
             older, newer = sorted(selected, key=lambda e: e.render_id)
             self.compareRequested.emit(older.render_id, newer.render_id)
-
-
-def _thumbnail(png: bytes) -> QIcon:
-    image = QImage.fromData(png)
-    return QIcon(QPixmap.fromImage(image)) if not image.isNull() else QIcon()
