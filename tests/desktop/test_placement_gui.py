@@ -13,6 +13,7 @@ from PIL import Image
 from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
+from desktop.canvas.missed_outlines import MissedOutline
 from desktop.main_window import MainWindow
 from desktop.panels.history import BADGE_ROLE, STAR_ROLE
 from desktop.placement_badges import ALL_MISSED_COLOR, PLACED_COLOR, SOME_MISSED_COLOR, badge
@@ -95,7 +96,7 @@ def test_each_thumbnail_says_whether_its_render_placed_everything(checked: tuple
     window, ids = checked
     assert item_data(window, Qt.ItemDataRole.UserRole) == ids[::-1]
     assert item_data(window, BADGE_ROLE) == [None, "3 missed", "all placed", "2 missed"]
-    assert [badge(e).color if badge(e) else None for e in window.history.entries] == [
+    assert [getattr(badge(e), "color", None) for e in window.history.entries] == [
         None,
         ALL_MISSED_COLOR,
         PLACED_COLOR,
@@ -130,7 +131,7 @@ def test_the_missed_instances_are_outlined_until_the_scene_is_edited(
 
     window.history_control.show_render(ids[0])
     qtbot.waitUntil(lambda: canvas.missed_render == ids[0], timeout=10_000)
-    shown = canvas.missed_shown
+    shown: tuple[MissedOutline, ...] = canvas.missed_shown
     assert [(o.slot, o.found_box) for o in shown] == [(1, ELSEWHERE.box), (2, None)]
     assert canvas.missed_legend.isVisible() and "“thing 1”" in canvas.missed_legend.text()
     outlines = [item for item in canvas.scene().items() if item.toolTip().startswith(("Missed", "Found"))]
