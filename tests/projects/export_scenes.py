@@ -97,7 +97,7 @@ def add_rendered_scene(
     renders: int = 1,
     metadata: bool = True,
     noise: bool = True,
-    placement: str | None | tuple[tuple[int, ...], ...] = PLACED,
+    placement: str | tuple[tuple[int, ...], ...] | None = PLACED,
 ) -> tuple[int, list[int]]:
     """A scene with `renders` finished renders (seeds seed, seed+1, ...); returns its id and the render ids.
 
