@@ -35,6 +35,8 @@ def cmd_models_list(args: argparse.Namespace) -> int:
             for name, path in sorted(named.items()):
                 print(f"  {name:<16} {path}")
     print(f"low memory: {'on' if settings.low_memory else 'off'}")
+    if settings.checker is None:  # when set, its check is one of the rows above
+        print("placement checker: not set (only the demo model's renders are checked)")
     adapters = sorted(models_dir().glob("*.adapter.safetensors")) if models_dir().is_dir() else []
     if adapters:
         print(f"converted adapters in {models_dir()}:")
@@ -57,12 +59,14 @@ def cmd_models_set(args: argparse.Namespace) -> int:
 
     settings = load_model_settings()
     changes: dict[str, Any] = {
-        name: getattr(args, name) for name in ("sd15", "adapter", "device", "dtype") if getattr(args, name) is not None
+        name: getattr(args, name)
+        for name in ("sd15", "adapter", "device", "dtype", "checker")
+        if getattr(args, name, None) is not None
     }
-    for name in ("sd15", "adapter"):
-        if name in changes:
-            location = Path(str(changes[name]))
-            changes[name] = location.expanduser().absolute() if str(location) else None
+    for name in ("sd15", "adapter", "checker"):
+        if name in changes:  # taken as text: Path("") would be "." and could not unset
+            text = str(changes[name]).strip()
+            changes[name] = Path(text).expanduser().absolute() if text else None
     for key, option in (("bases", "base"), ("loras", "lora")):
         items: list[str] = getattr(args, option, None) or []
         if items:
@@ -70,7 +74,9 @@ def cmd_models_set(args: argparse.Namespace) -> int:
     if getattr(args, "low_memory", None) is not None:
         changes["low_memory"] = args.low_memory == "on"
     if not changes:
-        raise CommandError("nothing to set: give --sd15, --adapter, --device, --dtype, --base, --lora or --low-memory")
+        raise CommandError(
+            "nothing to set: give --sd15, --adapter, --device, --dtype, --base, --lora, --low-memory or --checker"
+        )
     try:
         settings = dataclasses.replace(settings, **changes)
         model_settings_path().parent.mkdir(parents=True, exist_ok=True)

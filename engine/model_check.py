@@ -25,17 +25,20 @@ PART_TITLES: Final[dict[str, str]] = {
     "adapter": "InstanceDiffusion adapter",
     "device": "Device",
     "demo": "Demo model",
+    "checker": "Placement checker",
 }
 SD15_CHOICES: Final = "a diffusers folder, a Hugging Face cache entry or a single .safetensors/.ckpt file"
 CONVERT_COMMAND: Final = "python main.py models convert instancediffusion_sd15.pth"
 CONVERT_HINT: Final = "convert the official checkpoint once, then choose the .safetensors file it writes"
+CHECKER_COMMAND: Final = "python main.py models set --checker FOLDER"
 
 
 @dataclass(frozen=True)
 class Check:
     """How one part of the model settings stands.
 
-    `part` is a short key ("sd15", "adapter", "device", "demo", "base:NAME" for a fine-tuned base); `message` says what was found, in words a
+    `part` is a short key ("sd15", "adapter", "device", "demo", "checker", "base:NAME" for a fine-tuned base);
+    `message` says what was found, in words a
     user understands; `hint` (for problems) says what to do about it; `command` is the CLI command that does
     it, where there is one.
     """
@@ -54,7 +57,8 @@ class Check:
 
 
 def check_model_settings(settings: ModelSettings, *, demo_dir: Path | None = None) -> list[Check]:
-    """One Check per part: SD1.5, the adapter, device and dtype, and (with neither model set) the demo model.
+    """One Check per part: SD1.5, the adapter, device and dtype, (with neither model set) the demo model, and
+    the placement checker's folder when one is set.
 
     `demo_dir`: where the bundled demo model is (default: the app's own, `engine.providers.DEMO_MODEL_DIR`).
     Fast: no weights are loaded. Safe to call from any thread.
@@ -64,6 +68,8 @@ def check_model_settings(settings: ModelSettings, *, demo_dir: Path | None = Non
     checks += [_check_source(f"base:{name}", path) for name, path in sorted(settings.bases.items())]
     if settings.sd15 is None and settings.adapter is None:
         checks.append(_check_demo(demo_dir))
+    if settings.checker is not None:  # optional: without one, only the demo model's renders are checked
+        checks.append(_check_checker(settings.checker))
     return checks
 
 
@@ -179,3 +185,17 @@ def _check_demo(demo_dir: Path | None) -> Check:
         False,
         "set Stable Diffusion 1.5 and an adapter, or reinstall Instance Studio",
     )
+
+
+def _check_checker(folder: Path) -> Check:
+    """The placement checker's folder: a zero-shot detector's config, processor files and safetensors
+    weights (headers only; `engine.checkers.detector` loads the weights when a render is checked)."""
+    from engine.checkers.detector_files import CHOOSE_HINT, CheckerFilesError, inspect_checker_folder
+
+    try:
+        files = inspect_checker_folder(folder)
+    except CheckerFilesError as exc:
+        return Check("checker", f"{exc.folder}: {exc.reason}", False, CHOOSE_HINT, CHECKER_COMMAND)
+    except OSError as exc:  # e.g. a folder we may not list
+        return Check("checker", f"cannot read {folder}: {exc.strerror or exc}", False, "check the file permissions")
+    return Check("checker", f"{files.folder} ({files.title}, a zero-shot detector; reports say {files.name})", True)

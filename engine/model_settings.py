@@ -23,7 +23,7 @@ SETTINGS_VERSION: Final = 1
 DEVICE_CHOICES: Final = ("auto", "cpu", "cuda", "mps")  # plus "cuda:N"
 DTYPE_CHOICES: Final = ("auto", "fp16", "bf16", "fp32")
 _CUDA_INDEX: Final = re.compile(r"cuda:\d+")
-_FIELDS: Final = ("version", "sd15", "adapter", "device", "dtype", "bases", "loras", "low_memory")
+_FIELDS: Final = ("version", "sd15", "adapter", "device", "dtype", "bases", "loras", "low_memory", "checker")
 # Names of fine-tuned bases and LoRAs: what a scene's settings and a render's metadata call them.
 _NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.+-]{0,63}")
 RESERVED_MODEL_IDS: Final = ("sd15", "demo")  # the built-in model ids a base may not take
@@ -44,7 +44,8 @@ def valid_device(value: str) -> bool:
 
 @dataclass(frozen=True)
 class ModelSettings:
-    """The SD1.5 location (folder, HF cache entry or single file), the adapter file, and device/dtype preferences."""
+    """The SD1.5 location (folder, HF cache entry or single file), the adapter file, device/dtype preferences,
+    fine-tuned bases and LoRAs, and the placement checker's folder."""
 
     sd15: Path | None = None
     adapter: Path | None = None
@@ -55,6 +56,9 @@ class ModelSettings:
     bases: Mapping[str, Path] = field(default_factory=dict)
     loras: Mapping[str, Path] = field(default_factory=dict)
     low_memory: bool = False  # offload and tile on an accelerator from the start, not only after running out
+    # The placement checker for every model but the demo: an open-vocabulary detector's folder (OWLv2 or
+    # Grounding DINO, engine.checkers.detector); None: renders of those models are not checked.
+    checker: Path | None = None
 
     def __post_init__(self) -> None:
         for kind, named in (("base", self.bases), ("LoRA", self.loras)):
@@ -78,6 +82,8 @@ class ModelSettings:
             "bases": {name: str(path) for name, path in sorted(self.bases.items())},
             "loras": {name: str(path) for name, path in sorted(self.loras.items())},
             "low_memory": self.low_memory,
+            # Only when set: a file without a checker still opens in versions that do not know the key.
+            **({"checker": str(self.checker)} if self.checker is not None else {}),
         }
 
     @classmethod
@@ -94,7 +100,7 @@ class ModelSettings:
                 path, f"settings version {version!r} is not supported (expected {SETTINGS_VERSION})"
             )
         paths: dict[str, Path | None] = {}
-        for key in ("sd15", "adapter"):
+        for key in ("sd15", "adapter", "checker"):
             value = data.get(key)
             if value is not None and (not isinstance(value, str) or not value.strip()):
                 raise ModelSettingsError(path, f"{key!r} must be a path (a non-empty string) or null, not {value!r}")
@@ -118,6 +124,7 @@ class ModelSettings:
                 bases=named["bases"],
                 loras=named["loras"],
                 low_memory=low_memory,
+                checker=paths["checker"],
             )
         except ValueError as exc:
             raise ModelSettingsError(path, str(exc)) from None

@@ -26,6 +26,9 @@ ENGINE_MODULES = (
     "engine.single_file",
     "engine.sd15_source",
     "engine.devices",
+    "engine.checkers.detector",
+    "engine.checkers.detector_files",
+    "engine.checkers.selection",
 )
 
 
