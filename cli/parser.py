@@ -140,6 +140,12 @@ def build_parser(gui_command: Command) -> argparse.ArgumentParser:
         help="render on a Ray cluster: 'auto' starts a local Ray on this machine, else the cluster's address "
         "(needs the cluster extra: pip install '.[cluster]')",
     )
+    render.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="with --cluster: N workers (default: one per GPU of the cluster, else one per node)",
+    )
     render.set_defaults(func=cmd_render)
 
     info = commands.add_parser("info", help="list scenes, instances and queue counts")
@@ -161,9 +167,10 @@ def build_parser(gui_command: Command) -> argparse.ArgumentParser:
     verify = model_commands.add_parser("verify", help="check the configured model files (exit 1 on a problem)")
     verify.set_defaults(func=cmd_models_verify)
     setter = model_commands.add_parser("set", help="configure model files, device and dtype")
-    # Paths are taken as text, so that '' unsets (argparse's Path('') would be the current folder).
-    setter.add_argument("--sd15", help="SD1.5: a diffusers folder, HF cache entry or single file ('' unsets)")
-    setter.add_argument("--adapter", help="a converted adapter (.safetensors) ('' unsets)")
+    setter.add_argument(
+        "--sd15", type=Path, help="SD1.5: a diffusers folder, HF cache entry or single file ('' unsets)"
+    )
+    setter.add_argument("--adapter", type=Path, help="a converted adapter (.safetensors) ('' unsets)")
     setter.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
     setter.add_argument("--dtype", help="auto, fp16, bf16 or fp32")
     setter.add_argument(
@@ -176,10 +183,5 @@ def build_parser(gui_command: Command) -> argparse.ArgumentParser:
         "--lora", action="append", metavar="NAME=PATH", help="a LoRA file scenes can apply by NAME; NAME= removes it"
     )
     setter.add_argument("--low-memory", choices=("on", "off"), help="offload and tile on the GPU from the start")
-    setter.add_argument(
-        "--checker",
-        metavar="FOLDER",
-        help="an OWLv2 or Grounding DINO folder that checks renders of real models ('' unsets)",
-    )
     setter.set_defaults(func=cmd_models_set)
     return parser

@@ -33,6 +33,10 @@ def cmd_render(args: argparse.Namespace) -> int:
     from rendering.outcomes import Outcome
     from rendering.queue_loop import QueueLoop  # imports torch
 
+    if args.cluster:  # before anything is queued: without Ray, say how to install it
+        from cli.cluster_render import require_ray
+
+        require_ray()
     with Project.open(args.project) as project:
         if project.report.requeued_jobs:
             print(f"{len(project.report.requeued_jobs)} job(s) interrupted last time are back in the queue")
@@ -62,6 +66,10 @@ def cmd_render(args: argparse.Namespace) -> int:
             if args.report is not None:
                 write_report(args.report, [], {})
             return EXIT_OK
+        if args.cluster:
+            from cli.cluster_render import render_on_cluster
+
+            return render_on_cluster(args, project, pending)
         progress = ConsoleProgress(pending)
         provider = settings_provider(load_model_settings(), demo_dir=demo_model_dir())
         loop = QueueLoop(project, Runner(provider), progress)

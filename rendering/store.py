@@ -15,7 +15,6 @@ from sqlalchemy.orm import Session
 from projects.errors import ProjectBusyError, QueueError
 from projects.queue import JobSnapshot, RenderOutput, fail, finish
 from rendering.outcomes import JobResult, Outcome
-from rendering.output import render_output
 from rendering.placement_check import judge_and_reroll
 
 if TYPE_CHECKING:
@@ -26,11 +25,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MAX_BACKOFF_S = 5.0
-
-
-def output_of(rendered: RenderResult) -> RenderOutput:
-    """What is stored for a finished render (computed once, before any attempt to store it)."""
-    return render_output(rendered)
 
 
 def store_finished(

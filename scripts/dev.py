@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".venv"
 PINNED_TORCH = "torch==2.13.0"
-EXTRAS = {"run": "", "test": "[test,dev]"}
+EXTRAS = {"run": "", "test": "[test,dev,cluster]"}  # the tests run the cluster path on a local Ray
 
 
 def venv_python() -> Path:
