@@ -1,4 +1,5 @@
-"""The model-files dialog: where Stable Diffusion 1.5 and the InstanceDiffusion adapter are, device and precision.
+"""The model-files dialog: where Stable Diffusion 1.5 and the InstanceDiffusion adapter are, device and precision,
+and the placement checker's folder (an open-vocabulary detector that checks renders of real models).
 
 It edits an `engine.model_settings.ModelSettings` and shows, under the fields, what `engine.model_check`
 finds for them: a ✓ or ✗ per part, with what to do under each problem. The check reads configs and
@@ -44,6 +45,11 @@ OK_COLOR: Final = QColor(46, 139, 87)
 PROBLEM_COLOR: Final = QColor(200, 50, 50)
 DEVICE_TIPS: Final = "auto: CUDA if there is one, else Apple MPS, else the CPU. A particular GPU: cuda:1."
 DTYPE_TIPS: Final = "auto: fp16 on a GPU, fp32 on the CPU. fp16 is not available on the CPU."
+CHECKER_NOTE: Final = "Optional: an OWLv2 or Grounding DINO folder, to check renders of real models."
+CHECKER_TIPS: Final = (
+    "A folder saved with transformers' save_pretrained (config, processor files, model.safetensors). "
+    "The demo model's renders are always checked, by its own shape analyser."
+)
 
 
 def _status_pixmap(ok: bool, size: int = ICON_SIZE) -> QPixmap:
@@ -208,6 +214,16 @@ class ModelSettingsDialog(QDialog):
         form.addRow("Device:", self._field(self.device_combo, stretch=False))
         form.addRow("Precision:", self._field(self.dtype_combo, stretch=False))
 
+        self.checker_edit = QLineEdit("" if initial.checker is None else str(initial.checker))
+        self.checker_edit.setPlaceholderText("not set: renders of real models are not checked")
+        self.checker_edit.setClearButtonEnabled(True)
+        self.checker_edit.setToolTip(CHECKER_TIPS)
+        self.checker_button = self._button("Folder…", self._browse_checker)
+        form.addRow(
+            "Placement checker:",
+            self._field(self.checker_edit, self.checker_button, note=self._note(html.escape(CHECKER_NOTE))),
+        )
+
         self.error_label = QLabel()
         self.error_label.setWordWrap(True)
         self.error_label.setStyleSheet(f"color: {PROBLEM_COLOR.name()}")
@@ -244,7 +260,7 @@ class ModelSettingsDialog(QDialog):
         layout.addSpacing(6)
         layout.addLayout(bottom)
 
-        for edit in (self.sd15_edit, self.adapter_edit):
+        for edit in (self.sd15_edit, self.adapter_edit, self.checker_edit):
             edit.textChanged.connect(self._fields_changed)
         self.device_combo.currentTextChanged.connect(self._fields_changed)
         self.dtype_combo.currentTextChanged.connect(self._fields_changed)
@@ -297,6 +313,7 @@ class ModelSettingsDialog(QDialog):
             adapter=_path_or_none(self.adapter_edit.text()),
             device=self.device_combo.currentText().strip(),
             dtype=self.dtype_combo.currentText(),
+            checker=_path_or_none(self.checker_edit.text()),
         )
 
     def use_demo_model(self) -> None:
@@ -363,6 +380,13 @@ class ModelSettingsDialog(QDialog):
         )
         if chosen:
             self.adapter_edit.setText(chosen)
+
+    def _browse_checker(self) -> None:
+        chosen = QFileDialog.getExistingDirectory(
+            self, "Placement checker: an OWLv2 or Grounding DINO folder", self._browse_start(self.checker_edit.text())
+        )
+        if chosen:
+            self.checker_edit.setText(chosen)
 
     # --- checking ------------------------------------------------------------------------------
 

@@ -216,3 +216,30 @@ def test_ok_keeps_the_bases_loras_and_low_memory_it_has_no_fields_for(
     click(qtbot, dialog, QDialogButtonBox.StandardButton.Ok)
     saved = ModelSettings.load(settings_file)
     assert (saved.dtype, saved.low_memory, dict(saved.bases), dict(saved.loras)) == ("fp32", True, *kept.values())
+
+
+def test_the_placement_checker_folder_is_checked_shown_and_saved(
+    qtbot: QtBot, settings_file: Path, tmp_path: Path
+) -> None:
+    not_a_detector = tmp_path / "clip-text"
+    not_a_detector.mkdir()
+    (not_a_detector / "config.json").write_text(json.dumps({"model_type": "clip_text_model"}))
+    ModelSettings(checker=tmp_path / "gone").save(settings_file)
+    dialog = open_dialog(qtbot, settings_file)
+    assert dialog.checker_edit.text() == str(tmp_path / "gone")
+    assert row_for(dialog, "checker").message == f"{tmp_path / 'gone'}: folder not found"
+
+    dialog.checker_edit.setText(str(not_a_detector))
+    wait_for_checks(qtbot, dialog)
+    (row,) = [row for row in dialog.check_rows() if row.check.part == "checker"]
+    assert not row.check.ok and row.hint_label is not None
+    assert row.text().startswith(f"Placement checker: {not_a_detector}: a 'clip_text_model' model, not an")
+    click(qtbot, dialog, QDialogButtonBox.StandardButton.Ok)
+    assert json.loads(settings_file.read_text())["checker"] == str(not_a_detector)
+
+    dialog = open_dialog(qtbot, settings_file)
+    dialog.checker_edit.clear()  # optional: unset, there is nothing to check
+    wait_for_checks(qtbot, dialog)
+    assert "checker" not in {row.check.part for row in dialog.check_rows()}
+    click(qtbot, dialog, QDialogButtonBox.StandardButton.Ok)
+    assert "checker" not in json.loads(settings_file.read_text())
