@@ -167,10 +167,9 @@ def build_parser(gui_command: Command) -> argparse.ArgumentParser:
     verify = model_commands.add_parser("verify", help="check the configured model files (exit 1 on a problem)")
     verify.set_defaults(func=cmd_models_verify)
     setter = model_commands.add_parser("set", help="configure model files, device and dtype")
-    setter.add_argument(
-        "--sd15", type=Path, help="SD1.5: a diffusers folder, HF cache entry or single file ('' unsets)"
-    )
-    setter.add_argument("--adapter", type=Path, help="a converted adapter (.safetensors) ('' unsets)")
+    # Paths are taken as text, so that '' unsets (argparse's Path('') would be the current folder).
+    setter.add_argument("--sd15", help="SD1.5: a diffusers folder, HF cache entry or single file ('' unsets)")
+    setter.add_argument("--adapter", help="a converted adapter (.safetensors) ('' unsets)")
     setter.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
     setter.add_argument("--dtype", help="auto, fp16, bf16 or fp32")
     setter.add_argument(
@@ -183,5 +182,10 @@ def build_parser(gui_command: Command) -> argparse.ArgumentParser:
         "--lora", action="append", metavar="NAME=PATH", help="a LoRA file scenes can apply by NAME; NAME= removes it"
     )
     setter.add_argument("--low-memory", choices=("on", "off"), help="offload and tile on the GPU from the start")
+    setter.add_argument(
+        "--checker",
+        metavar="FOLDER",
+        help="an OWLv2 or Grounding DINO folder that checks renders of real models ('' unsets)",
+    )
     setter.set_defaults(func=cmd_models_set)
     return parser
