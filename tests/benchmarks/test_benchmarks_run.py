@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import edit_reuse, editor, live_drag, mis_batching, pipeline_overhead, placement
+from benchmarks import edit_reuse, editor, live_drag, mis_batching, pipeline_overhead, placement, placement_rerolls
 
 TINY = ["--size", "tiny", "--steps", "2", "--repeats", "1"]
 
@@ -96,3 +96,15 @@ def test_live_drag_runs(
     assert "GUI event loop stall" in out and "last preview matches the final geometry:  yes" in out
     assert shot.is_file()
     assert live_drag.main(["--model", str(tmp_path / "none")]) == 1
+
+
+def test_placement_rerolls_runs(
+    untrained_demo_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["--model", str(untrained_demo_model), "--layouts", "1", "--until-placed", "2", "--steps", "2"]
+    assert placement_rerolls.main(args) == 0
+    out = capsys.readouterr().out
+    assert "re-roll until placed over 1 held-out layouts (boxes), at most 2 seeds, 2 steps" in out
+    assert "fully placed at the first seed:" in out and "renders per scene (mean):" in out
+    assert "time per placed scene:" in out and "failed jobs: 0, renders not checked: 0" in out
+    assert placement_rerolls.main(["--model", str(tmp_path / "none")]) == 1
