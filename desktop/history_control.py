@@ -11,6 +11,7 @@ from PySide6.QtGui import QImage
 
 from desktop.canvas.missed_outlines import missed_outlines
 from desktop.compare import CompareDialog
+from desktop.placement_dialog import PlacementThresholdsDialog
 from desktop.sweep import ContactSheetDialog, contact_sheet
 from projects.scene_data import HistoryEntry
 from projects.scene_settings import SceneSettings
@@ -78,6 +79,19 @@ class HistoryControl(QObject):
 
         if entries:
             self.images.when_loaded({e.render_id for e in entries}, show)
+
+    def edit_thresholds(self) -> PlacementThresholdsDialog | None:
+        """Render → Placement check…: the project's thresholds, read and stored on the store's thread."""
+        store = self.window.store
+        if store is None:
+            return None
+        dialog = PlacementThresholdsDialog(self.window)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        store.thresholdsLoaded.connect(dialog.set_thresholds)
+        dialog.accepted.connect(lambda: store.set_thresholds(dialog.thresholds()))
+        store.load_thresholds()
+        dialog.open()
+        return dialog
 
     def restore_layout(self, entry: HistoryEntry) -> None:
         """Put the scene back to the layout and settings of a render, as one undoable step."""

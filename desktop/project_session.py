@@ -77,6 +77,7 @@ class ProjectSession(QObject):
         store.imported.connect(self._imported)
         store.importFailed.connect(lambda message: w.show_message(f"Not imported: {message}", 15000))
         store.queueRefused.connect(self._queue_refused)
+        store.thresholdsChanged.connect(self._thresholds_changed)
         store.failed.connect(lambda message: w.show_message(f"Not saved: {message}", 10000))
         store.saved.connect(lambda _id: w.show_message("Saved", 1500))
         self.store = store
@@ -211,19 +212,21 @@ class ProjectSession(QObject):
         editor, store, defaults = self.window.editor, self.store, self.defaults
         if editor is None or store is None or defaults is None:
             return
+        until_placed = 0
         if values is None:
             effective = editor.scene.settings.effective(defaults)
-            dialog = SweepDialog(editor.scene.seed, effective.alpha, effective.mis, self.window)
+            option = self.window.commands.until_placed.for_dialog("sweepUntilPlaced")  # remembered apart
+            dialog = SweepDialog(editor.scene.seed, effective.alpha, effective.mis, self.window, option)
             if dialog.exec() != QDialog.DialogCode.Accepted:
                 return
-            values = dialog.values()
-        store.queue_sweep(editor.scene_id, *values)
+            values, until_placed = dialog.values(), option.seeds()
+        store.queue_sweep(editor.scene_id, *values, until_placed=until_placed)
 
     # --- renders and the queue -------------------------------------------------------------
 
     def queue(self, scene_ids: list[int], variations: int = 0) -> None:
         if self.store is not None and scene_ids:
-            self.store.queue_scenes(scene_ids, variations)
+            self.store.queue_scenes(scene_ids, variations, self.window.commands.until_placed.seeds())
 
     def _queue_refused(self, scene_id: int, problems: list[str]) -> None:
         """Render did nothing: say why under the Render button and in the status bar (the scene was saved)."""
@@ -248,6 +251,13 @@ class ProjectSession(QObject):
     def _history_loaded(self, scene_id: int, entries: list[HistoryEntry]) -> None:
         if self._is_current(scene_id):
             self.window.history.set_entries(entries)
+
+    def _thresholds_changed(self) -> None:
+        """Renders are judged by new thresholds: the history's badges (and the outlines) again."""
+        current = self.window.workbench.current
+        if self.store is not None and current is not None:
+            self.store.load_history(current.scene_id)
+        self.window.show_message("Placement thresholds saved: every render is judged by them now")
 
     def _render_finished(self, scene_id: int) -> None:
         if self.store is not None and self._is_current(scene_id):

@@ -20,11 +20,13 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 from sqlalchemy.orm import Session
 
+from engine.placement_report import PlacementThresholds
 from engine.request import Problem, RequestValidationError
 from projects.database import Project
 from projects.errors import ProjectError
 from projects.import_any import read_any
 from projects.models import Scene
+from projects.placement import placement_thresholds, set_placement_thresholds
 from projects.queue import list_jobs
 from projects.scene_data import ProjectSnapshot, SceneData
 from projects.scene_records import (
@@ -109,6 +111,8 @@ class ProjectStore(QObject):
     saved = Signal(int)  # scene id
     queueRefused = Signal(int, object)  # scene id, list[str]: why it cannot be rendered, in words; nothing queued
     failed = Signal(str)  # a write or read that did not happen, in words
+    thresholdsLoaded = Signal(object)  # PlacementThresholds: the project's, as read
+    thresholdsChanged = Signal(object)  # PlacementThresholds: just stored (renders are judged by them now)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -192,8 +196,9 @@ class ProjectStore(QObject):
 
     # --- the queue ------------------------------------------------------------------------
 
-    def queue_scenes(self, scene_ids: list[int], variations: int = 0) -> None:
-        """Freeze each scene as it is now into jobs: one, or `variations` with new seeds.
+    def queue_scenes(self, scene_ids: list[int], variations: int = 0, until_placed: int = 0) -> None:
+        """Freeze each scene as it is now into jobs: one, or `variations` with new seeds; with `until_placed`
+        N, each job that misses an instance tries the next seeds, up to N.
 
         Pending saves of those scenes are written first (same thread, in order), so a job renders exactly
         what the user sees."""
@@ -204,17 +209,19 @@ class ProjectStore(QObject):
                 scene = get_scene(session, scene_id)
                 with _refusing(scene_id):
                     for seed in [random_seed() for _ in range(variations)] if variations else [None]:
-                        queue_scene(session, scene, seed=seed)
+                        queue_scene(session, scene, seed=seed, until_placed=until_placed)
                         count += 1
             return count
 
         self._submit(lambda: self._queue_jobs(make))
 
-    def queue_sweep(self, scene_id: int, seeds: list[int], alphas: list[float], mises: list[float]) -> None:
+    def queue_sweep(
+        self, scene_id: int, seeds: list[int], alphas: list[float], mises: list[float], until_placed: int = 0
+    ) -> None:
         def make(session: Session) -> int:
             scene = get_scene(session, scene_id)
             with _refusing(scene_id):
-                return len(queue_sweep(session, scene, seeds, alphas, mises))
+                return len(queue_sweep(session, scene, seeds, alphas, mises, until_placed=until_placed))
 
         self._submit(lambda: self._queue_jobs(make))
 
@@ -254,6 +261,24 @@ class ProjectStore(QObject):
             with self._require().read() as session:
                 entries = history(session, scene_id)
             self.historyLoaded.emit(scene_id, entries)
+
+        self._submit(run)
+
+    def load_thresholds(self) -> None:
+        def run() -> None:
+            with self._require().read() as session:
+                thresholds = placement_thresholds(session)
+            self.thresholdsLoaded.emit(thresholds)
+
+        self._submit(run)
+
+    def set_thresholds(self, thresholds: PlacementThresholds) -> None:
+        """Judge the project's renders by `thresholds` from now on (nothing is rendered again)."""
+
+        def run() -> None:
+            with self._require().write() as session:
+                set_placement_thresholds(session, thresholds)
+            self.thresholdsChanged.emit(thresholds)
 
         self._submit(run)
 

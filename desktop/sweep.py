@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop.until_placed import UntilPlacedOption
 from engine.request import InstanceKind, RenderRequest
 from projects.scene_data import INSTANCE_PALETTE
 
@@ -42,7 +43,14 @@ def parse_values(text: str) -> list[float]:
 class SweepDialog(QDialog):
     """Asks for the grid: how many seeds (the scene's own first), which alphas, which mis values."""
 
-    def __init__(self, seed: int, alpha: float, mis: float, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        seed: int,
+        alpha: float,
+        mis: float,
+        parent: QWidget | None = None,
+        until_placed: UntilPlacedOption | None = None,
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Sweep")
         self.base_seed = seed
@@ -59,6 +67,11 @@ class SweepDialog(QDialog):
         form.addRow("Seeds", self.seeds)
         form.addRow("Alpha values", self.alphas)
         form.addRow("MIS values", self.mises)
+        self.until_placed = until_placed
+        if until_placed is not None:  # each cell that misses an instance tries the next seeds
+            form.addRow("Re-roll", until_placed)
+            until_placed.check.toggled.connect(self._check)
+            until_placed.count.valueChanged.connect(self._check)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.summary)
@@ -81,7 +94,11 @@ class SweepDialog(QDialog):
             return
         count = len(seeds) * len(alphas) * len(mises)
         too_many = count > MAX_SWEEP_JOBS
-        self.summary.setText(f"{count} renders" + (f" (at most {MAX_SWEEP_JOBS} in one sweep)" if too_many else ""))
+        rerolls = self.until_placed.seeds() if self.until_placed is not None else 0
+        more = f", up to {count * rerolls} with re-rolls" if rerolls else ""
+        self.summary.setText(
+            f"{count} renders{more}" + (f" (at most {MAX_SWEEP_JOBS} in one sweep)" if too_many else "")
+        )
         ok.setEnabled(not too_many)
 
 

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QMenu, QSpinBox, QToolBar
 
 from desktop.canvas.tools import TOOLS, Tool
 from desktop.icons import icon
+from desktop.until_placed import UntilPlacedOption
 from rendering.live_preview import MAX_PREVIEW_STEPS
 
 if TYPE_CHECKING:
@@ -45,6 +46,10 @@ class WindowActions:
         self.render_all = self._action("Render all scenes", w.session.render_all, "Ctrl+Shift+Return", "render-all")
         self.variations = self._action("Render variations…", w.session.render_variations, None, "variations")
         self.sweep = self._action("Sweep seed × alpha × mis…", w.session.render_sweep, None, "variations")
+        self.placement = self._action("Placement check…", w.history_control.edit_thresholds)
+        self.placement.setToolTip("When an instance counts as placed: the overlap and label score thresholds")
+        self.until_placed = UntilPlacedOption(w.settings)
+        self.until_placed.watch(w.workbench, lambda: w.session.defaults, w.model_settings_path)
         self.new_scene = self._action("New scene", w.add_scene, "Ctrl+Shift+N", "add-scene")
         self.duplicate_scene = self._action("Duplicate scene", w.duplicate_scene, None, "duplicate")
         self.delete_scene = self._action("Delete scene", w.delete_scene, None, "delete")
@@ -62,6 +67,8 @@ class WindowActions:
         self.export = self._action("Export…", w.export_dialog, "Ctrl+E", "export")
         self.close_project = self._action("Close project", w.close_project, QKeySequence.StandardKey.Close)
         self.model_files = self._action("Model files…", w.open_model_settings, None, "settings")
+        # After the dialog (modal) closed: a checker folder may have been chosen.
+        self.model_files.triggered.connect(lambda _checked=False: self.until_placed.recheck())
         self.quit = self._action("Quit", w.close, QKeySequence.StandardKey.Quit)
         if self.quit.shortcut().isEmpty():  # platforms without a standard Quit key (Windows) get Ctrl+Q
             self.quit.setShortcut(QKeySequence("Ctrl+Q"))
@@ -107,6 +114,7 @@ class WindowActions:
             self.render_all,
             self.variations,
             self.sweep,
+            self.placement,
             self.import_files,
             self.export,
             self.live,
@@ -162,7 +170,9 @@ class WindowActions:
             tools.addAction(act)
         tools.addWidget(self.brush_radius)
         tools.addSeparator()
-        _add_all(tools, [self.undo, self.redo, None, self.zoom_out, self.zoom_in, self.fit, None, self.render, None])
+        _add_all(tools, [self.undo, self.redo, None, self.zoom_out, self.zoom_in, self.fit, None, self.render])
+        tools.addWidget(self.until_placed)
+        tools.addSeparator()
         tools.addAction(self.live)
         tools.addWidget(self.live_steps)
         tools.addAction(self.keep)
@@ -187,6 +197,7 @@ class WindowActions:
         render_menu = menu.addMenu("&Render")
         for act in (self.render, self.render_selected, self.render_all, self.variations, self.sweep):
             render_menu.addAction(act)
+        _add_all(render_menu, [None, self.placement])
         view_menu = menu.addMenu("&View")
         for act in (self.zoom_in, self.zoom_out, self.fit):
             view_menu.addAction(act)

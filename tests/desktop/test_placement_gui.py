@@ -1,5 +1,6 @@
 """Placement checks in the window: the history strip's badges and star, the missed instances outlined on the
-canvas, judged by the project's thresholds. Renders are stored with their placement dicts directly (no model)."""
+canvas, the thresholds they are judged by, and the "until placed" job option. Renders are stored with their
+placement dicts directly (no model renders here: the queue is paused before anything is queued)."""
 
 from __future__ import annotations
 
@@ -10,16 +11,24 @@ from typing import Any
 
 import pytest
 from PIL import Image
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtWidgets import QDialog
 from pytestqt.qtbot import QtBot
+from sqlalchemy import select
 
+import engine.runner  # noqa: F401  (torch loads here once, not in the render thread as the window closes)
 from desktop.canvas.missed_outlines import MissedOutline
 from desktop.main_window import MainWindow
 from desktop.panels.history import BADGE_ROLE, STAR_ROLE
 from desktop.placement_badges import ALL_MISSED_COLOR, PLACED_COLOR, SOME_MISSED_COLOR, badge
+from desktop.sweep import SweepDialog
+from desktop.until_placed import UntilPlacedOption
+from engine.model_settings import ModelSettings
 from engine.placement_report import InstancePlacement, PlacementReport, PlacementThresholds
 from projects.database import Project
-from projects.models import Render
+from projects.models import Render, RenderJob
+from projects.placement import placement_thresholds
+from projects.scene_settings import SceneSettings
 from projects.scenes import find_scene, scene_to_request
 from tests.desktop.conftest import make_project, open_window
 
@@ -159,3 +168,122 @@ def test_a_render_judged_by_stricter_thresholds(checked: tuple[MainWindow, list[
     stricter = PlacementThresholds(iou=0.7)
     judged = type(entry)(entry.render_id, entry.thumbnail, entry.request, entry.created, entry.placement, stricter)
     assert badge(judged) is not None and badge(judged).text == "1 missed"  # type: ignore[union-attr]
+
+
+def test_thresholds_are_stored_and_the_history_is_judged_again(
+    qtbot: QtBot, checked: tuple[MainWindow, list[int]]
+) -> None:
+    window, ids = checked
+    window.history_control.show_render(ids[1])  # all placed at 0.5 / 0.2
+    qtbot.waitUntil(lambda: window.canvas.missed_render == ids[1], timeout=10_000)
+    assert window.canvas.missed_shown == ()
+
+    dialog = window.history_control.edit_thresholds()
+    assert dialog is not None
+    qtbot.waitUntil(dialog.iou.isEnabled, timeout=10_000)  # the project's values arrived from the store
+    assert (dialog.iou.value(), dialog.score.value()) == (0.5, 0.2)
+    dialog.iou.setValue(1.5)  # the spin boxes keep to 0..1
+    dialog.score.setValue(-0.3)
+    assert (dialog.iou.value(), dialog.score.value()) == (1.0, 0.0)
+    dialog.iou.setValue(0.7)
+    dialog.score.setValue(0.25)
+    assert window.store is not None
+    with qtbot.waitSignal(window.store.thresholdsChanged, timeout=10_000):
+        dialog.accept()
+    qtbot.waitUntil(lambda: item_data(window, BADGE_ROLE)[2] == "1 missed", timeout=10_000)
+    with window.store.project_for_reading().read() as session:
+        assert placement_thresholds(session) == PlacementThresholds(iou=0.7, score=0.25)
+    # The render still shown is judged again too: its third instance (IoU 0.6) is outlined now.
+    qtbot.waitUntil(lambda: [o.slot for o in window.canvas.missed_shown] == [2], timeout=10_000)
+    assert "IoU ≥ 0.7, label score ≥ 0.25" in window.history.list.item(2).toolTip()
+
+
+def test_the_thresholds_dialog_restores_the_defaults(qtbot: QtBot, window: MainWindow) -> None:
+    dialog = window.history_control.edit_thresholds()
+    assert dialog is not None
+    qtbot.waitUntil(dialog.iou.isEnabled, timeout=10_000)
+    dialog.iou.setValue(0.9)
+    dialog.buttons.button(dialog.buttons.StandardButton.RestoreDefaults).click()
+    assert dialog.thresholds() == PlacementThresholds()
+    dialog.reject()
+
+
+def queued_until_placed(window: MainWindow) -> list[int]:
+    assert window.store is not None
+    with window.store.project_for_reading().read() as session:
+        return list(session.scalars(select(RenderJob.until_placed).order_by(RenderJob.id)))
+
+
+def test_until_placed_reaches_the_job_and_is_remembered(qtbot: QtBot, window: MainWindow) -> None:
+    window.queue.set_paused(True)  # what is queued stays queued
+    option = window.commands.until_placed
+    assert option.isVisible() and option.check.isEnabled()  # the demo model always has its checker
+    assert not option.count.isEnabled()  # off until ticked
+    option.check.setChecked(True)
+    option.count.setValue(5)
+    assert window.store is not None
+    with qtbot.waitSignal(window.store.jobsQueued, timeout=10_000):
+        window.commands.render.trigger()
+    option.check.setChecked(False)
+    with qtbot.waitSignal(window.store.jobsQueued, timeout=10_000):
+        window.commands.render.trigger()
+    assert queued_until_placed(window) == [5, 0]
+    option.check.setChecked(True)
+    option.count.setValue(500)  # the spin box keeps to 2..100
+    again = UntilPlacedOption(window.settings)
+    assert again.check.isChecked() and again.count.value() == 100
+
+
+def test_a_sweep_can_re_roll_until_placed(qtbot: QtBot, window: MainWindow, monkeypatch: pytest.MonkeyPatch) -> None:
+    window.queue.set_paused(True)
+
+    def accept(dialog: SweepDialog) -> QDialog.DialogCode:
+        option = dialog.findChild(UntilPlacedOption)
+        assert option is not None
+        option.check.setChecked(True)
+        option.count.setValue(3)
+        assert dialog.summary.text() == "8 renders, up to 24 with re-rolls"
+        return QDialog.DialogCode.Accepted
+
+    monkeypatch.setattr(SweepDialog, "exec", accept)
+    assert window.store is not None
+    with qtbot.waitSignal(window.store.jobsQueued, timeout=10_000):
+        window.session.render_sweep()
+    assert queued_until_placed(window) == [3] * 8  # 2 seeds x 2 alphas x 2 mis values, each its own chain
+    assert window.commands.until_placed.seeds() == 0  # the sweep remembers its own choice
+    assert window.settings.value("sweepUntilPlaced/seeds", type=int) == 3
+
+
+def test_without_a_checker_the_option_is_offered_once_one_is_set(tmp_path: Path, window: MainWindow) -> None:
+    option = window.commands.until_placed
+    option.check.setChecked(True)
+    editor = window.editor
+    assert editor is not None
+    editor.set_fields("Model", settings=SceneSettings(model_id="sd15"))
+    assert not option.check.isEnabled() and not option.count.isEnabled()
+    assert "checker folder" in option.check.toolTip() and option.seeds() == 0
+    ModelSettings(checker=tmp_path / "owlv2").save(window.model_settings_path)
+    option.recheck()  # what closing File → Model files… does
+    assert option.check.isEnabled() and option.seeds() == option.count.value()
+    editor.undo_stack.undo()  # back to the demo model
+    assert option.check.isEnabled()
+
+
+def test_a_broken_model_settings_file_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "models.json"
+    path.write_text("{ not json", encoding="utf-8")
+    from desktop.until_placed import missing_checker
+
+    why = missing_checker("sd15", path)
+    assert why is not None and "cannot be read" in why
+    assert missing_checker("demo", path) is None
+    assert missing_checker("sd15", tmp_path / "absent.json") is not None  # no settings: no checker
+
+
+def test_the_option_greys_out_with_its_reason(qtbot: QtBot, tmp_path: Path) -> None:
+    option = UntilPlacedOption(QSettings(str(tmp_path / "g.ini"), QSettings.Format.IniFormat))
+    qtbot.addWidget(option)
+    option.check.setChecked(True)
+    assert option.seeds() == 4  # the default count
+    option.set_missing_checker("no checker here")
+    assert option.seeds() == 0 and option.toolTip() == "no checker here"
