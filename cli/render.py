@@ -1,6 +1,7 @@
 """`render`: queue the chosen scenes (or, with --retry-failed, their failed jobs again), then run the queue
 (rendering.queue_loop) with a progress bar on the console; Ctrl-C stops within a step and puts the running
-job back in the queue."""
+job back in the queue. Every render whose model has a placement checker is checked; with --until-placed N,
+a render that missed an instance queues the next seed, up to N seeds per scene."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, CommandError, loa
 from rendering.demo_model import demo_model_dir
 
 if TYPE_CHECKING:
+    from engine.model_settings import ModelSettings
     from projects.queue import JobSnapshot
     from rendering.outcomes import JobResult
 
@@ -31,8 +33,11 @@ def cmd_render(args: argparse.Namespace) -> int:
     from projects.queue import retry_failed, status_counts
     from projects.scenes import find_scene, list_scenes, queue_scene, random_seed
     from rendering.outcomes import Outcome
+    from rendering.placement_check import PlacementCheck, settings_checkers
     from rendering.queue_loop import QueueLoop  # imports torch
 
+    until_placed = check_until_placed(args)
+    settings = load_model_settings()
     if args.cluster:  # before anything is queued: without Ray, say how to install it
         from cli.cluster_render import require_ray
 
@@ -54,9 +59,11 @@ def cmd_render(args: argparse.Namespace) -> int:
             for scene in scenes:
                 if args.variations:
                     for _ in range(args.variations):
-                        job = queue_scene(session, scene, seed=random_seed())
+                        job = queue_scene(session, scene, seed=random_seed(), until_placed=until_placed)
                 else:
-                    job = queue_scene(session, scene)
+                    job = queue_scene(session, scene, until_placed=until_placed)
+                if until_placed:  # refused before anything is queued: this write rolls back
+                    require_checker(scene.name, job.request.model_id, settings)
                 warnings += scene_warnings(scene.name, job.request)  # what the demo model cannot do
         print_warnings(warnings)
         with project.read() as session:
@@ -71,8 +78,9 @@ def cmd_render(args: argparse.Namespace) -> int:
 
             return render_on_cluster(args, project, pending)
         progress = ConsoleProgress(pending)
-        provider = settings_provider(load_model_settings(), demo_dir=demo_model_dir())
-        loop = QueueLoop(project, Runner(provider), progress)
+        provider = settings_provider(settings, demo_dir=demo_model_dir())
+        check = PlacementCheck(settings_checkers(lambda: settings))
+        loop = QueueLoop(project, Runner(provider), progress, placement=check)
 
         def on_interrupt(_signal: int, _frame: object) -> None:
             loop.stop()
@@ -90,6 +98,9 @@ def cmd_render(args: argparse.Namespace) -> int:
     counts = {outcome: sum(1 for r in results if r.outcome is outcome) for outcome in Outcome}
     summary = ", ".join(f"{n} {outcome.value}" for outcome, n in counts.items() if n)
     print(f"\nsummary: {summary or 'nothing rendered'} in {sum(r.seconds for r in results):.1f} s")
+    placement = placement_summary(results)
+    if placement:
+        print(placement)
     for result in results:
         if result.error:
             print(f"  job {result.job.id}: {result.error}")
@@ -100,9 +111,53 @@ def cmd_render(args: argparse.Namespace) -> int:
     return EXIT_OK if stored_all else EXIT_FAILED
 
 
+def check_until_placed(args: argparse.Namespace) -> int:
+    """--until-placed N as the seeds a re-roll chain may try (0: none asked for); a clear error otherwise."""
+    from projects.queue import MAX_UNTIL_PLACED
+
+    if args.until_placed is None:
+        return 0
+    if not 1 <= args.until_placed <= MAX_UNTIL_PLACED:
+        raise CommandError(f"--until-placed takes 1 to {MAX_UNTIL_PLACED} seeds, not {args.until_placed}")
+    if args.retry_failed:
+        raise CommandError("--until-placed queues new renders; it does not go with --retry-failed")
+    if not (args.all or args.scenes):
+        raise CommandError("--until-placed queues new renders: give --scenes or --all")
+    return int(args.until_placed)
+
+
+def require_checker(scene_name: str, model_id: str, settings: ModelSettings) -> None:
+    """Refuse --until-placed for a scene whose model's renders nothing can check (without loading a checker)."""
+    from engine.model_ids import DEMO
+
+    if model_id != DEMO and settings.checker is None:
+        raise CommandError(
+            f"scene {scene_name!r} renders with {model_id!r}, whose renders no placement checker reads, so "
+            "--until-placed cannot tell a miss: set one with `main.py models set --checker FOLDER` "
+            "(an OWLv2 or Grounding DINO folder)"
+        )
+
+
+def placement_summary(results: list[JobResult]) -> str | None:
+    """How many scenes have a render with every instance placed, and the renders per scene it took, over
+    the scenes whose renders were checked; None when none was."""
+    from rendering.outcomes import Outcome
+
+    per_scene: dict[int | None, list[JobResult]] = {}
+    for result in results:
+        if result.outcome is Outcome.DONE and result.placement_summary is not None:
+            per_scene.setdefault(result.job.scene_id, []).append(result)
+    if not per_scene:
+        return None
+    placed = sum(any(r.all_placed for r in checked) for checked in per_scene.values())
+    renders = sum(len(checked) for checked in per_scene.values()) / len(per_scene)
+    return f"placement: {placed} of {len(per_scene)} scene(s) fully placed, {renders:.1f} render(s) per scene"
+
+
 def write_report(path: Path, results: list[JobResult], scene_names: dict[int, str]) -> None:
-    """One JSON object per finished job: its scene's name, the job id, the render time in seconds, and how
-    many of its instances the engine reused from an earlier render (of how many)."""
+    """One JSON object per finished job: its scene's name, the job id, its seed, the render time in seconds,
+    how many of its instances the engine reused from an earlier render (of how many), and its placement
+    check ("all placed", "1 of 3 missed"; null when not checked)."""
     from common.atomic_files import write_text_atomic
     from rendering.outcomes import Outcome
 
@@ -110,9 +165,11 @@ def write_report(path: Path, results: list[JobResult], scene_names: dict[int, st
         {
             "scene": scene_names.get(result.job.scene_id or -1),
             "job": result.job.id,
+            "seed": result.job.request.seed,
             "seconds": round(result.seconds, 3),
             "reused_instances": len(result.reused_instances),
             "instances": result.instance_count,
+            "placement": result.placement_summary,
         }
         for result in results
         if result.outcome is Outcome.DONE
@@ -153,8 +210,13 @@ class ConsoleProgress:
 
     def job_ended(self, result: JobResult) -> None:
         self.done += 1
+        if result.rerolled is not None:
+            self.total += 1  # the next seed of its chain, queued first
+        placement = result.placement_words()
+        checked = f" · {placement}" if placement else ""
         sys.stderr.write(
-            f"\r[{self.done}/{self.total}] {self.job_label}: {result.outcome} in {result.seconds:.1f}s{' ' * 40}\n"
+            f"\r[{self.done}/{self.total}] {self.job_label}: {result.outcome} in {result.seconds:.1f}s"
+            f"{checked}{' ' * 40}\n"
         )
         sys.stderr.flush()
 

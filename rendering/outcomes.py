@@ -9,6 +9,8 @@ from enum import StrEnum
 from engine.placement_report import PlacementReport
 from projects.queue import JobSnapshot
 
+ALL_PLACED = "all placed"  # engine.placement_report.PlacementReport.summary() of a render with no miss
+
 
 class Outcome(StrEnum):
     DONE = "done"
@@ -54,6 +56,11 @@ class JobResult:
             text += f" · {len(self.reused_instances)} of {self.instance_count} instances reused"
         return text
 
+    @property
+    def all_placed(self) -> bool | None:
+        """Whether every instance was placed, by the thresholds when stored; None when not checked."""
+        return None if self.placement_summary is None else self.placement_summary == ALL_PLACED
+
     def placement_words(self) -> str | None:
         """The check and what followed it, e.g. "all placed", "1 of 3 missed -> seed 8 queued", "1 of 3
         missed, all 4 seeds tried"; None when the render was not checked."""
@@ -61,6 +68,6 @@ class JobResult:
             return None
         if self.rerolled is not None:
             return f"{self.placement_summary} -> seed {self.rerolled.request.seed} queued"
-        if self.job.until_placed > 1 and self.placement is not None and self.placement_summary != "all placed":
+        if self.job.until_placed > 1 and not self.all_placed:
             return f"{self.placement_summary}, all {self.job.until_placed} seeds tried"
         return self.placement_summary

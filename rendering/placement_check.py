@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
     from engine.checkers.base import PlacementChecker
+    from engine.model_settings import ModelSettings
     from engine.request import RenderRequest
     from engine.runner import RenderResult
 
@@ -48,6 +49,19 @@ def demo_checker_only(model_id: str) -> PlacementChecker | None:
     return ShapeWorldChecker() if model_id == DEMO else None
 
 
+def settings_checkers(settings: Callable[[], ModelSettings | None]) -> CheckerSelection:
+    """The selection by the model settings `settings()` returns when a render is checked (read then, so a
+    checker folder set meanwhile is used): the demo model's checker, else the configured detector
+    (engine.checkers.selection, which keeps a loaded detector for the next render)."""
+
+    def select(model_id: str) -> PlacementChecker | None:
+        from engine.checkers.selection import checker_for
+
+        return checker_for(model_id, settings())
+
+    return select
+
+
 @dataclass(frozen=True)
 class CheckResult:
     """A render's check: the report, or None when it was not checked, with why in words (`note`) when a
@@ -63,23 +77,18 @@ class CheckResult:
 
 
 class PlacementCheck:
-    """Runs the checker of each render's model; each checker is chosen (and loaded) once per model id."""
+    """Runs the checker of each render's model, chosen again for every render (so a checker set in the
+    model settings meanwhile is used; `engine.checkers.selection` keeps a loaded detector, so choosing
+    again costs nothing)."""
 
     def __init__(self, select: CheckerSelection = demo_checker_only) -> None:
         self._select = select
-        self._checkers: dict[str, PlacementChecker | None] = {}
-
-    def checker(self, model_id: str) -> PlacementChecker | None:
-        """The checker for `model_id`, chosen on first use; a selection that raises is tried again next time."""
-        if model_id not in self._checkers:
-            self._checkers[model_id] = self._select(model_id)
-        return self._checkers[model_id]
 
     def run(
         self, image: npt.NDArray[np.uint8], request: RenderRequest, thresholds: PlacementThresholds
     ) -> CheckResult:
         try:
-            checker = self.checker(request.model_id)
+            checker = self._select(request.model_id)
             if checker is None:
                 return CheckResult()
             return CheckResult(checker.check(image, request, thresholds))

@@ -253,3 +253,67 @@ def test_a_scene_with_two_loras_renders_with_both_and_its_png_names_them(
     assert hashes["lora:ink"] == sha256_file(files["ink"]) and hashes["lora:grain"] == sha256_file(files["grain"])
     assert "loras" not in json.loads(plain[REQUEST_KEY])
     assert not any(key.startswith("lora:") for key in json.loads(plain[HASHES_KEY]))
+
+
+# --- --until-placed ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--all", "--until-placed", "0"], "--until-placed takes 1 to 100 seeds, not 0"),
+        (["--all", "--until-placed", "101"], "--until-placed takes 1 to 100 seeds, not 101"),
+        (["--retry-failed", "--until-placed", "3"], "it does not go with --retry-failed"),
+        (["--until-placed", "3"], "--until-placed queues new renders: give --scenes or --all"),
+    ],
+)
+def test_until_placed_out_of_range_or_without_scenes_is_one_line_and_queues_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
+) -> None:
+    path = shapes_project(tmp_path / "p.instproj", scenes=1)
+    assert main.main(["render", str(path), *extra]) == 1
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    with Project.open(path) as project, project.read() as session:
+        assert list_jobs(session) == []
+
+
+def test_until_placed_refuses_a_model_no_checker_reads(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = shapes_project(tmp_path / "p.instproj", scenes=2)
+    with Project.open(path) as project, project.write() as session:
+        find_scene(session, "s1").overrides = {"steps": 3, "model_id": "sd15"}
+    assert main.main(["render", str(path), "--all", "--until-placed", "3"]) == 1
+    err = capsys.readouterr().err
+    assert "scene 's1' renders with 'sd15', whose renders no placement checker reads" in err
+    assert "`main.py models set --checker FOLDER`" in err
+    with Project.open(path) as project, project.read() as session:
+        assert list_jobs(session) == [], "nothing is queued, not even the demo scene's job"
+
+
+def test_until_placed_rerolls_what_missed_and_sums_up_the_scenes_placed(
+    demo_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from projects.models import Render
+
+    monkeypatch.setenv("INSTANCE_STUDIO_DEMO_MODEL", str(demo_model))
+    path = shapes_project(tmp_path / "p.instproj", scenes=1, steps=2)
+    report = tmp_path / "report.json"
+    # The untrained model draws no red circle: each seed misses, and the chain stops after 2 seeds.
+    assert main.main(["render", str(path), "--all", "--until-placed", "2", "--report", str(report)]) == 0
+    out, err = capsys.readouterr()
+    assert "[1/2] job 1: done in" in err and "· 1 of 1 missed -> seed 1 queued" in err
+    assert "[2/2] job 2: done in" in err and "· 1 of 1 missed, all 2 seeds tried" in err
+    assert "summary: 2 done" in out and "placement: 0 of 1 scene(s) fully placed, 2.0 render(s) per scene" in out
+    rows = json.loads(report.read_text())
+    assert [(r["job"], r["seed"], r["placement"]) for r in rows] == [(1, 0, "1 of 1 missed"), (2, 1, "1 of 1 missed")]
+    with Project.open(path) as project, project.read() as session:
+        renders = session.query(Render).order_by(Render.id).all()
+        assert [(r.seed, r.reroll_group) for r in renders] == [(0, 1), (1, 1)]
+        assert all(r.placement is not None and r.placement["checker"] == "shape-world" for r in renders)
+    # Variations: each is a chain of its own.
+    assert main.main(["render", str(path), "--scenes", "s0", "--variations", "2", "--until-placed", "1"]) == 0
+    out, err = capsys.readouterr()
+    assert "summary: 2 done" in out and "placement: 0 of 1 scene(s) fully placed, 2.0 render(s) per scene" in out
+    assert "[2/2] job 4: done in" in err and "seed" not in err

@@ -150,7 +150,7 @@ def test_a_failing_checker_still_stores_the_render_unchecked_and_says_why(
     assert results[1].notes == ("placement not checked: the detector ran out of patience",)
     assert renders[1].timings["notes"] == ["placement not checked: the detector ran out of patience"]
     assert all(r.placement_words() is None for r in results)
-    assert selections == ["demo", "demo"], "a selection that failed is tried again; one that worked is kept"
+    assert selections == ["demo", "demo"], "a checker is chosen for each render: a folder set meanwhile is used"
     assert "the placement check of a demo render failed" in caplog.text
 
 
