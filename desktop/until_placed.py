@@ -55,7 +55,7 @@ class UntilPlacedOption(QWidget):
         self.count = QSpinBox()
         self.count.setObjectName("untilPlacedSeeds")
         self.count.setRange(MIN_SEEDS, MAX_UNTIL_PLACED)
-        self.count.setPrefix("at most ")
+        self.count.setPrefix("≤ ")  # "until placed, at most N seeds", short enough for the tool bar
         self.count.setSuffix(" seeds")
         self.check.setChecked(settings.value(f"{key}/on", False, type=bool) is True)
         seeds = settings.value(f"{key}/seeds", DEFAULT_SEEDS, type=int)
