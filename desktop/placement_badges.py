@@ -59,22 +59,29 @@ def placement_tooltip(entry: HistoryEntry) -> str:
     return "\n".join(lines)
 
 
-def badged_thumbnail(png: bytes, size: int, mark: Badge | None, star: bool) -> QIcon:
-    """The thumbnail scaled to `size`, with the badge in its bottom-left corner and the star top right."""
+def badged_thumbnail(png: bytes, size: int, mark: Badge | None, star: bool, pixel_ratio: float = 1.0) -> QIcon:
+    """The thumbnail scaled to `size` (logical pixels; sharp at `pixel_ratio`), with the badge in its
+    bottom-left corner and the star top right."""
     image = QImage.fromData(png)
     if image.isNull():
         return QIcon()
-    scaled = image.scaled(size, size, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
-    canvas = QPixmap(size, size)
+    device = round(size * pixel_ratio)
+    scaled = image.scaled(
+        device, device, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
+    )
+    scaled.setDevicePixelRatio(pixel_ratio)
+    canvas = QPixmap(device, device)
+    canvas.setDevicePixelRatio(pixel_ratio)
     canvas.fill(Qt.GlobalColor.transparent)
     painter = QPainter(canvas)
     painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-    left, top = (size - scaled.width()) / 2, (size - scaled.height()) / 2
-    painter.drawImage(int(left), int(top), scaled)
+    width, height = scaled.width() / pixel_ratio, scaled.height() / pixel_ratio  # painted in logical pixels
+    image_rect = QRectF((size - width) / 2, (size - height) / 2, width, height)
+    painter.drawImage(image_rect.topLeft(), scaled)
     if mark is not None:
-        _paint_badge(painter, mark, QRectF(left, top, scaled.width(), scaled.height()))
+        _paint_badge(painter, mark, image_rect)
     if star:
-        _paint_star(painter, QRectF(left, top, scaled.width(), scaled.height()))
+        _paint_star(painter, image_rect)
     painter.end()
     return QIcon(canvas)
 

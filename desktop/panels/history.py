@@ -84,7 +84,7 @@ class HistoryStrip(QWidget):
             older = entries[index + 1] if index + 1 < len(entries) else None
             changes = describe_changes(older.request, entry.request) if older else ["first render"]
             mark = badge(entry)
-            thumbnail = badged_thumbnail(entry.thumbnail, THUMB, mark, entry.best_of_chain)
+            thumbnail = badged_thumbnail(entry.thumbnail, THUMB, mark, entry.best_of_chain, self.devicePixelRatioF())
             item = QListWidgetItem(thumbnail, f"#{len(entries) - index} · seed {entry.request.seed}")
             item.setData(Qt.ItemDataRole.UserRole, entry.render_id)
             item.setData(BADGE_ROLE, mark.text if mark else None)
