@@ -14,14 +14,18 @@ from PySide6.QtCore import QObject, Signal
 from sqlalchemy.orm import Session
 
 from desktop.panels.queue_panel import QueuePanel
+from desktop.render_target import LOCAL_RAY, RenderTarget
 from desktop.render_thread import SHUTDOWN_WAIT_MS, RenderThread
 from desktop.store import ProjectStore
 from engine.request import RenderRequest
 from projects.queue import JobSnapshot, clear_finished, move, move_to_front, request_cancel, requeue, retry
 from rendering.demo_model import demo_model_dir
 from rendering.outcomes import JobResult, Outcome
+from rendering.placement_check import settings_checkers
 
 if TYPE_CHECKING:
+    from desktop.cluster_thread import ClusterRenderThread
+    from engine.model_settings import ModelSettings
     from engine.runner import LoadedModel
 
 
@@ -39,7 +43,8 @@ class QueueControl(QObject):
         self.model_settings_path = model_settings_path
         self.demo_model_dir = demo_model_dir()
         self.store: ProjectStore | None = None
-        self.render_thread: RenderThread | None = None
+        self.render_thread: RenderThread | ClusterRenderThread | None = None
+        self.render_target = RenderTarget()  # where the queue renders (the window sets it from its settings)
         self.shutdown_wait_ms = SHUTDOWN_WAIT_MS
         panel.cancelRequested.connect(self.cancel_job)
         panel.retryRequested.connect(lambda job_id: self._job_action(lambda s: retry(s, job_id)))
@@ -63,7 +68,16 @@ class QueueControl(QObject):
             # Read when a job starts, so a demo model chosen after the project opened is used.
             return settings_provider(settings, demo_dir=self.demo_model_dir)(model_id)
 
-        thread = RenderThread(store.project, provide, paused=paused)
+        def settings() -> ModelSettings:  # read for each render's placement check, on the render thread
+            from engine.model_settings import ModelSettings
+
+            return ModelSettings.load(settings_path, missing_ok=True)
+
+        thread: RenderThread | ClusterRenderThread
+        if self.render_target.cluster_address is not None:  # on a Ray cluster (desktop.render_target)
+            thread = self._cluster_thread(store, self.render_target.cluster_address, paused)
+        else:
+            thread = RenderThread(store.project, provide, paused=paused, select_checker=settings_checkers(settings))
         thread.jobStarted.connect(self._job_started)
         thread.jobPhase.connect(self.panel.job_phase)
         thread.jobProgress.connect(self.panel.job_progress)
@@ -76,6 +90,38 @@ class QueueControl(QObject):
         if paused:
             self.panel.set_paused(True, UNCLEAN_EXIT_PAUSE)
         store.refresh_jobs()
+
+    def set_render_target(self, target: RenderTarget) -> None:
+        """Render on this machine or a Ray cluster from now on: an open project's queue moves at once (its
+        running jobs go back to pending first)."""
+        if target == self.render_target:
+            return
+        self.render_target = target
+        store = self.store
+        if store is not None and self.render_thread is not None:
+            paused = self.render_thread.paused
+            self.stop()
+            self.start(store, paused=paused)
+
+    def _cluster_thread(self, store: ProjectStore, address: str, paused: bool) -> ClusterRenderThread:
+        """The queue's driver for a Ray cluster: on a Ray on this machine the workers read this app's model
+        settings and demo model; on a real cluster, each node its own."""
+        from desktop.cluster_thread import ClusterRenderThread
+        from engine.model_settings import ModelSettings
+
+        assert store.project is not None
+        here = address == LOCAL_RAY
+        path = self.model_settings_path
+        thread = ClusterRenderThread(
+            store.project,
+            address,
+            settings_path=path if here else None,
+            demo_dir=self.demo_model_dir if here else None,
+            select_checker=settings_checkers(lambda: ModelSettings.load(path, missing_ok=True)),
+            paused=paused,
+        )
+        thread.workersReady.connect(lambda workers: self.message.emit(f"Rendering on the cluster: {workers}", 8000))
+        return thread
 
     def stop(self) -> None:
         """Stop the render thread (the running job goes back to pending at the engine's next check).

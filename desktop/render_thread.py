@@ -32,6 +32,7 @@ from rendering.worker import QueueWorker
 
 if TYPE_CHECKING:  # torch loads on the render thread, when it starts: never on the GUI thread
     from engine.runner import ModelProvider
+    from rendering.placement_check import CheckerSelection
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,14 @@ class RenderThread(QThread):
     pausedChanged = Signal(bool, str)  # paused, why (empty when the user paused or resumed)
     previewReady = Signal(object)  # LivePreview
 
-    def __init__(self, project: Project, provider: ModelProvider, *, paused: bool = False) -> None:
+    def __init__(
+        self,
+        project: Project,
+        provider: ModelProvider,
+        *,
+        paused: bool = False,
+        select_checker: CheckerSelection | None = None,
+    ) -> None:
         super().__init__()
         self.setObjectName("render-engine")
         self._signals = _Signals(self)
@@ -76,6 +84,7 @@ class RenderThread(QThread):
             preview_every=PREVIEW_EVERY,
             on_paused=self.pausedChanged.emit,
             on_preview=self._signals.preview_ready,
+            select_checker=select_checker,
         )
         self.abandoned_job: int | None = None  # set by a `shutdown` that timed out: the job to put back
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -18,9 +19,10 @@ from projects.models import JobStatus, Render
 from projects.placement import set_placement_thresholds
 from projects.queue import list_jobs
 from projects.scenes import find_scene, queue_scene
-from rendering.outcomes import Outcome
+from rendering.outcomes import JobResult, Outcome
 from rendering.placement_check import PlacementCheck
 from rendering.queue_loop import QueueLoop
+from rendering.worker import QueueWorker
 from tests.cli.test_render import shapes_project
 from tests.rendering.test_queue_loop import Recorder
 
@@ -163,3 +165,27 @@ def test_a_model_without_a_checker_renders_unchecked(tmp_path: Path, demo: Loade
         (render,) = stored(project)
     assert result.outcome is Outcome.DONE and result.notes == () and result.placement_words() is None
     assert render.placement is None and render.reroll_group is not None
+
+
+def test_the_gui_s_worker_checks_with_the_selection_it_was_given(tmp_path: Path, demo: LoadedModel) -> None:
+    path = shapes_project(tmp_path / "p.instproj", scenes=1, steps=2)
+    ended = threading.Event()
+    results: list[JobResult] = []
+
+    class Listener(Recorder):
+        def job_ended(self, result: JobResult) -> None:
+            results.append(result)
+            ended.set()
+
+    with Project.open(path) as project:
+        with project.write() as session:
+            queue_scene(session, find_scene(session, "s0"))
+        worker = QueueWorker(project, lambda _id: demo, Listener(), select_checker=lambda _id: FixedChecker(iou=0.9))
+        thread = threading.Thread(target=worker.serve, name="test-render-worker", daemon=True)
+        thread.start()
+        assert ended.wait(timeout=60)
+        worker.stop()
+        thread.join(timeout=30)
+        (render,) = stored(project)
+    assert results[0].placement_words() == "all placed"
+    assert render.placement is not None and render.placement["checker"] == "fixed"
