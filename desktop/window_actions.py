@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QMenu, QSpinBox, QToolBar
 
 from desktop.canvas.tools import TOOLS, Tool
 from desktop.icons import icon
+from desktop.render_target import choose_render_target, load_render_target
 from desktop.until_placed import UntilPlacedOption
 from rendering.live_preview import MAX_PREVIEW_STEPS
 
@@ -48,6 +49,12 @@ class WindowActions:
         self.sweep = self._action("Sweep seed × alpha × mis…", w.session.render_sweep, None, "variations")
         self.placement = self._action("Placement check…", w.history_control.edit_thresholds)
         self.placement.setToolTip("When an instance counts as placed: the overlap and label score thresholds")
+        w.queue.set_render_target(load_render_target(w.settings))
+        self.render_on = self._action(
+            "Render on…",
+            lambda: choose_render_target(w, w.settings, w.queue.render_target, w.queue.set_render_target),
+        )
+        self.render_on.setToolTip("Render the queue on this machine or on a Ray cluster")
         self.until_placed = UntilPlacedOption(w.settings)
         self.until_placed.watch(w.workbench, lambda: w.session.defaults, w.model_settings_path)
         self.new_scene = self._action("New scene", w.add_scene, "Ctrl+Shift+N", "add-scene")
@@ -197,7 +204,7 @@ class WindowActions:
         render_menu = menu.addMenu("&Render")
         for act in (self.render, self.render_selected, self.render_all, self.variations, self.sweep):
             render_menu.addAction(act)
-        _add_all(render_menu, [None, self.placement])
+        _add_all(render_menu, [None, self.placement, self.render_on])
         view_menu = menu.addMenu("&View")
         for act in (self.zoom_in, self.zoom_out, self.fit):
             view_menu.addAction(act)

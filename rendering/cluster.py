@@ -173,6 +173,7 @@ class ClusterDriver:
         self.store_patience_s = store_patience_s
         self.workers: list[_Worker] = []
         self.overheads_s: list[float] = []  # per stored job: round trip minus the worker's own time
+        self.store_s: list[float] = []  # per stored job: the driver's check and write (one writer: the ceiling)
         self.lost_all_workers = False
         self._stop = threading.Event()
         self._flights: dict[int, _Flight] = {}  # by job id
@@ -301,7 +302,9 @@ class ClusterDriver:
         else:
             if isinstance(reply, RemoteRender):
                 self.overheads_s.append(max(0.0, elapsed() - reply.worker_seconds))
+                storing = time.perf_counter()
                 result = self._store(flight, reply, elapsed)
+                self.store_s.append(time.perf_counter() - storing)
             else:
                 result = self._settle_failure(flight, reply, elapsed())
         self.listener.job_ended(result, flight.worker)
