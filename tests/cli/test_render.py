@@ -312,8 +312,11 @@ def test_until_placed_rerolls_what_missed_and_sums_up_the_scenes_placed(
         renders = session.query(Render).order_by(Render.id).all()
         assert [(r.seed, r.reroll_group) for r in renders] == [(0, 1), (1, 1)]
         assert all(r.placement is not None and r.placement["checker"] == "shape-world" for r in renders)
-    # Variations: each is a chain of its own.
-    assert main.main(["render", str(path), "--scenes", "s0", "--variations", "2", "--until-placed", "1"]) == 0
-    out, err = capsys.readouterr()
-    assert "summary: 2 done" in out and "placement: 0 of 1 scene(s) fully placed, 2.0 render(s) per scene" in out
-    assert "[2/2] job 4: done in" in err and "seed" not in err
+    # Variations: each is a chain of its own (no model this time: the jobs are what is looked at).
+    monkeypatch.setenv("INSTANCE_STUDIO_DEMO_MODEL", str(tmp_path / "no-model"))
+    assert main.main(["render", str(path), "--scenes", "s0", "--variations", "2", "--until-placed", "3"]) == 1
+    assert "placement:" not in capsys.readouterr().out, "nothing was checked"
+    with Project.open(path) as project, project.read() as session:
+        variations = [job for job in list_jobs(session) if job.id > 2]
+    assert [(job.until_placed, job.reroll_group) for job in variations] == [(3, job.id) for job in variations]
+    assert len(variations) == 2
