@@ -31,12 +31,10 @@ def require_ray() -> None:
 
 def render_on_cluster(args: argparse.Namespace, project: Project, pending: int) -> int:
     """Render every pending job of `project` on the cluster at `args.cluster`; the exit code."""
-    from cli.common import load_model_settings
     from cli.render import write_report
     from projects.scenes import list_scenes
     from rendering.cluster import LOCAL, ClusterDriver, ClusterError, cluster_plan, connect
     from rendering.outcomes import Outcome
-    from rendering.placement_check import PlacementCheck, settings_checkers
 
     progress = ClusterConsole(pending)
     local = args.cluster == LOCAL  # the workers run here: they read the driver's model settings and demo model
@@ -49,7 +47,6 @@ def render_on_cluster(args: argparse.Namespace, project: Project, pending: int) 
             plan,
             settings_path=model_settings_path() if local else None,
             demo_dir=demo_model_dir() if local else None,
-            placement=PlacementCheck(settings_checkers(load_model_settings)),
         )
         with driver:
             driver.start_workers()

@@ -26,7 +26,6 @@ from rendering.outcomes import JobResult
 if TYPE_CHECKING:
     from rendering.cluster import ClusterDriver
     from rendering.cluster_actor import WorkerInfo
-    from rendering.placement_check import CheckerSelection
 
 log = logging.getLogger(__name__)
 
@@ -50,14 +49,12 @@ class ClusterRenderThread(QThread):
         *,
         settings_path: Path | None,
         demo_dir: Path | None,
-        select_checker: CheckerSelection | None = None,
         paused: bool = False,
     ) -> None:
         super().__init__()
         self.setObjectName("render-cluster")
         self.project, self.address = project, address
         self.settings_path, self.demo_dir = settings_path, demo_dir
-        self.select_checker = select_checker
         self._paused = paused
         self._wake = threading.Event()
         self._closing = threading.Event()
@@ -106,7 +103,6 @@ class ClusterRenderThread(QThread):
 
     def run(self) -> None:
         from rendering.cluster import ClusterDriver, ClusterError, cluster_plan, connect
-        from rendering.placement_check import PlacementCheck
 
         try:
             connect(self.address)
@@ -116,7 +112,6 @@ class ClusterRenderThread(QThread):
                 cluster_plan(),
                 settings_path=self.settings_path,
                 demo_dir=self.demo_dir,
-                placement=PlacementCheck(self.select_checker) if self.select_checker else None,
             )
             with driver:
                 driver.start_workers()

@@ -107,7 +107,6 @@ class QueueControl(QObject):
         """The queue's driver for a Ray cluster: on a Ray on this machine the workers read this app's model
         settings and demo model; on a real cluster, each node its own."""
         from desktop.cluster_thread import ClusterRenderThread
-        from engine.model_settings import ModelSettings
 
         assert store.project is not None
         here = address == LOCAL_RAY
@@ -117,7 +116,6 @@ class QueueControl(QObject):
             address,
             settings_path=path if here else None,
             demo_dir=self.demo_model_dir if here else None,
-            select_checker=settings_checkers(lambda: ModelSettings.load(path, missing_ok=True)),
             paused=paused,
         )
         thread.workersReady.connect(lambda workers: self.message.emit(f"Rendering on the cluster: {workers}", 8000))

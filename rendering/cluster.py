@@ -5,7 +5,9 @@ The project file stays the single source of truth, written by this process alone
 pending jobs (projects.queue.claim_next), sends each frozen request to a worker (rendering.cluster_actor,
 one Ray actor per GPU, or CPU workers with their torch threads set so they share the cores), and stores
 each render as it comes back with the same write a local render uses (rendering.store), in one short
-transaction. Workers keep their model loaded between jobs.
+transaction. Workers keep their model loaded between jobs, and do each render's own CPU work too: the
+placement check (their node's checker, the thresholds the driver read at the claim) and the PNG and
+thumbnail, so that the one writer only compares model hashes and writes.
 
 Faults: a worker that dies or whose node leaves mid-job is dropped and its job goes back to pending for
 another worker, at most `MAX_ATTEMPTS` tries per job (then the job fails, in words), as the local queue
@@ -34,7 +36,6 @@ from projects.placement import placement_thresholds
 from projects.queue import MAX_ATTEMPTS, JobSnapshot, claim_next, fail, report_progress, requeue
 from rendering.cluster_actor import RemoteFailure, RemoteRender, RenderWorker, WorkerInfo
 from rendering.outcomes import JobResult, Outcome
-from rendering.placement_check import PlacementCheck, checked_output
 from rendering.store import patiently, store_finished
 
 log = logging.getLogger(__name__)
@@ -138,7 +139,7 @@ class _Flight:
     job: JobSnapshot
     worker: int
     ref: Any  # the ObjectRef of its render
-    thresholds: PlacementThresholds  # the project's at the claim: what the placement check reports against
+    thresholds: PlacementThresholds  # the project's at the claim: what the worker's check reports against
     sent: float = field(default_factory=time.perf_counter)
     progress_ref: Any = None  # a `progress` call on its way back, if any
     step: int = 0
@@ -158,14 +159,12 @@ class ClusterDriver:
         *,
         settings_path: Path | None = None,
         demo_dir: Path | None = None,
-        placement: PlacementCheck | None = None,
         store_patience_s: float = STORE_PATIENCE_S,
     ) -> None:
-        """`settings_path`, `demo_dir`: the model settings and demo model every worker reads; None: each node's
-        own (right for a real cluster; a Ray on this machine may share the driver's). `placement`: the check
-        each render gets before it is stored, here on the driver, as a local render gets it."""
+        """`settings_path`, `demo_dir`: the model settings (with the placement checkers) and demo model every
+        worker reads; None: each node's own (right for a real cluster; a Ray on this machine may share the
+        driver's)."""
         self.project = project
-        self.placement = placement or PlacementCheck()
         self.listener = listener
         self.plan = plan
         self.settings_path = settings_path
@@ -173,7 +172,8 @@ class ClusterDriver:
         self.store_patience_s = store_patience_s
         self.workers: list[_Worker] = []
         self.overheads_s: list[float] = []  # per stored job: round trip minus the worker's own time
-        self.store_s: list[float] = []  # per stored job: the driver's check and write (one writer: the ceiling)
+        self.finish_s: list[float] = []  # per stored job: the worker's placement check and PNG encoding
+        self.store_s: list[float] = []  # per stored job: the driver's hash check and write (one writer: the ceiling)
         self.lost_all_workers = False
         self._stop = threading.Event()
         self._flights: dict[int, _Flight] = {}  # by job id
@@ -284,7 +284,7 @@ class ClusterDriver:
                 thresholds = placement_thresholds(session) if job is not None else PlacementThresholds()
             if job is None:
                 return
-            ref = worker.handle.render.remote(job.id, job.request.to_json())
+            ref = worker.handle.render.remote(job.id, job.request.to_json(), thresholds)
             self._flights[job.id] = _Flight(job, index, ref, thresholds)
             self.listener.job_started(job, index)
 
@@ -302,6 +302,7 @@ class ClusterDriver:
         else:
             if isinstance(reply, RemoteRender):
                 self.overheads_s.append(max(0.0, elapsed() - reply.worker_seconds))
+                self.finish_s.append(reply.finish_seconds)
                 storing = time.perf_counter()
                 result = self._store(flight, reply, elapsed)
                 self.store_s.append(time.perf_counter() - storing)
@@ -311,27 +312,16 @@ class ClusterDriver:
         return result
 
     def _store(self, flight: _Flight, reply: RemoteRender, elapsed: Callable[[], float]) -> JobResult:
-        from engine.runner import RenderResult  # the driver's side of the engine's result type
-
         job = flight.job
         mismatch = self._hash_mismatch(job, reply, flight.worker)
         if mismatch:
             return self._end_failed(flight, mismatch, Outcome.FAILED, elapsed())
-        rendered = RenderResult(
-            image=reply.image,
-            request=job.request,  # the driver's own frozen request: the PNG holds exactly what was queued
-            timings=reply.timings,
-            model_hashes=reply.model_hashes,
-            device=reply.device,
-            dtype=reply.dtype,
-            notes=reply.notes,
-            reused_instances=reply.reused_instances,
-        )
-        rendered, output = checked_output(rendered, self.placement, flight.thresholds)
 
         def attempt() -> JobResult:
             with self.project.write() as session:
-                return store_finished(session, job, output, rendered, elapsed)
+                return store_finished(
+                    session, job, reply.output, elapsed, notes=reply.notes, reused_instances=reply.reused_instances
+                )
 
         try:
             return patiently(attempt, self.store_patience_s)
@@ -351,8 +341,9 @@ class ClusterDriver:
         same model would store a different picture for the same request. Say so instead."""
         model_id = job.request.model_id
         label = self._label(worker)
-        known = self._hashes.setdefault(model_id, (dict(reply.model_hashes), label))
-        for name, value in reply.model_hashes.items():
+        hashes = reply.output.model_hashes
+        known = self._hashes.setdefault(model_id, (dict(hashes), label))
+        for name, value in hashes.items():
             first = known[0].get(name)
             if first is not None and first != value:
                 return (

@@ -1,12 +1,16 @@
 """One render worker on a Ray cluster: a Ray actor that keeps a `Runner` (and so its loaded model) for its
 whole life and renders the frozen requests the driver (rendering.cluster) sends it. It never touches a
-project file: it sends the image and how it was made back, and the driver stores it.
+project file. It also does the rest of each render's own work, so the driver (one process for the whole
+cluster) only writes: it runs the placement check with its own node's checker and the thresholds the
+driver read at the claim, and encodes the PNG and thumbnail (rendering.placement_check.checked_output, as
+a local render); it sends that `RenderOutput` back and the driver stores it.
 
 The class is plain Python; the driver makes it an actor (`ray.remote(RenderWorker)`), so importing this
 module needs neither Ray nor torch. Model files are those configured on the worker's own node (its
 models.json and demo model), unless the driver names others (a local cluster shares the driver's).
-Every failure a user can act on comes back as a `RemoteFailure`, never as an exception: an exception
-from an actor means the worker itself is gone.
+A checker that fails costs the check, not the render (stored unchecked, with a note). Every failure a
+user can act on comes back as a `RemoteFailure`, never as an exception: an exception from an actor means
+the worker itself is gone.
 """
 
 from __future__ import annotations
@@ -19,12 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-import numpy.typing as npt
-
 if TYPE_CHECKING:
+    from engine.model_settings import ModelSettings
+    from engine.placement_report import PlacementThresholds
     from engine.request import RenderRequest
     from engine.runner import Runner
+    from projects.queue import RenderOutput
+    from rendering.placement_check import PlacementCheck
 
 
 @dataclass(frozen=True)
@@ -44,17 +49,14 @@ class WorkerInfo:
 
 @dataclass(frozen=True)
 class RemoteRender:
-    """A finished render, as plain data (the fields of engine.runner.RenderResult but the request, which
-    the driver already has)."""
+    """A finished, checked and encoded render: what the driver stores (`output`: the PNG, thumbnail,
+    placement, model hashes...) and what the job's result reports."""
 
-    image: npt.NDArray[np.uint8]
-    timings: dict[str, float]
-    model_hashes: dict[str, str]
-    device: str
-    dtype: str
-    notes: tuple[str, ...] = ()
+    output: RenderOutput
+    notes: tuple[str, ...] = ()  # the engine's, and the check's when it failed
     reused_instances: tuple[int, ...] = ()
-    worker_seconds: float = 0.0  # from the request's arrival to the image's return, on the worker
+    worker_seconds: float = 0.0  # from the request's arrival to the output's return, on the worker
+    finish_seconds: float = 0.0  # of which the placement check and the encoding
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,7 @@ class RenderWorker:
         self._settings_path = Path(settings_path) if settings_path else node_model_settings_path()
         self._demo_dir = Path(demo_dir) if demo_dir else None
         self._runner: Runner | None = None
+        self._check: PlacementCheck | None = None
         self._setup_error = ""
         self._lock = threading.Lock()  # the progress and cancel state, shared with the second call
         self._rendering = threading.Lock()  # one render at a time (a cancelled one may still be ending)
@@ -105,6 +108,7 @@ class RenderWorker:
         from engine.providers import settings_provider
         from engine.runner import Runner
         from rendering.demo_model import demo_model_dir
+        from rendering.placement_check import PlacementCheck, settings_checkers
 
         try:
             settings = ModelSettings.load(self._settings_path, missing_ok=True)
@@ -112,6 +116,14 @@ class RenderWorker:
             self._setup_error = f"on worker {socket.gethostname()}: {exc}"
             return
         self._runner = Runner(settings_provider(settings, demo_dir=self._demo_dir or demo_model_dir()))
+        self._check = PlacementCheck(settings_checkers(self._node_settings))
+
+    def _node_settings(self) -> ModelSettings:
+        """This node's model settings, read again for each check (as locally: a checker folder set meanwhile
+        is used); an unreadable file fails the check, which stores the render unchecked and says why."""
+        from engine.model_settings import ModelSettings
+
+        return ModelSettings.load(self._settings_path, missing_ok=True)
 
     def info(self) -> WorkerInfo:
         gpus: tuple[str, ...] = ()
@@ -135,19 +147,28 @@ class RenderWorker:
             if self._job == job_id:
                 self._cancelled.add(job_id)
 
-    def render(self, job_id: int, request_json: str) -> RemoteRender | RemoteFailure:
+    def render(self, job_id: int, request_json: str, thresholds: PlacementThresholds) -> RemoteRender | RemoteFailure:
+        """Render `request_json`, check it by `thresholds` (the project's at the claim) and encode it."""
         from engine.request import RenderRequest
 
         arrived = time.perf_counter()
-        if self._runner is None:
+        if self._runner is None or self._check is None:
             return RemoteFailure("model-files", self._setup_error)
         with self._rendering:
-            return self._render(self._runner, job_id, RenderRequest.from_json(request_json), arrived)
+            request = RenderRequest.from_json(request_json)
+            return self._render(self._runner, self._check, job_id, request, thresholds, arrived)
 
     def _render(
-        self, runner: Runner, job_id: int, request: RenderRequest, arrived: float
+        self,
+        runner: Runner,
+        check: PlacementCheck,
+        job_id: int,
+        request: RenderRequest,
+        thresholds: PlacementThresholds,
+        arrived: float,
     ) -> RemoteRender | RemoteFailure:
         from engine.runner import RenderCancelled, RenderError
+        from rendering.placement_check import checked_output
 
         with self._lock:
             self._job, self._step, self._total = job_id, 0, 0
@@ -172,13 +193,16 @@ class RenderWorker:
             with self._lock:
                 self._job = None
                 self._cancelled.discard(job_id)
+        finishing = time.perf_counter()
+        try:
+            result, output = checked_output(result, check, thresholds)
+        except Exception as exc:  # encoding broke (the check's own failures are notes): the job fails, in words
+            return RemoteFailure("error", f"the render could not be encoded on worker {socket.gethostname()}: {exc}")
+        done = time.perf_counter()
         return RemoteRender(
-            image=result.image,
-            timings=dict(result.timings),
-            model_hashes=dict(result.model_hashes),
-            device=result.device,
-            dtype=result.dtype,
+            output=output,
             notes=result.notes,
             reused_instances=result.reused_instances,
-            worker_seconds=time.perf_counter() - arrived,
+            worker_seconds=done - arrived,
+            finish_seconds=done - finishing,
         )

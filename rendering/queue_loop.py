@@ -214,7 +214,9 @@ class QueueLoop:
         with self._ending() as session:
             if session is None:  # abandoned: the owner put the job back, and the image is not kept
                 return JobResult(job, Outcome.REQUEUED, elapsed())
-            return store_finished(session, job, output, rendered, elapsed)
+            return store_finished(
+                session, job, output, elapsed, notes=rendered.notes, reused_instances=rendered.reused_instances
+            )
 
     def _not_stored(self, job: JobSnapshot, problem: ProjectError, seconds: float) -> JobResult:
         """The project file would not take the render: put the job back to pending (as patiently), say why."""

@@ -1,14 +1,15 @@
 """The one write that ends a rendered job, shared by every render path (the local queue loop and the
 cluster driver), so a render stored from either is the same: the PNG with its metadata, the thumbnail, the
-job done. Also the patience with a project file another program holds. Imports no torch: the engine's
-result is only a type here."""
+job done. Also the patience with a project file another program holds. Imports no torch. The PNG, the
+thumbnail and the placement check are made before (`rendering.placement_check.checked_output`): by the
+local loop, or on a cluster by the worker that rendered it, so the driver's write stays short."""
 
 from __future__ import annotations
 
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 from sqlalchemy.orm import Session
 
@@ -16,9 +17,6 @@ from projects.errors import ProjectBusyError, QueueError
 from projects.queue import JobSnapshot, RenderOutput, fail, finish
 from rendering.outcomes import JobResult, Outcome
 from rendering.placement_check import judge_and_reroll
-
-if TYPE_CHECKING:
-    from engine.runner import RenderResult
 
 log = logging.getLogger(__name__)
 
@@ -28,11 +26,18 @@ MAX_BACKOFF_S = 5.0
 
 
 def store_finished(
-    session: Session, job: JobSnapshot, output: RenderOutput, rendered: RenderResult, elapsed: Callable[[], float]
+    session: Session,
+    job: JobSnapshot,
+    output: RenderOutput,
+    elapsed: Callable[[], float],
+    *,
+    notes: tuple[str, ...],
+    reused_instances: tuple[int, ...],
 ) -> JobResult:
     """Store a finished render of the running `job` and mark it done, in the caller's write; a job whose
     scene was deleted meanwhile fails instead (the render is discarded). A render that missed an instance
-    queues the next seed of its re-roll chain in the same write."""
+    queues the next seed of its re-roll chain in the same write. `notes` and `reused_instances` (the
+    engine's, and the check's note) are passed on in the job's result."""
     try:
         render_id = finish(session, job.id, output)
     except QueueError as exc:
@@ -44,8 +49,8 @@ def store_finished(
         Outcome.DONE,
         elapsed(),
         render_id=render_id,
-        notes=rendered.notes,
-        reused_instances=rendered.reused_instances,
+        notes=notes,
+        reused_instances=reused_instances,
         placement=placed.report,
         placement_summary=placed.summary,
         rerolled=placed.rerolled,

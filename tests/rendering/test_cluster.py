@@ -18,6 +18,7 @@ import torch
 from PIL import Image
 from sqlalchemy import select
 
+from engine.placement_report import PlacementThresholds
 from engine.providers import load_demo_model
 from engine.runner import Runner
 from projects.database import Project
@@ -25,7 +26,7 @@ from projects.models import JobStatus, Render
 from projects.queue import JobSnapshot, list_jobs
 from projects.scenes import find_scene, queue_scene
 from rendering.cluster import ClusterDriver, ClusterError, WorkerPlan, plan_workers
-from rendering.cluster_actor import WorkerInfo
+from rendering.cluster_actor import RemoteRender, RenderWorker, WorkerInfo
 from rendering.outcomes import JobResult, Outcome
 from rendering.queue_loop import QueueLoop
 from tests.cli.test_render import shapes_project
@@ -157,11 +158,30 @@ def test_the_queue_drains_across_workers_one_killed_mid_job_and_matches_local_re
         assert render.request_json == reference.request_json
         assert np.array_equal(pixels(render.png), pixels(reference.png)), f"job {job_id}"
         assert render.png == reference.png and render.thumbnail == reference.thumbnail
+        assert render.placement is not None  # the demo model's check ran, on the worker
         assert (render.device, render.dtype, render.placement) == (
             reference.device,
             reference.dtype,
             reference.placement,
         )
+
+
+def test_a_worker_checks_with_its_own_nodes_settings_and_a_failed_check_keeps_the_render(
+    tmp_path: Path, untrained_demo_model: Path
+) -> None:
+    """The worker (called directly, without Ray) returns the encoded PNG; its node's models.json, read again
+    for each check, turned unreadable after it started: the render comes back unchecked, saying why."""
+    settings = tmp_path / "models.json"
+    worker = RenderWorker(str(settings), str(untrained_demo_model))  # threads: left as they are
+    settings.write_text("{not json")
+    path = shapes_project(tmp_path / "p.instproj", scenes=1, steps=1)
+    with Project.open(path) as project, project.write() as session:
+        job = queue_scene(session, find_scene(session, "s0"), seed=0)
+    reply = worker.render(job.id, job.request.to_json(), PlacementThresholds())
+    assert isinstance(reply, RemoteRender), reply
+    assert reply.output.placement is None and reply.notes[-1].startswith("placement not checked")
+    assert reply.output.timings["notes"] == list(reply.notes)  # kept with the render too, as locally
+    assert pixels(reply.output.png).shape == (64, 64, 3) and 0 < reply.finish_seconds < reply.worker_seconds
 
 
 def test_workers_are_planned_per_gpu_else_sharing_the_cpus() -> None:
