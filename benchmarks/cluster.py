@@ -1,7 +1,11 @@
 """Rendering a queue on Ray, measured on this machine: jobs per minute rendered locally (rendering.queue_loop),
 by 1 Ray worker and by 2 Ray workers (rendering.cluster on a local Ray), side by side, and what going through
-Ray costs per job: dispatch and transfer (the round trip minus the worker's own time) and the driver's
-store (check and write: one writer for the whole cluster, so its rate is the cluster's ceiling).
+Ray costs per job: dispatch and transfer (the round trip minus the worker's own time), the worker's
+placement check and PNG encoding (done where it rendered), and the driver's store (model hashes compared and
+the write: one writer for the whole cluster, so its rate is the cluster's ceiling). Then the same driver
+write, and the encoding a worker does, for a 512x512 render (`--side`; a noise image, the largest PNG
+of that size, so an upper bound), as a real model at 512 gives: what the README's estimate at 8 and 64
+GPUs rests on.
 
     .venv/bin/python benchmarks/cluster.py [--model resources/demo/model] [--jobs 24] [--steps 20] [--cpus 2]
 
@@ -117,6 +121,48 @@ def _run_some(driver: Any, count: int) -> list[Any]:
     return [r for r in results if r.outcome == "done"]
 
 
+def big_writes(folder: Path, count: int, side: int) -> tuple[list[float], list[float], list[float]]:
+    """Seconds to claim (the driver's first write), encode (a worker's share) and store (the driver's
+    second write) each of `count` renders of a `side` x `side` noise image, as the driver does."""
+    import numpy as np
+
+    from engine.runner import RenderResult
+    from projects.database import Project
+    from projects.placement import placement_thresholds
+    from projects.queue import claim_next
+    from rendering.output import render_output
+    from rendering.store import store_finished
+
+    rng = np.random.default_rng(0)
+    claim_s: list[float] = []
+    encode_s: list[float] = []
+    write_s: list[float] = []
+    with Project.open(make_project(folder / f"big{side}.instproj", count, 1)) as project:
+        for _ in range(count):
+            start = time.perf_counter()
+            with project.write() as session:
+                job = claim_next(session)
+                placement_thresholds(session)  # as the driver reads them with each claim
+            claim_s.append(time.perf_counter() - start)
+            assert job is not None
+            image = rng.integers(0, 256, (side, side, 3), dtype=np.uint8)
+            start = time.perf_counter()
+            output = render_output(
+                RenderResult(image, job.request, {"total": 2.5}, {"unet": "0" * 64}, "cuda", "fp16")
+            )
+            encode_s.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            with project.write() as session:
+                store_finished(session, job, output, lambda: 0.0, notes=(), reused_instances=())
+            write_s.append(time.perf_counter() - start)
+    return claim_s, encode_s, write_s
+
+
+def _ms(seconds: list[float]) -> str:
+    values = [1000 * s for s in seconds]
+    return f"median {statistics.median(values):.1f} ms, max {max(values):.1f} ms"
+
+
 def main(argv: list[str] | None = None) -> int:
     from rendering.demo_model import demo_model_dir
 
@@ -125,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=24)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--cpus", type=int, default=2, help="CPUs the local Ray gets (this machine's cores)")
+    parser.add_argument("--side", type=int, default=512, help="the image side of the driver-write measurement")
     args = parser.parse_args(argv)
     import ray
 
@@ -144,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
             for workers in (1, 2):
                 seconds, timed, driver = on_ray(args.model, folder, args.jobs, args.steps, workers, args.cpus)
                 rows.append((f"Ray, {workers} worker(s)", seconds, timed, driver))
+            big_claim, big_encode, big_write = big_writes(folder, args.jobs, args.side)
     finally:
         ray.shutdown()
     print(f"{args.jobs} jobs of a 2-instance 64x64 demo scene, {args.steps} steps, {args.cpus} CPUs\n")
@@ -153,13 +201,14 @@ def main(argv: list[str] | None = None) -> int:
     for name, _seconds, _timed, driver in rows:
         if driver is None:
             continue
-        over = [1000 * s for s in driver.overheads_s]
-        store = [1000 * s for s in driver.store_s]
         print(
-            f"{name}: Ray overhead per job (dispatch + transfer) median {statistics.median(over):.1f} ms, "
-            f"mean {statistics.fmean(over):.1f} ms, max {max(over):.1f} ms; driver store (check + write) "
-            f"median {statistics.median(store):.1f} ms"
+            f"{name}: per job, Ray (dispatch + transfer) {_ms(driver.overheads_s)}; on the worker, check + "
+            f"encode {_ms(driver.finish_s)}; on the driver, store (hashes + write) {_ms(driver.store_s)}"
         )
+    print(
+        f"a {args.side}x{args.side} render ({args.jobs} of them): encode (on the worker) {_ms(big_encode)}; "
+        f"the driver's writes: claim {_ms(big_claim)}, store {_ms(big_write)}"
+    )
     return 0
 
 
