@@ -31,7 +31,7 @@ def require_ray() -> None:
 
 def render_on_cluster(args: argparse.Namespace, project: Project, pending: int) -> int:
     """Render every pending job of `project` on the cluster at `args.cluster`; the exit code."""
-    from cli.render import write_report
+    from cli.render import placement_summary, write_report
     from projects.scenes import list_scenes
     from rendering.cluster import LOCAL, ClusterDriver, ClusterError, cluster_plan, connect
     from rendering.outcomes import Outcome
@@ -69,6 +69,9 @@ def render_on_cluster(args: argparse.Namespace, project: Project, pending: int) 
     counts = {outcome: sum(1 for r in results if r.outcome is outcome) for outcome in Outcome}
     summary = ", ".join(f"{n} {outcome.value}" for outcome, n in counts.items() if n)
     print(f"\nsummary: {summary or 'nothing rendered'} on {plan.count} worker(s)")
+    placement = placement_summary(results)
+    if placement:
+        print(placement)
     for result in results:
         if result.error:
             print(f"  job {result.job.id}: {result.error}")
@@ -120,9 +123,11 @@ class ClusterConsole:
             self.total += 1  # the next seed of its chain, queued first
         self.lines[worker] = "idle"
         self._erase()
+        placement = result.placement_words()
+        checked = f" · {placement}" if placement else ""
         self._write(
             f"[{self.done}/{self.total}] job {result.job.id} on worker {worker + 1}: {result.outcome} "
-            f"in {result.seconds:.1f}s\n"
+            f"in {result.seconds:.1f}s{checked}\n"
         )
         self._draw()
 
