@@ -3,7 +3,9 @@ runner with a weight each, switched between jobs without reloading the base, and
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import functools
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from safetensors.torch import load_file, save_file
 
 from engine.checkpoint import adapter_part
 from engine.loras import LoraLibrary, lora_hash_key
+from engine.pipeline import InstanceDiffusionPipeline
 from engine.request import InstanceKind, InstanceSpec, LoraWeight, RenderRequest
 from engine.runner import LoadedModel, ModelFilesError, RenderResult, Runner
 from tests.engine.tiny_sd import build_tiny_sd, tiny_pipeline
@@ -25,13 +28,13 @@ UNET_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
 TEXT_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
 RANK = 4
 
-# Grounding acts (one box), but no chains are merged (mis 0): nothing comes from the chain cache, so equal
-# settings give bit-identical images.
+# Grounding acts (one box, in the first step), but no chains are merged (mis 0): nothing comes from the chain
+# cache, so equal settings give bit-identical images. 64x64 is the tiny model's smallest canvas.
 REQUEST = RenderRequest(
     prompt="a red circle",
     width=64,
     height=64,
-    steps=3,
+    steps=2,
     mis=0.0,
     model_id="tiny",
     instances=(InstanceSpec("a blue square", InstanceKind.BOX, box=(0.1, 0.2, 0.6, 0.7)),),
@@ -94,19 +97,44 @@ class Counted:
         return self.runner.render(dataclasses.replace(request, loras=wanted))
 
 
+@functools.cache
+def _pristine() -> InstanceDiffusionPipeline:
+    """The tiny pipeline as built, never rendered with or given a LoRA: what every fresh model is a copy of."""
+    return tiny_pipeline()
+
+
+def fresh_pipeline() -> InstanceDiffusionPipeline:
+    """A tiny pipeline that never had a LoRA: deep copies of the pristine one's models (a quarter of a build)."""
+    pristine = _pristine()
+    vae, text_encoder, unet = copy.deepcopy((pristine.vae, pristine.text_encoder, pristine.unet))
+    return InstanceDiffusionPipeline(vae, text_encoder, pristine.tokenizer, unet)
+
+
+def counted_runner(files: dict[str, Path]) -> Counted:
+    """A runner whose model (a fresh tiny pipeline, made on the first render) can apply `files`."""
+    loads: list[LoadedModel] = []
+
+    def provide(model_id: str) -> LoadedModel:
+        model = LoadedModel(fresh_pipeline(), {"tiny": "0" * 64}, loras=LoraLibrary(files))
+        loads.append(model)
+        return model
+
+    return Counted(Runner(provide), loads)
+
+
 @pytest.fixture
 def make_runner(lora_files: dict[str, Path]) -> Callable[..., Counted]:
     def make(files: dict[str, Path] | None = None) -> Counted:
-        loads: list[LoadedModel] = []
-
-        def provide(model_id: str) -> LoadedModel:
-            model = LoadedModel(tiny_pipeline(), {"tiny": "0" * 64}, loras=LoraLibrary(files or lora_files))
-            loads.append(model)
-            return model
-
-        return Counted(Runner(provide), loads)
+        return counted_runner(files or lora_files)
 
     return make
+
+
+@pytest.fixture(scope="module")
+def base_image() -> npt.NDArray[np.int16]:
+    """REQUEST rendered by a fresh model that never had a LoRA: what every "the base exactly" check compares with
+    (the tiny pipeline is built deterministically, so any fresh one renders this)."""
+    return counted_runner({}).image()
 
 
 def difference(a: npt.NDArray[np.int16], b: npt.NDArray[np.int16]) -> float:
@@ -114,21 +142,22 @@ def difference(a: npt.NDArray[np.int16], b: npt.NDArray[np.int16]) -> float:
 
 
 def test_a_lora_changes_the_image_by_its_weight_and_weight_zero_is_the_base(
-    make_runner: Callable[..., Counted],
+    make_runner: Callable[..., Counted], base_image: npt.NDArray[np.int16]
 ) -> None:
     counted = make_runner()
-    base = counted.image()
-    differences = [difference(counted.image(("unet only", w)), base) for w in (0.0, 0.25, 0.5, 1.0)]
+    differences = [difference(counted.image(("unet only", w)), base_image) for w in (0.0, 0.25, 0.5, 1.0)]
     assert differences[0] == 0.0
     assert 0 < differences[1] < differences[2] < differences[3]
-    assert difference(counted.image(("unet only", -1.0)), base) > 0  # a negative weight subtracts it
+    assert difference(counted.image(("unet only", -1.0)), base_image) > 0  # a negative weight subtracts it
 
 
-def test_kohya_and_diffusers_files_of_one_lora_render_alike(make_runner: Callable[..., Counted]) -> None:
+def test_kohya_and_diffusers_files_of_one_lora_render_alike(
+    make_runner: Callable[..., Counted], base_image: npt.NDArray[np.int16]
+) -> None:
     counted = make_runner()
     diffusers_image = counted.image(("both", 0.8))
     kohya_image = counted.image(("both kohya", 0.8))
-    assert difference(diffusers_image, counted.image()) > 0
+    assert difference(diffusers_image, base_image) > 0
     assert np.abs(diffusers_image - kohya_image).max() <= 1  # uint8 rounding of a float difference < 1e-5
 
 
@@ -140,23 +169,22 @@ def test_two_loras_at_once_differ_from_each_alone(make_runner: Callable[..., Cou
 
 
 def test_switching_between_jobs_equals_fresh_renders_without_reloading_the_base(
-    make_runner: Callable[..., Counted],
+    make_runner: Callable[..., Counted], base_image: npt.NDArray[np.int16]
 ) -> None:
     counted = make_runner()
-    before = counted.image()  # before any LoRA was ever loaded
     a = counted.render(("unet only", 0.7)).image
     b = counted.render(("both", 1.3)).image
     after = counted.image()
-    assert len(counted.loads) == 1  # one base load for all four jobs
+    assert len(counted.loads) == 1  # one base load for all three jobs
     assert counted.loads[0].loras.loaded == 2
-    assert np.array_equal(after, before)  # bit-identical: the LoRAs came off cleanly
+    assert np.array_equal(after, base_image)  # bit-identical to a model that never had a LoRA: they came off cleanly
     assert np.array_equal(a, make_runner().render(("unet only", 0.7)).image)
     assert np.array_equal(b, make_runner().render(("both", 1.3)).image)
 
 
 def test_the_text_encoder_computes_exactly_what_it_did_once_loras_are_off(lora_files: dict[str, Path]) -> None:
     """Below the runner: the adapter layers switched off compute exactly what the base did."""
-    pipeline = tiny_pipeline()
+    pipeline = fresh_pipeline()
     tokens = torch.tensor([[49406, 320, 49407]])
     with torch.no_grad():
         plain = pipeline.text_encoder(tokens).last_hidden_state
@@ -255,20 +283,31 @@ BAD_KINDS = {
 }
 
 
+@pytest.fixture(scope="module")
+def bad_files(lora_files: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("bad")
+    return {kind: _write(kind, folder, lora_files["unet only"]) for kind in BAD_KINDS}
+
+
+@pytest.fixture(scope="module")
+def refusing(lora_files: dict[str, Path], bad_files: dict[str, Path]) -> Counted:
+    """One model for every kind of bad file: each refusal must leave it as clean as a model that never had a
+    LoRA, whatever the refusals before it left behind (stricter than a fresh model per kind)."""
+    return counted_runner({"unet only": lora_files["unet only"]} | {f"bad {k}": p for k, p in bad_files.items()})
+
+
 @pytest.mark.parametrize("kind", sorted(BAD_KINDS))
 def test_a_bad_lora_file_is_refused_in_one_line_naming_it_and_leaves_the_model_clean(
-    kind: str, make_runner: Callable[..., Counted], lora_files: dict[str, Path], tmp_path: Path
+    kind: str, refusing: Counted, bad_files: dict[str, Path], base_image: npt.NDArray[np.int16]
 ) -> None:
-    bad = _write(kind, tmp_path, lora_files["unet only"])
-    counted = make_runner({"bad one": bad, "unet only": lora_files["unet only"]})
-    before = counted.image()
+    bad = bad_files[kind]
     with pytest.raises(ModelFilesError) as info:
-        counted.render(("unet only", 1.0), ("bad one", 1.0))
+        refusing.render(("unet only", 1.0), (f"bad {kind}", 1.0))
     message = str(info.value)
     assert "\n" not in message and len(message) < 500, message
-    assert message.startswith(f"LoRA 'bad one' ({bad}): ") and BAD_KINDS[kind] in message, message
-    assert np.array_equal(counted.image(), before)  # nothing half-loaded stays active
-    assert len(counted.loads) == 1
+    assert message.startswith(f"LoRA 'bad {kind}' ({bad}): ") and BAD_KINDS[kind] in message, message
+    assert np.array_equal(refusing.image(), base_image)  # nothing half-loaded stays active
+    assert len(refusing.loads) == 1
 
 
 def test_a_lora_not_in_the_settings_is_refused_saying_how_to_add_it(make_runner: Callable[..., Counted]) -> None:
