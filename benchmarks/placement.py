@@ -107,9 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     report = evaluation_report(
         render, layouts=args.layouts, steps=args.steps, edits=args.edits, canvas_layouts=args.canvas_layouts
     )
-    report["render_seconds"] = render_times(
-        pipe, tuple(sorted({args.steps, RenderRequest.__dataclass_fields__["steps"].default}))
-    )
+    default_steps = RenderRequest.__dataclass_fields__["steps"].default
+    time_steps = args.time_steps if args.time_steps is not None else [args.steps, default_steps]
+    report["render_seconds"] = render_times(pipe, tuple(sorted(set(time_steps))))
     print(report_table(report))
     if args.record:
         record_evaluation(args.model, report)

@@ -16,7 +16,8 @@ TINY = ["--size", "tiny", "--steps", "2", "--repeats", "1"]
 
 
 def test_mis_batching_runs(capsys: pytest.CaptureFixture[str]) -> None:
-    assert mis_batching.main([*TINY, "--instances", "2", "3", "--mis", "0.5", "1.0"]) == 0
+    # One case covers every path: at 2 steps, mis 0.5 makes the first step an MIS step and the second not.
+    assert mis_batching.main([*TINY, "--instances", "2", "--mis", "0.5"]) == 0
     out = capsys.readouterr().out
     assert "speed-up (one chain at a time / batched):" in out
     assert "same latents on both paths (relative L2 < 1e-05): yes" in out
@@ -29,46 +30,40 @@ def test_pipeline_overhead_runs(capsys: pytest.CaptureFixture[str]) -> None:
     assert "latents agree (max |delta| <= 1e-05): yes" in out
 
 
-def test_placement_runs_on_a_saved_demo_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    import torch
-
-    from engine.demo.model import DemoModelConfig, build_demo_components, save_demo
-
-    torch.manual_seed(0)
-    save_demo(build_demo_components(DemoModelConfig(), tmp_path / "tok"), DemoModelConfig(), tmp_path / "model")
+def test_placement_runs_on_a_saved_demo_model(
+    untrained_demo_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert (
         placement.main(
             [
-                *("--model", str(tmp_path / "model"), "--layouts", "2", "--steps", "2", "--edits", "1"),
+                *("--model", str(untrained_demo_model), "--layouts", "1", "--steps", "2", "--edits", "1"),
                 *("--time-steps", "2", "--canvas-layouts", "1", "--figure", str(tmp_path / "figure.png")),
             ]
         )
         == 0
     )
     out = capsys.readouterr().out
-    assert "placement over 2 held-out layouts" in out and "MIS off" in out and "edit locality" in out
+    assert "placement over 1 held-out layouts" in out and "MIS off" in out and "edit locality" in out
     assert "boxes on 96x64 canvases (1 layouts)" in out and "right shape" in out
     from PIL import Image
 
     with Image.open(tmp_path / "figure.png") as figure:
         assert figure.size == (8 * 196, 2 * 192 + 4)
-    assert "4 instances, 2 steps" in out
+    assert "4 instances, 2 steps" in out and "50 steps" not in out  # only the step counts asked for are timed
     assert placement.main(["--model", str(tmp_path / "none")]) == 1
 
 
-def test_edit_reuse_runs_on_a_saved_demo_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_edit_reuse_runs_on_a_saved_demo_model(
+    untrained_demo_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     import torch
 
-    from engine.demo.model import DemoModelConfig, build_demo_components, save_demo
-
-    torch.manual_seed(0)
-    save_demo(build_demo_components(DemoModelConfig(), tmp_path / "tok"), DemoModelConfig(), tmp_path / "model")
     # mis 0.5: at 2 steps the default 0.36 runs no MIS step, so there would be no chain to reuse. One thread:
     # these renders are tiny, and several threads waiting on each other on a busy machine cost 3x here.
     args = [*TINY, "--mis", "0.5", "--instances", "3", "--warm-ups", "0", "--threads", "1"]
     threads = torch.get_num_threads()
     try:
-        assert edit_reuse.main([*args, "--model", str(tmp_path / "model")]) == 0
+        assert edit_reuse.main([*args, "--model", str(untrained_demo_model)]) == 0
     finally:
         torch.set_num_threads(threads)  # the script sets it for the whole process
     out = capsys.readouterr().out
