@@ -12,10 +12,9 @@ import pytest
 from engine.demo.bundle import read_manifest, verify_files
 from engine.demo.model import load_demo
 from engine.demo.placement import measure
-from engine.pipeline import InstanceDiffusionPipeline
 from engine.providers import DEMO_MODEL_DIR, load_demo_model
 from engine.request import InstanceKind, RenderRequest
-from engine.runner import Runner
+from engine.runner import LoadedModel, Runner
 from projects.database import Project
 from projects.models import Render
 from projects.scenes import find_scene, queue_scene
@@ -29,15 +28,9 @@ FLOORS = {InstanceKind.BOX: 0.2, InstanceKind.POINT: 0.25}
 
 
 @pytest.fixture(scope="module")
-def pipe() -> InstanceDiffusionPipeline:
-    components, config = load_demo(DEMO_MODEL_DIR)
-    return InstanceDiffusionPipeline(
-        components.vae,
-        components.text_encoder,
-        components.tokenizer,
-        components.unet,
-        preview_factors=config.preview_factors,
-    )
+def loaded() -> LoadedModel:
+    """The bundled model, loaded once for the module (the sample project's render and the placement run)."""
+    return load_demo_model()
 
 
 def test_the_bundled_model_is_intact_within_budget_and_documented() -> None:
@@ -63,42 +56,50 @@ def test_the_bundled_model_attends_by_instance_region() -> None:
     assert config.fusers.masked_attention and fuser_config_of(components.unet) == config.fusers
 
 
-def test_the_sample_project_renders_with_it(tmp_path: Path) -> None:
+def test_the_sample_project_renders_with_it(tmp_path: Path, loaded: LoadedModel) -> None:
     project_path = tmp_path / "shapes.instproj"
     shutil.copyfile(REPO_ROOT / "resources" / "samples" / "shapes.instproj", project_path)
     with Project.open(project_path) as project:
         with project.write() as session:
-            queue_scene(session, find_scene(session, "mixed kinds"))
+            scene = find_scene(session, "mixed kinds")
+            scene.overrides = {**scene.overrides, "steps": 4}  # the sample's scene as it is, in fewer steps
+            queue_scene(session, scene)
 
         class Quiet:
             def job_started(self, job: object) -> None: ...
             def job_progress(self, *args: object) -> None: ...
             def job_ended(self, result: object) -> None: ...
 
-        (result,) = QueueLoop(project, Runner(lambda _id: load_demo_model()), Quiet()).run_until_empty()
+        (result,) = QueueLoop(project, Runner(lambda _id: loaded), Quiet()).run_until_empty()
         assert result.outcome is Outcome.DONE, result.error
         with project.read() as session:
             render = session.get(Render, result.render_id)
             assert render is not None and (render.width, render.height) == (64, 64)
+            assert RenderRequest.from_json(render.request_json).steps == 4
             assert render.model_hashes.keys() == {"vae", "unet", "text_encoder"}
 
 
-def test_a_quick_placement_run_places_what_is_drawn(pipe: InstanceDiffusionPipeline) -> None:
-    """A fast version of benchmarks/placement.py on the first dozen held-out layouts: the model places most
-    instances where they were drawn (a lower bar than the benchmark's targets, which need 200 layouts), about
-    as well as its recorded evaluation says, and renders reproducibly."""
+def test_a_quick_placement_run_places_what_is_drawn(loaded: LoadedModel) -> None:
+    """A fast version of benchmarks/placement.py on the first dozen held-out layouts, boxes and points at 10
+    steps: the model places most instances where they were drawn (a lower bar than the benchmark's targets,
+    which need 200 layouts at 20 steps), about as well as its recorded evaluation says, and renders
+    reproducibly. At 10 steps layouts 0-11 score box 0.46, point 0.56; the other runs of 12 among the first
+    48 held-out layouts score at least 0.29 and 0.39, so the floors hold with room to spare."""
+    pipe = loaded.pipeline
+    requests: list[RenderRequest] = []
+    images: list[np.ndarray] = []
 
     def render(request: RenderRequest) -> np.ndarray:
-        return pipe.render(request).image
+        image = pipe.render(request).image
+        requests.append(request)
+        images.append(image)
+        return image
 
-    scores = measure(render, layouts=12, steps=20)
+    scores = measure(render, layouts=12, kinds=tuple(FLOORS), steps=10)
     recorded = read_manifest(DEMO_MODEL_DIR)["evaluation"]["mis_on"]
     for kind, floor in FLOORS.items():
         score = scores[kind].score
         assert score >= floor, (kind, score)
         assert abs(score - recorded[kind.value]["score"]) < 0.25, (kind, score)
-    from engine.demo.placement import request_for
-    from engine.demo.world import generate
-
-    request = request_for(generate(900_000), InstanceKind.BOX, steps=20)
-    assert np.array_equal(render(request), render(request))
+    first = next(i for i, request in enumerate(requests) if len(request.instances) > 1)
+    assert np.array_equal(pipe.render(requests[first]).image, images[first])
