@@ -1,5 +1,6 @@
 """Exact reuse of unchanged instance chains: a re-render after an edit equals a render from nothing."""
 
+import copy
 import dataclasses
 from collections.abc import Iterator
 from typing import Any
@@ -30,7 +31,8 @@ FIVE = (
 
 
 def scene(*instances: InstanceSpec, **overrides: object) -> RenderRequest:
-    # 4 steps at mis 0.36: one multi-instance step, then the merge (the least that has chains to reuse).
+    # 4 steps at mis 0.36: one multi-instance step, then the merge (the least that has chains to reuse; at 3
+    # steps the latents are too small for TOLERANCE's relative bound); 64x64 is the tiny model's smallest canvas.
     settings: dict[str, object] = {"prompt": "shapes on a table", "width": 64, "height": 64, "seed": 7, "steps": 4}
     return RenderRequest(instances=instances, **{**settings, **overrides})  # type: ignore[arg-type]
 
@@ -63,6 +65,28 @@ def fresh(pipe: InstanceDiffusionPipeline) -> Iterator[InstanceDiffusionPipeline
 @pytest.fixture
 def render(fresh: InstanceDiffusionPipeline) -> Reusing:
     return Reusing(fresh)
+
+
+@pytest.fixture(scope="module")
+def five_rendered(pipe: InstanceDiffusionPipeline) -> tuple[PipelineOutput, ChainCache]:
+    """FIVE rendered once with the chain cache, and a copy of the cache as that render left it: where most tests
+    start (rendered once per module, not once per test)."""
+    pipe.chain_cache.clear()
+    pipe.identity = "tiny"
+    try:
+        first = Reusing(pipe)(scene(*FIVE))
+        return first, copy.deepcopy(pipe.chain_cache)
+    finally:
+        pipe.chain_cache.clear()
+        pipe.identity = ""
+
+
+@pytest.fixture
+def after_five(fresh: InstanceDiffusionPipeline, five_rendered: tuple[PipelineOutput, ChainCache]) -> PipelineOutput:
+    """The cache as a render of FIVE leaves it (a copy of it); that render's output."""
+    first, cache = five_rendered
+    fresh.chain_cache = copy.deepcopy(cache)
+    return first
 
 
 def from_nothing(pipe: InstanceDiffusionPipeline, request: RenderRequest) -> PipelineOutput:
@@ -99,10 +123,10 @@ UNCHANGED = {
 
 @pytest.mark.parametrize("edit", sorted(EDITS))
 def test_a_re_render_after_an_edit_reuses_the_unchanged_chains_and_equals_a_render_from_nothing(
-    fresh: InstanceDiffusionPipeline, render: Reusing, edit: str
+    fresh: InstanceDiffusionPipeline, render: Reusing, after_five: PipelineOutput, edit: str
 ) -> None:
-    first = render(scene(*FIVE))
-    assert first.reused == ()
+    assert after_five.reused == ()
+    assert len(fresh.chain_cache) == len(FIVE)
     edited = scene(*EDITS[edit](FIVE))
 
     again = render(edited)
@@ -112,13 +136,11 @@ def test_a_re_render_after_an_edit_reuses_the_unchanged_chains_and_equals_a_rend
 
 
 def test_the_same_request_twice_reuses_every_chain_and_is_the_same_image(
-    fresh: InstanceDiffusionPipeline, render: Reusing
+    fresh: InstanceDiffusionPipeline, render: Reusing, after_five: PipelineOutput
 ) -> None:
-    request = scene(*FIVE)
-    first = render(request)
-    second = render(request)
+    second = render(scene(*FIVE))
     assert second.reused == (0, 1, 2, 3, 4)
-    assert_same_render(fresh, second, first)
+    assert_same_render(fresh, second, after_five)
 
 
 def test_mixed_location_kinds_are_reused_exactly(fresh: InstanceDiffusionPipeline, render: Reusing) -> None:
@@ -142,24 +164,52 @@ CHANGED_SETTINGS: dict[str, dict[str, object]] = {
 }
 
 
-def test_a_changed_setting_never_reuses(fresh: InstanceDiffusionPipeline, render: Reusing) -> None:
-    render(scene(*FIVE))
+def found_in_the_cache(
+    pipe: InstanceDiffusionPipeline, request: RenderRequest, monkeypatch: pytest.MonkeyPatch
+) -> list[bool]:
+    """Whether each chain of `request` is found in the chain cache: what decides a render's `reused`. The render
+    is stopped at its first check after the lookups (where sampling starts), so it costs only the encoding."""
+    found: list[bool] = []
+    lookup = pipe.chain_cache.get
+
+    def get(key: str) -> torch.Tensor | None:
+        latents = lookup(key)
+        found.append(latents is not None)
+        return latents
+
+    with monkeypatch.context() as patched:
+        patched.setattr(pipe.chain_cache, "get", get)
+        with pytest.raises(RenderCancelled):  # a render that never looked anything up would finish: it fails here
+            pipe.render(request, reuse_chains=True, should_cancel=lambda: bool(found))
+    return found
+
+
+def test_the_lookup_check_sees_what_a_render_reuses(
+    fresh: InstanceDiffusionPipeline, after_five: PipelineOutput, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    edited = scene(*EDITS["move"](FIVE))
+    assert found_in_the_cache(fresh, edited, monkeypatch) == [i in UNCHANGED["move"] for i in range(len(FIVE))]
+
+
+def test_a_changed_setting_never_reuses(
+    fresh: InstanceDiffusionPipeline, after_five: PipelineOutput, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for setting, change in sorted(CHANGED_SETTINGS.items()):
-        assert render(scene(*FIVE, **change)).reused == (), setting
+        assert found_in_the_cache(fresh, scene(*FIVE, **change), monkeypatch) == [False] * len(FIVE), setting
 
 
-def test_another_model_never_reuses(fresh: InstanceDiffusionPipeline, render: Reusing) -> None:
-    render(scene(*FIVE))
+def test_another_model_never_reuses(
+    fresh: InstanceDiffusionPipeline, render: Reusing, after_five: PipelineOutput
+) -> None:
     fresh.identity = "other weights"
     assert render(scene(*FIVE)).reused == ()
 
 
 def test_changing_a_location_kind_elsewhere_changes_every_chain(
-    fresh: InstanceDiffusionPipeline, render: Reusing
+    fresh: InstanceDiffusionPipeline, render: Reusing, after_five: PipelineOutput
 ) -> None:
     """The grounding drop flags follow the layout's mix of kinds, so every chain's tokens change with it."""
-    render(scene(*FIVE[:4]))
-    edited = scene(*FIVE[:3], SCRIBBLE)
+    edited = scene(*FIVE[:4], SCRIBBLE)
     again = render(edited)
     assert again.reused == ()
     assert_same_render(fresh, again, from_nothing(fresh, edited))
@@ -167,7 +217,7 @@ def test_changing_a_location_kind_elsewhere_changes_every_chain(
 
 def test_a_render_that_never_merges_keeps_nothing(fresh: InstanceDiffusionPipeline, render: Reusing) -> None:
     for mis in (0.0, 1.0):
-        render(scene(*FIVE, mis=mis))
+        render(scene(*FIVE, mis=mis, steps=2))  # no merge at any step count: the fewest
     assert len(fresh.chain_cache) == 0
 
 
@@ -202,8 +252,10 @@ def test_a_digest_sees_every_byte_dtype_and_shape() -> None:
     assert tensor_digest(base) == tensor_digest(torch.zeros(2, 3))
 
 
-def test_a_plain_call_neither_reads_nor_fills_the_cache(fresh: InstanceDiffusionPipeline, render: Reusing) -> None:
+def test_a_plain_call_neither_reads_nor_fills_the_cache(
+    fresh: InstanceDiffusionPipeline, five_rendered: tuple[PipelineOutput, ChainCache]
+) -> None:
     fresh.render(scene(*FIVE))
     assert len(fresh.chain_cache) == 0
-    render(scene(*FIVE))
+    fresh.chain_cache = copy.deepcopy(five_rendered[1])  # as a render with the cache leaves it
     assert fresh.render(scene(*FIVE)).reused == ()
