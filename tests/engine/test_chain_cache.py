@@ -187,8 +187,8 @@ def found_in_the_cache(
 def test_the_lookup_check_sees_what_a_render_reuses(
     fresh: InstanceDiffusionPipeline, after_five: PipelineOutput, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    edited = scene(*EDITS["move"](FIVE))
-    assert found_in_the_cache(fresh, edited, monkeypatch) == [i in UNCHANGED["move"] for i in range(len(FIVE))]
+    edited = scene(FIVE[0], FIVE[1], moved(FIVE[2], 0.1), FIVE[3], FIVE[4])  # the "move" edit
+    assert found_in_the_cache(fresh, edited, monkeypatch) == [True, True, False, True, True]
 
 
 def test_a_changed_setting_never_reuses(
