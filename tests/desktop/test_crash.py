@@ -10,8 +10,11 @@ pending again (or failed after its attempts). For many more kills:
 
 from __future__ import annotations
 
+import contextlib
 import os
+import queue
 import random
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -37,28 +40,64 @@ def demo_model(untrained_demo_model: Path) -> Path:
     return untrained_demo_model
 
 
-def run_and_kill(path: Path, model: Path, rng: random.Random) -> list[str]:
-    """Start the child and SIGKILL it at a random moment of its work: after a random number of its commit
-    lines (0 to 4), plus a random fraction of a second. Returns the lines it printed before dying."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.desktop.crash_child", str(path), str(model)],
-        cwd=REPO_ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
+class Worker:
+    """The child (tests/desktop/crash_child.py --fork): it imports once, then forks a fresh process for each
+    run, which the test SIGKILLs; its lines arrive on a queue, in order."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.desktop.crash_child", "--fork"],
+            cwd=REPO_ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout or ():
+            self.lines.put(line.strip())
+
+    def next_line(self, timeout: float) -> str:
+        return self.lines.get(timeout=timeout)
+
+    def close(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+def run_and_kill(worker: Worker, path: Path, model: Path, rng: random.Random) -> list[str]:
+    """Fork a run and SIGKILL it at a random moment of its work: after a random number of its commit lines
+    (0 to 4), plus a random fraction of a second. Returns the lines it printed before dying."""
+    assert worker.proc.stdin is not None
+    worker.proc.stdin.write(f"{path} {model}\n")
+    worker.proc.stdin.flush()
     lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(line.strip() for line in proc.stdout or ()), daemon=True)
-    reader.start()
+    pid, ended = 0, False
     wanted, deadline = rng.randint(0, 4), time.monotonic() + 60
-    while len(lines) < wanted and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.01)
-    time.sleep(rng.uniform(0.0, 1.0))
-    proc.kill()
-    proc.wait()
-    reader.join(timeout=10)
-    return list(lines)
+
+    def take(line: str) -> None:
+        nonlocal pid, ended
+        if line.startswith("forked "):
+            pid = int(line.split()[1])
+        elif line == "ended":  # the child has reaped the run: nothing of it runs on
+            ended = True
+        else:
+            lines.append(line)
+
+    while not ended and (not pid or len(lines) < wanted) and time.monotonic() < deadline:
+        with contextlib.suppress(queue.Empty):
+            take(worker.next_line(timeout=0.01))
+    if not ended:
+        assert pid, "the child forked no run"  # os.kill(0) would hit this process group
+        time.sleep(rng.uniform(0.0, 1.0))
+        os.kill(pid, signal.SIGKILL)  # not reaped yet (no "ended"), so the pid is still the run's
+    while not ended:
+        take(worker.next_line(timeout=60))
+    return lines
 
 
 def jobs_of(path: Path) -> list[JobSnapshot]:
@@ -94,14 +133,18 @@ def test_sigkill_at_random_moments_loses_nothing_committed(tmp_path: Path, demo_
                 queue_scene(session, find_scene(session, ref))
     rng = random.Random(1234)
     survived = mid_render = 0
-    for _ in range(KILLS):
-        if not any(job.status is JobStatus.PENDING for job in jobs_of(path)):
-            with Project.open(path) as project, project.write() as session:
-                queue_scene(session, find_scene(session, "s1"))
-        lines = run_and_kill(path, demo_model, rng)
-        mid_render += bool(lines) and lines[-1].startswith("started")
-        check_survivors(path, lines)
-        survived += 1
+    worker = Worker()
+    try:
+        for _ in range(KILLS):
+            if not any(job.status is JobStatus.PENDING for job in jobs_of(path)):
+                with Project.open(path) as project, project.write() as session:
+                    queue_scene(session, find_scene(session, "s1"))
+            lines = run_and_kill(worker, path, demo_model, rng)
+            mid_render += bool(lines) and lines[-1].startswith("started")
+            check_survivors(path, lines)
+            survived += 1
+    finally:
+        worker.close()
     with closing(sqlite3.connect(path)) as db:
         renders = db.execute("SELECT count(*) FROM renders").fetchone()[0]
     print(f"\n{survived} kills survived ({mid_render} during a render); {renders} renders committed in all")
