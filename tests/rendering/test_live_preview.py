@@ -164,7 +164,7 @@ def test_a_queued_job_goes_before_a_running_preview(project: Path, untrained_dem
         worker = QueueWorker(opened, provider, ended, on_preview=on_preview)
         thread = serve(worker)
         try:
-            worker.request_preview(1, preview_request(steps=40))
+            worker.request_preview(1, preview_request(steps=16))  # >= 0.8 s with the hook: the job comes mid-way
             assert preview_started.wait(timeout=60)
             with opened.write() as session:
                 queue_scene(session, find_scene(session, "s0"))
