@@ -46,6 +46,7 @@ from engine.grounding import instance_tensors, null_grounding, slot_grounding
 from engine.models.builder import position_net_of
 from engine.models.fusers import fuser_config_of
 from engine.models.unifusion import OFFICIAL_DROPS, GroundingDrops
+from engine.own_memory import own_memory
 from engine.regions import slot_regions
 from engine.request import MAX_SEED, InstanceKind, InstanceSpec, RenderRequest, Scheduler
 from engine.sampler import Chain, RenderCancelled, SamplerHooks, SamplerSettings, cancellable, check_cancel, sample
@@ -167,6 +168,8 @@ class InstanceDiffusionPipeline(DiffusionPipeline):
         super().__init__()
         if scheduler is None:
             scheduler = make_scheduler(Scheduler.PLMS)
+        for model in (vae, text_encoder, unet):  # however they were loaded: the same output (engine.own_memory)
+            own_memory(model)
         self.register_modules(  # type: ignore[no-untyped-call]
             vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler
         )

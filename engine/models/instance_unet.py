@@ -25,6 +25,7 @@ from diffusers.models.unets.unet_2d_condition import UNet2DConditionModel
 from engine.models.fusers import FuserConfig, install_fusers
 from engine.models.scaleu import ScaleU, backbone_channels
 from engine.models.unifusion import UniFusion, UniFusionConfig
+from engine.own_memory import own_memory
 
 __all__ = [
     "SD15_UNET",
@@ -150,6 +151,14 @@ class InstanceUNet2DConditionModel(UNet2DConditionModel):
     """
 
     __init__ = register_to_config(_instance_init)  # type: ignore[no-untyped-call]
+
+    @classmethod
+    def from_pretrained(cls, *args: Any, **kwargs: Any) -> Any:
+        """diffusers' loading, then the weights in memory of their own (`engine.own_memory`: the same
+        output whichever file layout they came from)."""
+        loaded: Any = super().from_pretrained(*args, **kwargs)  # (model, info) with output_loading_info
+        own_memory(loaded[0] if isinstance(loaded, tuple) else loaded)
+        return loaded
 
     def _set_pos_net_if_use_gligen(self, attention_type: str, cross_attention_dim: int) -> None:
         """Build nothing here: `__init__` installs UniFusion instead of diffusers' GLIGEN projection."""
