@@ -74,7 +74,18 @@ def main(argv: list[str]) -> int:
         [python, "-m", "ruff", "format", "--check", "."],
         [python, "-m", "mypy", "engine", "projects", "desktop", "common", "rendering", "cli", "main.py"],
         [VENV / ("Scripts" if os.name == "nt" else "bin") / "lint-imports"],
-        [python, "-m", "pytest", *rest],
+        # One worker per core, a test file at a time on each (its module fixtures are built once);
+        # INSTANCE_STUDIO_TEST_WORKERS=0 runs them in this process, e.g. for a debugger.
+        [
+            python,
+            "-m",
+            "pytest",
+            "-n",
+            os.environ.get("INSTANCE_STUDIO_TEST_WORKERS", "auto"),
+            "--dist",
+            "loadfile",
+            *rest,
+        ],
     ]
     for check in checks:
         print("+", " ".join(str(c) for c in check), flush=True)

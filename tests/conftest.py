@@ -11,6 +11,13 @@ from pathlib import Path
 
 # Before any Qt import: tests never need a screen.
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# Under pytest-xdist, each worker gets its share of the cores for torch (and for the children it starts):
+# two workers each running torch's default one thread per core spin against each other, and a render takes
+# ten times as long. Set before torch is imported.
+if "PYTEST_XDIST_WORKER_COUNT" in os.environ:
+    _share = max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
+    os.environ.setdefault("OMP_NUM_THREADS", str(_share))
+    os.environ.setdefault("MKL_NUM_THREADS", str(_share))
 # Logs and settings of the code under test go to a throwaway folder, never the user's.
 _HOME = Path(tempfile.mkdtemp(prefix="instance-studio-tests-"))
 os.environ["INSTANCE_STUDIO_HOME"] = str(_HOME)
