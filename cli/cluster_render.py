@@ -31,8 +31,7 @@ def require_ray() -> None:
 
 def render_on_cluster(args: argparse.Namespace, project: Project, pending: int) -> int:
     """Render every pending job of `project` on the cluster at `args.cluster`; the exit code."""
-    from cli.render import placement_summary, write_report
-    from projects.scenes import list_scenes
+    from cli.render import report_results
     from rendering.cluster import LOCAL, ClusterDriver, ClusterError, cluster_plan, connect
     from rendering.outcomes import Outcome
 
@@ -62,19 +61,7 @@ def render_on_cluster(args: argparse.Namespace, project: Project, pending: int) 
                 signal.signal(signal.SIGINT, previous)
     except ClusterError as exc:
         raise CommandError(str(exc)) from exc
-    if args.report is not None:
-        with project.read() as session:
-            names = {scene.id: scene.name for scene in list_scenes(session)}
-        write_report(args.report, results, names)
-    counts = {outcome: sum(1 for r in results if r.outcome is outcome) for outcome in Outcome}
-    summary = ", ".join(f"{n} {outcome.value}" for outcome, n in counts.items() if n)
-    print(f"\nsummary: {summary or 'nothing rendered'} on {plan.count} worker(s)")
-    placement = placement_summary(results)
-    if placement:
-        print(placement)
-    for result in results:
-        if result.error:
-            print(f"  job {result.job.id}: {result.error}")
+    report_results(args, project, results, f"on {plan.count} worker(s)")
     if driver.stopping:
         print("interrupted: the running jobs are back in the queue; run the command again to continue")
         return EXIT_INTERRUPTED

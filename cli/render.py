@@ -17,6 +17,7 @@ from rendering.demo_model import demo_model_dir
 
 if TYPE_CHECKING:
     from engine.model_settings import ModelSettings
+    from projects.database import Project
     from projects.queue import JobSnapshot
     from rendering.outcomes import JobResult
 
@@ -91,24 +92,33 @@ def cmd_render(args: argparse.Namespace) -> int:
             results = loop.run_until_empty()
         finally:
             signal.signal(signal.SIGINT, previous)
-        if args.report is not None:
-            with project.read() as session:
-                names = {scene.id: scene.name for scene in list_scenes(session)}
-            write_report(args.report, results, names)
+        report_results(args, project, results, f"in {sum(r.seconds for r in results):.1f} s")
+    if loop.stopping:
+        print("interrupted: the running job is back in the queue; run the command again to continue")
+        return EXIT_INTERRUPTED
+    stored_all = all(not r.outcome.failed and r.outcome is not Outcome.NOT_STORED for r in results)
+    return EXIT_OK if stored_all else EXIT_FAILED
+
+
+def report_results(args: argparse.Namespace, project: Project, results: list[JobResult], where: str) -> None:
+    """After a run (here or on a cluster): the --report file if asked for, then the summary on the console: the
+    outcomes, how many scenes ended fully placed, and each error. `where`: "in 12.3 s", "on 2 worker(s)"."""
+    from projects.scenes import list_scenes
+    from rendering.outcomes import Outcome
+
+    if args.report is not None:
+        with project.read() as session:
+            names = {scene.id: scene.name for scene in list_scenes(session)}
+        write_report(args.report, results, names)
     counts = {outcome: sum(1 for r in results if r.outcome is outcome) for outcome in Outcome}
     summary = ", ".join(f"{n} {outcome.value}" for outcome, n in counts.items() if n)
-    print(f"\nsummary: {summary or 'nothing rendered'} in {sum(r.seconds for r in results):.1f} s")
+    print(f"\nsummary: {summary or 'nothing rendered'} {where}")
     placement = placement_summary(results)
     if placement:
         print(placement)
     for result in results:
         if result.error:
             print(f"  job {result.job.id}: {result.error}")
-    if loop.stopping:
-        print("interrupted: the running job is back in the queue; run the command again to continue")
-        return EXIT_INTERRUPTED
-    stored_all = all(not r.outcome.failed and r.outcome is not Outcome.NOT_STORED for r in results)
-    return EXIT_OK if stored_all else EXIT_FAILED
 
 
 def check_until_placed(args: argparse.Namespace) -> int:

@@ -116,6 +116,15 @@ def mask_problems(mask: MaskRLE) -> list[tuple[str, str]]:
     return problems
 
 
+def box_iou(a: Box, b: Box) -> float:
+    """The intersection over union of two normalised (x0, y0, x1, y1) boxes; 0 when both are empty."""
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
 def bitmap_bounding_box(bitmap: npt.ArrayLike) -> Box | None:
     """The normalised box (x0, y0, x1, y1) around the non-zero pixels of a 2-D bitmap; None if it has none.
 

@@ -8,6 +8,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageDraw
 
+from engine.geometry import box_iou
 from engine.placement_report import Box, PlacementReport, PlacementThresholds
 from engine.request import InstanceKind, InstanceSpec, RenderRequest
 
@@ -23,14 +24,6 @@ class PlacementChecker(Protocol):
     def check(
         self, image: npt.NDArray[np.uint8], request: RenderRequest, thresholds: PlacementThresholds
     ) -> PlacementReport: ...
-
-
-def box_iou(a: Box, b: Box) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def requested_box(spec: InstanceSpec) -> Box | None:

@@ -14,9 +14,10 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from engine.checkers.base import box_iou, requested_box, requested_mask
+from engine.checkers.base import requested_box, requested_mask
 from engine.demo.analysis import Blob, classify_shape, colour_labels, find_blob, mask_iou
 from engine.demo.world import COLOURS, SHAPES
+from engine.geometry import box_iou
 from engine.placement_report import InstancePlacement, PlacementReport, PlacementThresholds
 from engine.request import InstanceKind, InstanceSpec, RenderRequest
 

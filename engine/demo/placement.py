@@ -21,7 +21,6 @@ import numpy as np
 import numpy.typing as npt
 
 from engine.demo.analysis import (
-    box_iou,
     classify_shape,
     colour_labels,
     edit_locality,
@@ -30,6 +29,7 @@ from engine.demo.analysis import (
     scribble_hit_rate,
 )
 from engine.demo.world import WorldScene, generate, on_canvas
+from engine.geometry import box_iou
 from engine.request import InstanceKind, RenderRequest
 
 Renderer = Callable[[RenderRequest], npt.NDArray[np.uint8]]

@@ -1,7 +1,6 @@
 import numpy as np
 
 from engine.demo.analysis import (
-    box_iou,
     classify_shape,
     colour_labels,
     edit_locality,
@@ -10,6 +9,7 @@ from engine.demo.analysis import (
     scribble_hit_rate,
 )
 from engine.demo.world import generate
+from engine.geometry import box_iou
 
 
 def test_on_ground_truth_images_placement_is_near_perfect() -> None:
