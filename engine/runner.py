@@ -171,9 +171,11 @@ class Runner:
         return self._model
 
     def unload(self) -> None:
+        loaded = self._model is not None
         self._model, self._model_id = None, None
         self._low_memory_notes = []
-        _free_memory()
+        if loaded:  # a full garbage collection costs a fraction of a second: only when there is a model to free
+            _free_memory()
 
     def render(
         self,
