@@ -4,12 +4,11 @@ bar and a line per worker on the console; Ctrl-C puts the running jobs back in t
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, TextIO
 
-from cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, CommandError, model_settings_path
+from cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, CommandError, ctrl_c_stops, model_settings_path
 from rendering.demo_model import demo_model_dir
 
 if TYPE_CHECKING:
@@ -50,15 +49,8 @@ def render_on_cluster(args: argparse.Namespace, project: Project, pending: int) 
         with driver:
             driver.start_workers()
 
-            def on_interrupt(_signal: int, _frame: object) -> None:
-                driver.stop()
-                progress.interrupted()
-
-            previous = signal.signal(signal.SIGINT, on_interrupt)
-            try:
+            with ctrl_c_stops(driver.stop, progress.interrupted):
                 results = driver.run()
-            finally:
-                signal.signal(signal.SIGINT, previous)
     except ClusterError as exc:
         raise CommandError(str(exc)) from exc
     report_results(args, project, results, f"on {plan.count} worker(s)")

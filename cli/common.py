@@ -8,6 +8,8 @@ import logging
 import logging.handlers
 import os
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -98,3 +100,20 @@ def configure_logging(verbose: bool) -> Path:
         root.addHandler(handler)
     logging.getLogger("alembic").setLevel(logging.WARNING)  # it narrates every plugin at INFO
     return log_file
+
+
+@contextmanager
+def ctrl_c_stops(*stops: Callable[[], None]) -> Iterator[None]:
+    """While inside, Ctrl-C calls each of `stops` (stop the render, say so) instead of raising
+    KeyboardInterrupt; the previous handler is back afterwards."""
+    import signal
+
+    def on_interrupt(_signal: int, _frame: object) -> None:
+        for stop in stops:
+            stop()
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

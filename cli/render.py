@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, CommandError, load_model_settings
+from cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, CommandError, ctrl_c_stops, load_model_settings
 from rendering.demo_model import demo_model_dir
 
 if TYPE_CHECKING:
@@ -24,8 +24,6 @@ if TYPE_CHECKING:
 
 def cmd_render(args: argparse.Namespace) -> int:
     """Queue the chosen scenes (if any), then render every pending job with a progress bar."""
-    import signal
-
     from cli.preflight import print_warnings, scene_warnings
     from engine.providers import settings_provider
     from engine.runner import Runner
@@ -83,15 +81,8 @@ def cmd_render(args: argparse.Namespace) -> int:
         check = PlacementCheck(settings_checkers(lambda: settings))
         loop = QueueLoop(project, Runner(provider), progress, placement=check)
 
-        def on_interrupt(_signal: int, _frame: object) -> None:
-            loop.stop()
-            progress.interrupted()
-
-        previous = signal.signal(signal.SIGINT, on_interrupt)
-        try:
+        with ctrl_c_stops(loop.stop, progress.interrupted):
             results = loop.run_until_empty()
-        finally:
-            signal.signal(signal.SIGINT, previous)
         report_results(args, project, results, f"in {sum(r.seconds for r in results):.1f} s")
     if loop.stopping:
         print("interrupted: the running job is back in the queue; run the command again to continue")
