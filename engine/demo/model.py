@@ -96,7 +96,11 @@ class DemoComponents:
 
 def build_demo_components(config: DemoModelConfig, tokenizer_dir: Path) -> DemoComponents:
     """Fresh (untrained) components; the tokenizer is generated into `tokenizer_dir`."""
-    tokenizer = write_tokenizer(tokenizer_dir)
+    return components_with(config, write_tokenizer(tokenizer_dir))
+
+
+def components_with(config: DemoModelConfig, tokenizer: CLIPTokenizer) -> DemoComponents:
+    """Fresh (untrained) components around an existing tokenizer (its vocabulary sizes the text encoder)."""
     text_config = CLIPTextConfig(
         vocab_size=len(tokenizer),
         bos_token_id=tokenizer.bos_token_id,
@@ -147,9 +151,10 @@ def load_demo(folder: Path) -> tuple[DemoComponents, DemoModelConfig]:
         text=data["text"],
         preview_factors=None if factors is None else tuple(tuple(row) for row in factors),
     )
+    # Built around the saved tokenizer: loading writes nothing (the bundled model may sit in a read-only
+    # install, and several processes may load it at once).
     tokenizer = CLIPTokenizer.from_pretrained(folder / "tokenizer", local_files_only=True)
-    components = build_demo_components(config, folder / "tokenizer")
-    components.tokenizer = tokenizer
+    components = components_with(config, tokenizer)
     for name in ("vae", "text_encoder", "unet"):
         path = folder / f"{name}.safetensors"
         load_weights(getattr(components, name), read_safetensors(path), path)

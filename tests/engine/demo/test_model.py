@@ -57,3 +57,22 @@ def test_preview_factors_are_saved_with_the_model(tmp_path: Path) -> None:
     save_demo(build_demo_components(config, tmp_path / "tok"), config, tmp_path / "model")
     _, loaded = load_demo(tmp_path / "model")
     assert loaded.preview_factors == ((0.1, 0.2, 0.3),) * 4
+
+
+def test_loading_writes_nothing_so_a_read_only_install_loads(saved: Path, tmp_path: Path) -> None:
+    """The bundled model may sit in a read-only site-packages, and several processes (test workers, cluster
+    workers on one node) load it at once: loading must not rewrite its tokenizer files."""
+    import shutil
+    import stat
+
+    folder = Path(shutil.copytree(saved, tmp_path / "model"))
+    before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()}
+    for path in [folder, *folder.rglob("*")]:
+        path.chmod(path.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+    try:
+        components, _ = load_demo(folder)
+    finally:
+        for path in [folder, *folder.rglob("*")]:
+            path.chmod(path.stat().st_mode | stat.S_IWUSR)
+    assert len(components.tokenizer) > 0
+    assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()} == before
