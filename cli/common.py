@@ -6,14 +6,16 @@ import codecs
 import io
 import logging
 import logging.handlers
-import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
+from engine.user_data import data_dir, model_settings_path
 from engine.validation import escape_character
+
+__all__ = ["data_dir", "model_settings_path"]  # where data lives, re-exported for the commands and main.py
 
 if TYPE_CHECKING:
     from engine.model_settings import ModelSettings
@@ -48,22 +50,8 @@ def escape_unprintable_output() -> None:
             stream.reconfigure(errors=ESCAPE_ERRORS)
 
 
-def data_dir() -> Path:
-    """Where logs and settings live: INSTANCE_STUDIO_HOME, else the platform's user data folder."""
-    override = os.environ.get("INSTANCE_STUDIO_HOME")
-    if override:
-        return Path(override)
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("instance-studio", appauthor=False))
-
-
 def models_dir() -> Path:
     return data_dir() / "models"
-
-
-def model_settings_path() -> Path:
-    return data_dir() / "models.json"
 
 
 def load_model_settings() -> ModelSettings:

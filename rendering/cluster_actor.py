@@ -69,17 +69,6 @@ class RemoteFailure:
     extra: dict[str, str] = field(default_factory=dict)
 
 
-def node_model_settings_path() -> Path:
-    """This node's models.json: where cli.common.data_dir and the GUI keep it (INSTANCE_STUDIO_HOME, else the
-    platform's user data folder)."""
-    home = os.environ.get("INSTANCE_STUDIO_HOME")
-    if home:
-        return Path(home) / "models.json"
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("instance-studio", appauthor=False)) / "models.json"
-
-
 class RenderWorker:
     """The actor's body. Two calls may run at once (the driver's `max_concurrency=2`): a render, and a
     `progress` or `cancel` asked while it runs."""
@@ -87,10 +76,12 @@ class RenderWorker:
     def __init__(self, settings_path: str | None = None, demo_dir: str | None = None, threads: int = 0) -> None:
         import torch
 
+        from engine.user_data import model_settings_path  # this node's
+
         if threads > 0:  # several CPU workers on one machine: each gets its share of the cores, not all of them
             torch.set_num_threads(threads)
         self._threads = torch.get_num_threads()
-        self._settings_path = Path(settings_path) if settings_path else node_model_settings_path()
+        self._settings_path = Path(settings_path) if settings_path else model_settings_path()
         self._demo_dir = Path(demo_dir) if demo_dir else None
         self._runner: Runner | None = None
         self._check: PlacementCheck | None = None
